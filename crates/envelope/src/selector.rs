@@ -1,0 +1,149 @@
+//! Selectors: what a subscription (tail, stream, drain, firehose) wants.
+//!
+//! Every non-empty criterion must match; within a list, any element may
+//! match. An empty selector matches everything.
+
+use crate::entry::Entry;
+use crate::key;
+use crate::tags;
+use crate::v2::{EnvelopeType, LogType};
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selector {
+    /// Exact source ids (any of).
+    pub source_ids: Vec<String>,
+    /// App names or source ids (any of): matches the `app_name` tag or the
+    /// source id, as `sluice logs APP` resolves an app.
+    pub apps: Vec<String>,
+    /// Substring of the app name (or source id when there is no app name),
+    /// as logspout's `/logs/filter:<substr>`.
+    pub app_substring: Option<String>,
+    /// Routing key prefixes (any of).
+    pub key_prefixes: Vec<String>,
+    /// Tag values that must all be equal (`space_name`, `organization_name`, …).
+    pub tags: Vec<(String, String)>,
+    /// Envelope kinds (any of).
+    pub envelope_types: Vec<EnvelopeType>,
+    /// Log streams (any of); envelopes that are not logs pass this criterion.
+    pub log_types: Vec<LogType>,
+}
+
+impl Selector {
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    pub fn matches(&self, entry: &Entry) -> bool {
+        let env = &entry.envelope;
+        if !self.source_ids.is_empty() && !self.source_ids.iter().any(|s| *s == env.source_id) {
+            return false;
+        }
+        if !self.apps.is_empty() {
+            let app_name = env.tag(tags::APP_NAME);
+            if !self
+                .apps
+                .iter()
+                .any(|a| *a == env.source_id || Some(a.as_str()) == app_name)
+            {
+                return false;
+            }
+        }
+        if let Some(sub) = &self.app_substring {
+            let name = env.tag(tags::APP_NAME).unwrap_or(&env.source_id);
+            if !name.contains(sub.as_str()) {
+                return false;
+            }
+        }
+        if !self.key_prefixes.is_empty()
+            && !self
+                .key_prefixes
+                .iter()
+                .any(|p| key::has_prefix(&entry.key, p))
+        {
+            return false;
+        }
+        if !self
+            .tags
+            .iter()
+            .all(|(k, v)| env.tag(k) == Some(v.as_str()))
+        {
+            return false;
+        }
+        if !self.envelope_types.is_empty() {
+            match env.envelope_type() {
+                Some(t) if self.envelope_types.contains(&t) => {}
+                _ => return false,
+            }
+        }
+        if !self.log_types.is_empty() {
+            if let Some(t) = env.log_type() {
+                if !self.log_types.contains(&t) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether only one source can match (the stream then omits per-line
+    /// source prefixes, as logspout does for a single container).
+    pub fn single_source(&self) -> bool {
+        self.source_ids.len() == 1 || (self.apps.len() == 1 && self.app_substring.is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v2::Envelope;
+    use bytes::Bytes;
+
+    fn entry(source: &str, app: &str, space: &str, t: LogType) -> Entry {
+        let mut e = Envelope::log(1, source, "0", Bytes::from_static(b"x"), t);
+        e.tags.insert("app_name".into(), app.into());
+        e.tags.insert("space_name".into(), space.into());
+        Entry::new(e)
+    }
+
+    #[test]
+    fn empty_matches_all() {
+        assert!(Selector::all().matches(&entry("a", "web", "dev", LogType::Out)));
+    }
+
+    #[test]
+    fn criteria_combine() {
+        let e = entry("guid-1", "web", "dev", LogType::Err);
+        let by_app = Selector {
+            apps: vec!["web".into()],
+            ..Default::default()
+        };
+        assert!(by_app.matches(&e));
+        let by_guid = Selector {
+            apps: vec!["guid-1".into()],
+            ..Default::default()
+        };
+        assert!(by_guid.matches(&e));
+        let wrong_space = Selector {
+            apps: vec!["web".into()],
+            tags: vec![("space_name".into(), "prod".into())],
+            ..Default::default()
+        };
+        assert!(!wrong_space.matches(&e));
+        let out_only = Selector {
+            log_types: vec![LogType::Out],
+            ..Default::default()
+        };
+        assert!(!out_only.matches(&e));
+        let filter = Selector {
+            app_substring: Some("we".into()),
+            key_prefixes: vec!["apptail".into()],
+            ..Default::default()
+        };
+        assert!(filter.matches(&e));
+        let metrics = Selector {
+            envelope_types: vec![EnvelopeType::Counter],
+            ..Default::default()
+        };
+        assert!(!metrics.matches(&e));
+    }
+}
