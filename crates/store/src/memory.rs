@@ -1,0 +1,460 @@
+//! [`MemoryStore`]: recent history in memory.
+//!
+//! Sources are spread over shards, each a mutex-guarded map from source id to
+//! a time-ordered deque, so appends from different connections rarely meet on
+//! a lock. Three limits apply: per source the newest `max_per_source`
+//! entries, per source nothing older than `max_age`, and across all sources
+//! a memory budget. When the budget is exceeded the globally oldest entries
+//! go first: eviction repeatedly finds the source whose oldest entry is
+//! oldest and trims it down to the next-oldest source's front (a scan over
+//! sources per round; rounds are few because whole runs are trimmed at once).
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use envelope::{Entry, Selector};
+use parking_lot::Mutex;
+
+use crate::query::{ReadQuery, SourceMeta, StoreStats};
+use crate::RecentStore;
+
+const SHARDS: usize = 16;
+/// Bookkeeping bytes per stored entry beyond the envelope itself.
+const ENTRY_OVERHEAD: usize = 64;
+
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Newest entries kept per source.
+    pub max_per_source: usize,
+    /// Oldest entry kept, by envelope timestamp.
+    pub max_age: Duration,
+    /// Total approximate bytes across sources.
+    pub memory_budget: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            max_per_source: 100_000,
+            max_age: Duration::from_secs(3600),
+            memory_budget: 512 << 20,
+        }
+    }
+}
+
+#[derive(Default)]
+struct SourceLog {
+    entries: VecDeque<(Arc<Entry>, usize)>,
+    bytes: usize,
+    expired: u64,
+}
+
+impl SourceLog {
+    fn oldest(&self) -> Option<i64> {
+        self.entries.front().map(|(e, _)| e.timestamp())
+    }
+
+    fn push(&mut self, entry: &Arc<Entry>, size: usize) {
+        let ts = entry.timestamp();
+        let item = (Arc::clone(entry), size);
+        match self.entries.back() {
+            Some((last, _)) if last.timestamp() > ts => {
+                // Out of order: keep the deque sorted by (timestamp, seq).
+                let at = self.entries.partition_point(|(e, _)| e.timestamp() <= ts);
+                self.entries.insert(at, item);
+            }
+            _ => self.entries.push_back(item),
+        }
+        self.bytes += size;
+    }
+
+    /// Removes the oldest entry; returns its size.
+    fn pop_oldest(&mut self) -> Option<usize> {
+        let (_, size) = self.entries.pop_front()?;
+        self.bytes -= size;
+        self.expired += 1;
+        Some(size)
+    }
+
+    /// Index range of entries with `start <= ts < end`.
+    fn range(&self, start: i64, end: i64) -> std::ops::Range<usize> {
+        let lo = self.entries.partition_point(|(e, _)| e.timestamp() < start);
+        let hi = self.entries.partition_point(|(e, _)| e.timestamp() < end);
+        lo..hi.max(lo)
+    }
+}
+
+type Shard = Mutex<HashMap<Arc<str>, SourceLog>>;
+
+pub struct MemoryStore {
+    config: StoreConfig,
+    shards: Vec<Shard>,
+    hasher: std::collections::hash_map::RandomState,
+    bytes: AtomicU64,
+    entries: AtomicU64,
+    expired: AtomicU64,
+    evicted: AtomicU64,
+    eviction: Mutex<()>,
+}
+
+impl MemoryStore {
+    pub fn new(config: StoreConfig) -> Self {
+        MemoryStore {
+            config,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+            bytes: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            eviction: Mutex::new(()),
+        }
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    fn shard(&self, source_id: &str) -> &Shard {
+        let mut h = self.hasher.build_hasher();
+        source_id.hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARDS]
+    }
+
+    fn removed(&self, n: u64, bytes: usize, by_age: bool) {
+        self.entries.fetch_sub(n, Ordering::Relaxed);
+        self.bytes.fetch_sub(bytes as u64, Ordering::Relaxed);
+        if by_age {
+            self.expired.fetch_add(n, Ordering::Relaxed);
+        } else {
+            self.evicted.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Trims the globally oldest entries until the total is under 95% of
+    /// the budget. One evictor at a time; others skip (it works for them).
+    fn enforce_budget(&self) {
+        let Some(_guard) = self.eviction.try_lock() else {
+            return;
+        };
+        let target = (self.config.memory_budget as u64) / 100 * 95;
+        while self.bytes.load(Ordering::Relaxed) > target {
+            // Find the source with the oldest front, and the runner-up front.
+            let mut oldest: Option<(i64, usize, Arc<str>)> = None;
+            let mut runner_up = i64::MAX;
+            for (i, shard) in self.shards.iter().enumerate() {
+                for (id, log) in shard.lock().iter() {
+                    let Some(ts) = log.oldest() else { continue };
+                    match &oldest {
+                        Some((best, ..)) if ts >= *best => runner_up = runner_up.min(ts),
+                        _ => {
+                            if let Some((best, ..)) = &oldest {
+                                runner_up = runner_up.min(*best);
+                            }
+                            oldest = Some((ts, i, Arc::clone(id)));
+                        }
+                    }
+                }
+            }
+            let Some((_, shard_index, id)) = oldest else {
+                return;
+            };
+            let mut shard = self.shards[shard_index].lock();
+            let Some(log) = shard.get_mut(&id) else {
+                continue;
+            };
+            let (mut n, mut freed) = (0u64, 0usize);
+            // Always make progress: take at least one entry per round.
+            while let Some(ts) = log.oldest() {
+                if n > 0
+                    && (ts > runner_up
+                        || self.bytes.load(Ordering::Relaxed) <= target + freed as u64)
+                {
+                    break;
+                }
+                freed += log.pop_oldest().unwrap_or(0);
+                n += 1;
+            }
+            if log.entries.is_empty() {
+                shard.remove(&id);
+            }
+            drop(shard);
+            self.removed(n, freed, false);
+        }
+    }
+}
+
+impl RecentStore for MemoryStore {
+    fn append(&self, batch: &[Arc<Entry>]) {
+        let max_age = self.config.max_age.as_nanos() as i64;
+        let (mut added, mut added_bytes) = (0u64, 0u64);
+        let mut i = 0;
+        while i < batch.len() {
+            // Runs of the same source (the common case) take the lock once.
+            let source = batch[i].source_id();
+            let mut shard = self.shard(source).lock();
+            let log = match shard.get_mut(source) {
+                Some(log) => log,
+                None => shard.entry(Arc::from(source)).or_default(),
+            };
+            let (mut count_evicted, mut count_bytes) = (0u64, 0usize);
+            while i < batch.len() && batch[i].source_id() == source {
+                let entry = &batch[i];
+                let size = entry.envelope.approx_size() + ENTRY_OVERHEAD;
+                log.push(entry, size);
+                added += 1;
+                added_bytes += size as u64;
+                if log.entries.len() > self.config.max_per_source {
+                    count_bytes += log.pop_oldest().unwrap_or(0);
+                    count_evicted += 1;
+                }
+                i += 1;
+            }
+            // Age limit relative to the newest entry, so a stalled clock
+            // doesn't keep stale history.
+            let mut aged = (0u64, 0usize);
+            if let Some((newest, _)) = log.entries.back() {
+                let horizon = newest.timestamp().saturating_sub(max_age);
+                while log.oldest().is_some_and(|ts| ts < horizon) {
+                    aged.1 += log.pop_oldest().unwrap_or(0);
+                    aged.0 += 1;
+                }
+            }
+            drop(shard);
+            self.entries.fetch_add(added, Ordering::Relaxed);
+            self.bytes.fetch_add(added_bytes, Ordering::Relaxed);
+            (added, added_bytes) = (0, 0);
+            if count_evicted > 0 {
+                self.removed(count_evicted, count_bytes, false);
+            }
+            if aged.0 > 0 {
+                self.removed(aged.0, aged.1, true);
+            }
+        }
+        if self.bytes.load(Ordering::Relaxed) > self.config.memory_budget as u64 {
+            self.enforce_budget();
+        }
+    }
+
+    fn read(&self, source_id: &str, query: &ReadQuery) -> Vec<Arc<Entry>> {
+        let shard = self.shard(source_id).lock();
+        let Some(log) = shard.get(source_id) else {
+            return Vec::new();
+        };
+        let range = log.range(query.start_time, query.end_time);
+        let wanted = |e: &Arc<Entry>| {
+            query.envelope_types.is_empty()
+                || e.envelope
+                    .envelope_type()
+                    .is_some_and(|t| query.envelope_types.contains(&t))
+        };
+        let limit = query.limit;
+        if query.descending {
+            log.entries
+                .range(range)
+                .rev()
+                .map(|(e, _)| e)
+                .filter(|e| wanted(e))
+                .take(limit)
+                .cloned()
+                .collect()
+        } else {
+            log.entries
+                .range(range)
+                .map(|(e, _)| e)
+                .filter(|e| wanted(e))
+                .take(limit)
+                .cloned()
+                .collect()
+        }
+    }
+
+    fn recent(&self, selector: &Selector, after: i64, limit: usize) -> Vec<Arc<Entry>> {
+        let mut found: Vec<Arc<Entry>> = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock();
+            for log in shard.values() {
+                let start = log.entries.partition_point(|(e, _)| e.timestamp() <= after);
+                let matching = log
+                    .entries
+                    .range(start..)
+                    .rev()
+                    .map(|(e, _)| e)
+                    .filter(|e| selector.matches(e))
+                    .take(limit)
+                    .cloned();
+                found.extend(matching);
+            }
+        }
+        found.sort_by_key(|e| (e.timestamp(), e.seq));
+        let skip = found.len().saturating_sub(limit);
+        found.drain(..skip);
+        found
+    }
+
+    fn meta(&self) -> Vec<SourceMeta> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            for (id, log) in shard.lock().iter() {
+                out.push(SourceMeta {
+                    source_id: id.to_string(),
+                    count: log.entries.len() as u64,
+                    expired: log.expired,
+                    oldest_timestamp: log.oldest().unwrap_or(0),
+                    newest_timestamp: log.entries.back().map(|(e, _)| e.timestamp()).unwrap_or(0),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.source_id.cmp(&b.source_id));
+        out
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            entries: self.entries.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            sources: self.shards.iter().map(|s| s.lock().len() as u64).sum(),
+            expired: self.expired.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
+        }
+    }
+
+    fn expire(&self, now: i64) {
+        let horizon = now.saturating_sub(self.config.max_age.as_nanos() as i64);
+        for shard in &self.shards {
+            let mut shard = shard.lock();
+            let (mut n, mut bytes) = (0u64, 0usize);
+            shard.retain(|_, log| {
+                while log.oldest().is_some_and(|ts| ts < horizon) {
+                    bytes += log.pop_oldest().unwrap_or(0);
+                    n += 1;
+                }
+                !log.entries.is_empty()
+            });
+            drop(shard);
+            if n > 0 {
+                self.removed(n, bytes, true);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use envelope::{Envelope, LogType};
+
+    fn entry(source: &str, ts: i64, seq: u64) -> Arc<Entry> {
+        let mut e = Entry::new(Envelope::log(
+            ts,
+            source,
+            "0",
+            Bytes::from(format!("line {ts}")),
+            LogType::Out,
+        ));
+        e.seq = seq;
+        Arc::new(e)
+    }
+
+    fn store(max_per_source: usize, budget: usize) -> MemoryStore {
+        MemoryStore::new(StoreConfig {
+            max_per_source,
+            max_age: Duration::from_secs(3600),
+            memory_budget: budget,
+        })
+    }
+
+    #[test]
+    fn read_is_time_ordered_even_when_appends_are_not() {
+        let s = store(100, 1 << 30);
+        s.append(&[entry("a", 30, 1), entry("a", 10, 2), entry("a", 20, 3)]);
+        let got: Vec<i64> = s
+            .read("a", &ReadQuery::default())
+            .iter()
+            .map(|e| e.timestamp())
+            .collect();
+        assert_eq!(got, vec![10, 20, 30]);
+        let q = ReadQuery {
+            start_time: 15,
+            end_time: 30,
+            ..Default::default()
+        };
+        assert_eq!(s.read("a", &q).len(), 1);
+        let q = ReadQuery {
+            descending: true,
+            limit: 2,
+            ..Default::default()
+        };
+        let got: Vec<i64> = s.read("a", &q).iter().map(|e| e.timestamp()).collect();
+        assert_eq!(got, vec![30, 20]);
+    }
+
+    #[test]
+    fn per_source_count_limit_keeps_newest() {
+        let s = store(3, 1 << 30);
+        let batch: Vec<_> = (1..=10).map(|i| entry("a", i, i as u64)).collect();
+        s.append(&batch);
+        let got: Vec<i64> = s
+            .read("a", &ReadQuery::default())
+            .iter()
+            .map(|e| e.timestamp())
+            .collect();
+        assert_eq!(got, vec![8, 9, 10]);
+        let meta = s.meta();
+        assert_eq!(meta[0].count, 3);
+        assert_eq!(meta[0].expired, 7);
+        assert_eq!(s.stats().entries, 3);
+    }
+
+    #[test]
+    fn age_limit_applies_on_expire() {
+        let s = store(100, 1 << 30);
+        let hour = 3_600_000_000_000i64;
+        s.append(&[entry("a", 1, 1), entry("a", hour / 2, 2)]);
+        s.expire(hour + 10);
+        assert_eq!(s.read("a", &ReadQuery::default()).len(), 1);
+        s.expire(3 * hour);
+        assert!(s.meta().is_empty());
+        assert_eq!(s.stats().entries, 0);
+        assert_eq!(s.stats().bytes, 0);
+    }
+
+    #[test]
+    fn memory_budget_evicts_oldest_across_sources() {
+        let one = entry("a", 0, 0).envelope.approx_size() + ENTRY_OVERHEAD;
+        let s = store(1000, one * 20);
+        // "old" gets early timestamps, "new" late ones.
+        let old: Vec<_> = (0..15).map(|i| entry("old", i, i as u64)).collect();
+        let new: Vec<_> = (100..115).map(|i| entry("new", i, i as u64)).collect();
+        s.append(&old);
+        s.append(&new);
+        let stats = s.stats();
+        assert!(stats.bytes <= (one * 20) as u64, "{stats:?}");
+        assert_eq!(s.read("new", &ReadQuery::default()).len(), 15);
+        assert!(s.read("old", &ReadQuery::default()).len() < 15);
+        assert!(stats.evicted > 0);
+    }
+
+    #[test]
+    fn recent_merges_sources_and_respects_after() {
+        let s = store(100, 1 << 30);
+        s.append(&[entry("a", 1, 1), entry("b", 2, 1), entry("a", 3, 2), entry("b", 4, 2)]);
+        let got: Vec<i64> = s
+            .recent(&Selector::all(), 0, 3)
+            .iter()
+            .map(|e| e.timestamp())
+            .collect();
+        assert_eq!(got, vec![2, 3, 4]);
+        let got = s.recent(&Selector::all(), 3, 10);
+        assert_eq!(got.len(), 1);
+        let only_a = Selector {
+            source_ids: vec!["a".into()],
+            ..Default::default()
+        };
+        assert_eq!(s.recent(&only_a, 0, 10).len(), 2);
+    }
+}
