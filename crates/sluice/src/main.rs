@@ -1,1 +1,45 @@
-fn main() {}
+//! The `sluice` binary: a thin clap CLI over the library crates.
+//!
+//! - `sluice server`: run the log subsystem with its embedded defaults;
+//! - `sluice run --app NAME -- CMD…`: run an app and ship its output;
+//! - `sluice logs [APP]`: tail or dump logs in `cf logs` format.
+
+mod logs;
+mod run;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Collect, keep, stream and drain application logs.
+#[derive(Parser)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (ingest, recent store, streams, HTTP API).
+    Server(serve::ServerArgs),
+    /// Run a command and ship its stdout/stderr to the server.
+    Run(run::RunArgs),
+    /// Tail live logs, or dump recent ones, in `cf logs` format.
+    Logs(logs::LogsArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(args) => serve::main(args),
+        Command::Run(args) => run::main(args),
+        Command::Logs(args) => logs::main(args),
+    };
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(err) => {
+            eprintln!("sluice: {err:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

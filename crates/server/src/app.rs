@@ -1,0 +1,195 @@
+//! [`Server`]: binds the listeners and wires ingest → bus → store and
+//! subscribers. Everything runs until the shutdown token fires; then ingest
+//! stops accepting, the bus closes (so live streams end) and the HTTP server
+//! finishes in-flight requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envelope::Entry;
+use router::{Bus, BusConfig, Metrics, Tap};
+use sources::IngestContext;
+use store::{MemoryStore, RecentStore};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{Config, ConfigError};
+use crate::http::{self, AppState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The recent store fed as a bus tap.
+struct StoreTap(Arc<dyn RecentStore>);
+
+impl Tap for StoreTap {
+    fn append(&self, batch: &[Arc<Entry>]) {
+        self.0.append(batch);
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// Where the HTTP API listens (the real port when 0 was asked).
+    pub http_addr: SocketAddr,
+    /// Where syslog over TCP listens, if enabled.
+    pub syslog_tcp_addr: Option<SocketAddr>,
+    /// Where syslog over UDP listens, if enabled.
+    pub syslog_udp_addr: Option<SocketAddr>,
+    pub bus: Bus,
+    pub store: Arc<dyn RecentStore>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Server {
+    /// Binds every listener and starts serving.
+    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Self, StartError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::default());
+        let bus = Bus::new(
+            BusConfig {
+                queue_capacity: config.router.queue_capacity.max(1),
+            },
+            Arc::clone(&metrics),
+        );
+        let store: Arc<dyn RecentStore> = Arc::new(MemoryStore::new(config.store_config()));
+        bus.add_tap(Arc::new(StoreTap(Arc::clone(&store))));
+        let ingest = IngestContext {
+            bus: bus.clone(),
+            limits: config.ingest_limits(),
+        };
+        let mut tasks = JoinSet::new();
+
+        let bind = |what, addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { what, addr, source })
+        };
+        let http_listener = bind("http", config.http.listen).await?;
+        let http_addr = local_addr(&http_listener, config.http.listen);
+
+        let mut syslog_tcp_addr = None;
+        if config.syslog.tcp {
+            let listener = bind("syslog tcp", config.syslog.listen).await?;
+            syslog_tcp_addr = Some(local_addr(&listener, config.syslog.listen));
+            tasks.spawn(sources::syslog_tcp::run(
+                listener,
+                ingest.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let mut syslog_udp_addr = None;
+        if config.syslog.udp {
+            // Same port as TCP when the configured port was 0.
+            let addr = syslog_tcp_addr.unwrap_or(config.syslog.listen);
+            let socket = match UdpSocket::bind(addr).await {
+                Ok(s) => s,
+                Err(_) if config.syslog.listen.port() == 0 => UdpSocket::bind(config.syslog.listen)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        what: "syslog udp",
+                        addr,
+                        source,
+                    })?,
+                Err(source) => {
+                    return Err(StartError::Bind {
+                        what: "syslog udp",
+                        addr,
+                        source,
+                    })
+                }
+            };
+            syslog_udp_addr = Some(socket.local_addr().unwrap_or(addr));
+            tasks.spawn(sources::syslog_udp::run(
+                socket,
+                ingest.clone(),
+                shutdown.clone(),
+            ));
+        }
+
+        let state = AppState::new(&config, bus.clone(), Arc::clone(&store), ingest);
+        let app = http::router(state);
+        let http_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(http_listener, app)
+                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+                .await;
+            if let Err(err) = served {
+                warn!(%err, "http server failed");
+            }
+        });
+
+        // Age out history even for sources that went quiet.
+        let expiry_store = Arc::clone(&store);
+        let expiry_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => expiry_store.expire(sources::now_ns()),
+                    _ = expiry_shutdown.cancelled() => return,
+                }
+            }
+        });
+
+        // Live streams end when the bus closes.
+        let closing_bus = bus.clone();
+        let closing = shutdown.clone();
+        tasks.spawn(async move {
+            closing.cancelled().await;
+            closing_bus.close();
+        });
+
+        info!(%http_addr, ?syslog_tcp_addr, ?syslog_udp_addr, "sluice server started");
+        Ok(Server {
+            http_addr,
+            syslog_tcp_addr,
+            syslog_udp_addr,
+            bus,
+            store,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Fires the shutdown token.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits for every task to finish after shutdown, at most `deadline`.
+    pub async fn wait(mut self, deadline: Duration) {
+        self.shutdown.cancelled().await;
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(deadline, all).await.is_err() {
+            warn!("tasks still running at the shutdown deadline; exiting anyway");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+fn local_addr(listener: &TcpListener, asked: SocketAddr) -> SocketAddr {
+    listener.local_addr().unwrap_or(asked)
+}

@@ -1,0 +1,270 @@
+//! `sluice.toml`: every setting with its default.
+//!
+//! The file is optional; every field has a default, and an unknown key is an
+//! error that names the key (serde's `deny_unknown_fields`). Flags of
+//! `sluice server` override the most used fields after the file is read.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where config, drains and durable state live.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub syslog: SyslogConfig,
+    pub ingest: IngestConfig,
+    pub store: StoreSection,
+    pub router: RouterConfig,
+    pub auth: AuthConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./sluice-data"),
+            http: HttpConfig::default(),
+            syslog: SyslogConfig::default(),
+            ingest: IngestConfig::default(),
+            store: StoreSection::default(),
+            router: RouterConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// HTTP API, streams and ingest.
+    pub listen: SocketAddr,
+    /// Seconds between heartbeats on an idle stream (NDJSON, SSE, WebSocket).
+    pub heartbeat_secs: u64,
+    /// Concurrent live streams; more are refused with 503.
+    pub max_streams: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            heartbeat_secs: 15,
+            max_streams: 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// Syslog ingest address, for both TCP and UDP.
+    pub listen: SocketAddr,
+    /// Accept syslog over TCP.
+    pub tcp: bool,
+    /// Accept syslog over UDP.
+    pub udp: bool,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        SyslogConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5514)),
+            tcp: true,
+            udp: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Longest payload kept, in bytes; longer ones are truncated and counted.
+    pub max_message: usize,
+    /// Largest HTTP ingest body, in bytes (413 beyond).
+    pub max_body: usize,
+    /// Concurrent syslog TCP connections.
+    pub max_connections: usize,
+    /// Seconds a syslog TCP connection may stay silent before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Largest UDP datagram read, in bytes.
+    pub max_datagram: usize,
+    /// Seconds a sender's timestamp may lie in the future before the
+    /// receive time replaces it.
+    pub max_future_skew_secs: u64,
+    /// Seconds a sender's timestamp may lie in the past before the receive
+    /// time replaces it.
+    pub max_past_skew_secs: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let d = sources::IngestLimits::default();
+        IngestConfig {
+            max_message: d.max_message,
+            max_body: d.max_body,
+            max_connections: d.max_connections,
+            idle_timeout_secs: d.idle_timeout.as_secs(),
+            max_datagram: d.max_datagram,
+            max_future_skew_secs: d.max_future_skew.as_secs(),
+            max_past_skew_secs: d.max_past_skew.as_secs(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// Newest envelopes kept per source.
+    pub max_per_source: usize,
+    /// Seconds of history kept per source.
+    pub max_age_secs: u64,
+    /// Memory budget across all sources, in MiB; the oldest go first.
+    pub memory_budget_mb: usize,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        let d = store::StoreConfig::default();
+        StoreSection {
+            max_per_source: d.max_per_source,
+            max_age_secs: d.max_age.as_secs(),
+            memory_budget_mb: d.memory_budget >> 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Queue depth per consumer (streams, drains); the oldest are dropped
+    /// beyond it and the loss is told in-band.
+    pub queue_capacity: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            queue_capacity: router::BusConfig::default().queue_capacity,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Bearer tokens accepted by the HTTP API. Required as soon as any
+    /// listener is off loopback; optional (and then enforced) on loopback.
+    pub tokens: Vec<String>,
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; the error names the offending key.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    }
+
+    /// Checks cross-field rules: tokens are required off loopback.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let exposed: Vec<String> = [("http", self.http.listen), ("syslog", self.syslog.listen)]
+            .iter()
+            .filter(|(_, addr)| !addr.ip().is_loopback())
+            .map(|(name, addr)| format!("{name} on {addr}"))
+            .collect();
+        if !exposed.is_empty() && self.auth.tokens.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "{} is not on loopback, so auth tokens are required: set [auth] tokens in sluice.toml or pass --token",
+                exposed.join(" and ")
+            )));
+        }
+        if self.auth.tokens.iter().any(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "auth tokens must be at least 16 characters".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn ingest_limits(&self) -> sources::IngestLimits {
+        let i = &self.ingest;
+        sources::IngestLimits {
+            max_message: i.max_message.max(1),
+            max_body: i.max_body.max(1),
+            max_connections: i.max_connections.max(1),
+            idle_timeout: Duration::from_secs(i.idle_timeout_secs.max(1)),
+            max_datagram: i.max_datagram.max(512),
+            max_future_skew: Duration::from_secs(i.max_future_skew_secs),
+            max_past_skew: Duration::from_secs(i.max_past_skew_secs),
+        }
+    }
+
+    pub fn store_config(&self) -> store::StoreConfig {
+        store::StoreConfig {
+            max_per_source: self.store.max_per_source.max(1),
+            max_age: Duration::from_secs(self.store.max_age_secs.max(1)),
+            memory_budget: self.store.memory_budget_mb.max(1) << 20,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.http.listen.port(), 8000);
+        assert_eq!(c.syslog.listen.port(), 5514);
+        assert_eq!(c.store.max_per_source, 100_000);
+        assert_eq!(c.store.memory_budget_mb, 512);
+        assert_eq!(c.router.queue_capacity, 10_000);
+        assert_eq!(c.ingest.max_message, 65_536);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("[store]\nmax_per_sorce = 5\n").unwrap_err();
+        assert!(err.contains("max_per_sorce"), "{err}");
+        let err = Config::parse("colour = 1\n").unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn exposed_listener_needs_tokens() {
+        let mut c = Config::parse("[http]\nlisten = \"0.0.0.0:8000\"\n").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("http on 0.0.0.0:8000"), "{err}");
+        c.auth.tokens = vec!["0123456789abcdef".into()];
+        c.validate().unwrap();
+    }
+}

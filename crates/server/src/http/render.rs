@@ -1,0 +1,202 @@
+//! Rendering entries for live streams: logspout's text, NDJSON and SSE.
+//!
+//! Text is what logspout's `/logs` prints: the bare line when one source is
+//! shown, else `name|line` with the name right-aligned to the widest seen so
+//! far and, unless `colors=off`, one ANSI color per source (logspout's
+//! palette, assigned in order of appearance). NDJSON and SSE carry Log
+//! Cache JSON envelopes, one per line / event. A loss notice is a line of
+//! text, or the notice envelope (source `sluice`) in the JSON forms.
+
+use std::collections::HashMap;
+
+use envelope::v2::Message;
+use envelope::{tags, Entry};
+use router::Loss;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamFormat {
+    Text,
+    NdJson,
+    Sse,
+}
+
+impl StreamFormat {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            StreamFormat::Text => "text/plain; charset=utf-8",
+            StreamFormat::NdJson => "application/x-ndjson",
+            StreamFormat::Sse => "text/event-stream",
+        }
+    }
+}
+
+/// logspout's palette.
+const COLORS: [&str; 12] = [
+    "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[34m", "\x1b[35m", "\x1b[36m", "\x1b[91m",
+    "\x1b[92m", "\x1b[93m", "\x1b[94m", "\x1b[95m", "\x1b[96m",
+];
+const RESET: &str = "\x1b[0m";
+/// Sources remembered for colors; beyond it colors are reassigned.
+const MAX_REMEMBERED: usize = 4096;
+
+pub struct Renderer {
+    format: StreamFormat,
+    prefix: bool,
+    colors: bool,
+    name_width: usize,
+    assigned: HashMap<String, &'static str>,
+}
+
+impl Renderer {
+    /// `prefix`: show `name|` (more than one source may appear).
+    pub fn new(format: StreamFormat, prefix: bool, colors: bool) -> Self {
+        Renderer {
+            format,
+            prefix,
+            colors,
+            name_width: 0,
+            assigned: HashMap::new(),
+        }
+    }
+
+    pub fn entry(&mut self, entry: &Entry, out: &mut Vec<u8>) {
+        match self.format {
+            StreamFormat::Text => self.text(entry, out),
+            StreamFormat::NdJson => {
+                envelope::json::write_json(&entry.envelope, out);
+                out.push(b'\n');
+            }
+            StreamFormat::Sse => {
+                out.extend_from_slice(b"data: ");
+                envelope::json::write_json(&entry.envelope, out);
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+    }
+
+    pub fn loss(&mut self, loss: &Loss, out: &mut Vec<u8>) {
+        match self.format {
+            StreamFormat::Text => {
+                out.extend_from_slice(loss.notice().as_bytes());
+                out.push(b'\n');
+            }
+            _ => {
+                let notice = Entry::new(loss.notice_envelope());
+                self.entry(&notice, out);
+            }
+        }
+    }
+
+    /// Bytes that keep an idle stream alive; empty for text, where any
+    /// byte would show up in the user's terminal.
+    pub fn heartbeat(&self) -> &'static [u8] {
+        match self.format {
+            StreamFormat::Text => b"",
+            StreamFormat::NdJson => b"\n",
+            StreamFormat::Sse => b": heartbeat\n\n",
+        }
+    }
+
+    fn text(&mut self, entry: &Entry, out: &mut Vec<u8>) {
+        let env = &entry.envelope;
+        let line = message_text(&env.message);
+        if !self.prefix {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+            return;
+        }
+        let name = env.tag(tags::APP_NAME).unwrap_or(&env.source_id);
+        self.name_width = self.name_width.max(name.chars().count());
+        if self.colors {
+            if self.assigned.len() >= MAX_REMEMBERED {
+                self.assigned.clear();
+            }
+            let next = COLORS[self.assigned.len() % COLORS.len()];
+            let color = *self.assigned.entry(name.to_owned()).or_insert(next);
+            out.extend_from_slice(color.as_bytes());
+        }
+        let pad = self.name_width - name.chars().count();
+        out.extend(std::iter::repeat_n(b' ', pad));
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'|');
+        out.extend_from_slice(line.as_bytes());
+        if self.colors {
+            out.extend_from_slice(RESET.as_bytes());
+        }
+        out.push(b'\n');
+    }
+}
+
+/// The human text of a message: the payload of a log (lossy UTF-8, without
+/// its line end), `title: body` of an event, a short form of a metric.
+pub fn message_text(message: &Option<Message>) -> String {
+    match message {
+        Some(Message::Log(log)) => String::from_utf8_lossy(&log.payload)
+            .trim_end_matches(['\n', '\r'])
+            .to_owned(),
+        Some(Message::Event(e)) => format!("{}: {}", e.title, e.body),
+        Some(Message::Counter(c)) => format!("counter {} delta={} total={}", c.name, c.delta, c.total),
+        Some(Message::Gauge(g)) => {
+            let parts: Vec<String> = g
+                .metrics
+                .iter()
+                .map(|(k, v)| format!("{k}={} {}", v.value, v.unit))
+                .collect();
+            format!("gauge {}", parts.join(" "))
+        }
+        Some(Message::Timer(t)) => format!("timer {} {}ns", t.name, t.stop.saturating_sub(t.start)),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use envelope::{Envelope, LogType};
+
+    fn entry(app: &str, text: &'static str) -> Entry {
+        let mut e = Envelope::log(1, app, "0", Bytes::from_static(text.as_bytes()), LogType::Out);
+        e.tags.insert("app_name".into(), app.into());
+        Entry::new(e)
+    }
+
+    #[test]
+    fn logspout_text_prefixes() {
+        let mut r = Renderer::new(StreamFormat::Text, true, false);
+        let mut out = Vec::new();
+        r.entry(&entry("web", "hello\n"), &mut out);
+        r.entry(&entry("worker", "x"), &mut out);
+        r.entry(&entry("web", "again"), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "web|hello\nworker|x\n   web|again\n"
+        );
+        let mut r = Renderer::new(StreamFormat::Text, true, true);
+        let mut out = Vec::new();
+        r.entry(&entry("web", "hi"), &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "\x1b[31mweb|hi\x1b[0m\n");
+        let mut r = Renderer::new(StreamFormat::Text, false, true);
+        let mut out = Vec::new();
+        r.entry(&entry("web", "hi"), &mut out);
+        assert_eq!(out, b"hi\n");
+    }
+
+    #[test]
+    fn json_forms() {
+        let mut out = Vec::new();
+        Renderer::new(StreamFormat::NdJson, true, true).entry(&entry("web", "hi"), &mut out);
+        assert!(out.starts_with(b"{\"timestamp\":\"1\"") && out.ends_with(b"}\n"));
+        let mut out = Vec::new();
+        Renderer::new(StreamFormat::Sse, true, true).loss(
+            &Loss {
+                count: 3,
+                since: 0,
+            },
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("data: {") && text.ends_with("}\n\n"), "{text}");
+        assert!(text.contains("\"source_id\":\"sluice\""));
+    }
+}
