@@ -14,7 +14,8 @@ pub struct Entry {
     pub envelope: Envelope,
     /// Routing key (`apptail.<source_id>`, `metric.<source_id>`, …).
     pub key: Arc<str>,
-    /// Per-source sequence, assigned by the router at publish: consecutive
+    /// Per-source sequence, assigned by the router at publish (which also
+    /// makes timestamps strictly increasing per source): consecutive
     /// within one source and one server run, so consumers can order entries
     /// with equal timestamps and see gaps.
     pub seq: u64,

@@ -524,10 +524,19 @@ mod tests {
 
     #[test]
     fn numbers_accepted_where_strings_are_canonical() {
-        let e = from_json(br#"{"timestamp":12,"source_id":"a","counter":{"name":"x","delta":3,"total":"4"}}"#)
-            .unwrap();
+        let e = from_json(
+            br#"{"timestamp":12,"source_id":"a","counter":{"name":"x","delta":3,"total":"4"}}"#,
+        )
+        .unwrap();
         assert_eq!(e.timestamp, 12);
-        assert!(matches!(e.message, Some(Message::Counter(Counter { delta: 3, total: 4, .. }))));
+        assert!(matches!(
+            e.message,
+            Some(Message::Counter(Counter {
+                delta: 3,
+                total: 4,
+                ..
+            }))
+        ));
     }
 
     #[test]

@@ -88,7 +88,9 @@ impl Selector {
     /// Whether only one source can match (the stream then omits per-line
     /// source prefixes, as logspout does for a single container).
     pub fn single_source(&self) -> bool {
-        self.source_ids.len() == 1 || (self.apps.len() == 1 && self.app_substring.is_none())
+        let by_name = self.tags.iter().any(|(k, _)| k == tags::APP_NAME);
+        self.app_substring.is_none()
+            && (self.source_ids.len() == 1 || self.apps.len() == 1 || by_name)
     }
 }
 

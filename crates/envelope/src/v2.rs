@@ -249,7 +249,11 @@ impl Envelope {
             Some(Message::Timer(t)) => t.name.len(),
             None => 0,
         };
-        std::mem::size_of::<Envelope>() + self.source_id.len() + self.instance_id.len() + tags + message
+        std::mem::size_of::<Envelope>()
+            + self.source_id.len()
+            + self.instance_id.len()
+            + tags
+            + message
     }
 }
 

@@ -82,7 +82,12 @@ impl Bus {
             .into_iter()
             .map(|envelope| {
                 let mut entry = Entry::new(envelope);
-                entry.seq = self.inner.sequencer.next(&entry.envelope.source_id);
+                let (seq, ts) = self
+                    .inner
+                    .sequencer
+                    .next(&entry.envelope.source_id, entry.envelope.timestamp);
+                entry.seq = seq;
+                entry.envelope.timestamp = ts;
                 Arc::new(entry)
             })
             .collect();
@@ -164,7 +169,13 @@ mod tests {
     use envelope::LogType;
 
     fn log(source: &str, text: &'static str) -> Envelope {
-        Envelope::log(1, source, "0", Bytes::from_static(text.as_bytes()), LogType::Out)
+        Envelope::log(
+            1,
+            source,
+            "0",
+            Bytes::from_static(text.as_bytes()),
+            LogType::Out,
+        )
     }
 
     fn bus() -> Bus {

@@ -187,7 +187,10 @@ mod tests {
         m.count_drop("queue_full", 2);
         m.egress("stream", 1);
         let text = m.encode();
-        assert!(text.contains("sluice_ingress_envelopes_total{protocol=\"syslog_tcp\"} 3"), "{text}");
+        assert!(
+            text.contains("sluice_ingress_envelopes_total{protocol=\"syslog_tcp\"} 3"),
+            "{text}"
+        );
         assert!(text.contains("sluice_drops_total{reason=\"queue_full\"} 2"));
         assert!(text.contains("sluice_egress_envelopes_total{consumer=\"stream\"} 1"));
         assert!(text.contains("sluice_store_entries 0"));

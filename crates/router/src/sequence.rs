@@ -1,6 +1,12 @@
-//! Per-source sequence numbers.
+//! Per-source sequence numbers and strictly increasing timestamps.
 //!
 //! Each source gets consecutive numbers starting at 1 within one server run.
+//! Timestamps are also made strictly increasing per source where they tie
+//! or step back by less than [`NUDGE_WINDOW_NS`] (senders with second or
+//! microsecond resolution, batches stamped with one receive time): such an
+//! entry gets the previous timestamp + 1 ns. Log Cache clients page by
+//! `start_time = last + 1`, and without this they would skip entries that
+//! share a timestamp. Entries further out of order keep their timestamp.
 //! The map is sharded by source so concurrent ingest connections rarely meet
 //! on a lock. It is bounded: when a shard holds more than its share of
 //! [`Sequencer::MAX_SOURCES`] it is cleared, and those sources restart at 1
@@ -13,9 +19,11 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use parking_lot::Mutex;
 
 const SHARDS: usize = 32;
+/// Ties and small steps back within this window are nudged forward.
+pub const NUDGE_WINDOW_NS: i64 = 1_000_000_000;
 
 pub struct Sequencer {
-    shards: Vec<Mutex<HashMap<String, u64>>>,
+    shards: Vec<Mutex<HashMap<String, (u64, i64)>>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -32,24 +40,31 @@ impl Sequencer {
     /// How many sources are tracked before shards start resetting.
     pub const MAX_SOURCES: usize = 1 << 20;
 
-    fn shard(&self, source_id: &str) -> &Mutex<HashMap<String, u64>> {
+    fn shard(&self, source_id: &str) -> &Mutex<HashMap<String, (u64, i64)>> {
         let mut h = self.hasher.build_hasher();
         source_id.hash(&mut h);
         &self.shards[(h.finish() as usize) % SHARDS]
     }
 
-    /// The next sequence number of `source_id`.
-    pub fn next(&self, source_id: &str) -> u64 {
+    /// The next sequence number of `source_id`, and the timestamp to use
+    /// for an entry stamped `timestamp` (see the module docs).
+    pub fn next(&self, source_id: &str, timestamp: i64) -> (u64, i64) {
         let mut shard = self.shard(source_id).lock();
-        if let Some(seq) = shard.get_mut(source_id) {
+        if let Some((seq, last)) = shard.get_mut(source_id) {
             *seq += 1;
-            return *seq;
+            let ts = if timestamp <= *last && *last - timestamp < NUDGE_WINDOW_NS {
+                last.saturating_add(1)
+            } else {
+                timestamp
+            };
+            *last = (*last).max(ts);
+            return (*seq, ts);
         }
         if shard.len() >= Self::MAX_SOURCES / SHARDS {
             shard.clear();
         }
-        shard.insert(source_id.to_owned(), 1);
-        1
+        shard.insert(source_id.to_owned(), (1, timestamp));
+        (1, timestamp)
     }
 }
 
@@ -60,9 +75,22 @@ mod tests {
     #[test]
     fn consecutive_per_source() {
         let s = Sequencer::default();
-        assert_eq!(s.next("a"), 1);
-        assert_eq!(s.next("a"), 2);
-        assert_eq!(s.next("b"), 1);
-        assert_eq!(s.next("a"), 3);
+        assert_eq!(s.next("a", 100).0, 1);
+        assert_eq!(s.next("a", 200).0, 2);
+        assert_eq!(s.next("b", 100).0, 1);
+        assert_eq!(s.next("a", 300).0, 3);
+    }
+
+    #[test]
+    fn ties_are_nudged_but_old_entries_keep_their_time() {
+        let s = Sequencer::default();
+        assert_eq!(s.next("a", 1_000).1, 1_000);
+        assert_eq!(s.next("a", 1_000).1, 1_001);
+        assert_eq!(s.next("a", 1_000).1, 1_002);
+        assert_eq!(s.next("a", 999).1, 1_003);
+        assert_eq!(s.next("a", 5_000).1, 5_000);
+        let old = 5_000 - 2 * NUDGE_WINDOW_NS;
+        assert_eq!(s.next("a", old).1, old);
+        assert_eq!(s.next("a", 5_000).1, 5_001);
     }
 }

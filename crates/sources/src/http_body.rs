@@ -34,7 +34,12 @@ impl BodyKind {
         let Some(ct) = content_type else {
             return Some(BodyKind::Text);
         };
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "application/logplex-1" => Some(BodyKind::Logplex),
             "application/x-ndjson" | "application/json" | "application/jsonl" => {
@@ -245,7 +250,13 @@ mod tests {
         assert_eq!(envs.len(), 2);
         assert_eq!(envs[1].log_type(), Some(LogType::Err));
         let err = ctx().decode_logplex(body, Some("3"), NOW).unwrap_err();
-        assert!(matches!(err, BodyError::MsgCount { declared: 3, found: 2 }));
+        assert!(matches!(
+            err,
+            BodyError::MsgCount {
+                declared: 3,
+                found: 2
+            }
+        ));
         let err = ctx()
             .decode_logplex(Bytes::from_static(b"99 <14>1 short"), None, NOW)
             .unwrap_err();

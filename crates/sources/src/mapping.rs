@@ -65,7 +65,8 @@ pub fn syslog_to_envelope(
             env.instance_id = instance.to_owned();
             loggregator_procid = true;
         } else if let Some((kind, n)) = heroku_proc_id(proc_id) {
-            env.tags.insert(tags::SOURCE_TYPE.to_owned(), kind.to_owned());
+            env.tags
+                .insert(tags::SOURCE_TYPE.to_owned(), kind.to_owned());
             env.instance_id = n.to_owned();
         } else {
             env.tags.insert("proc_id".to_owned(), proc_id.to_owned());
@@ -81,7 +82,8 @@ pub fn syslog_to_envelope(
             {
                 env.tags
                     .insert(tags::ORGANIZATION_NAME.to_owned(), org.to_owned());
-                env.tags.insert(tags::SPACE_NAME.to_owned(), space.to_owned());
+                env.tags
+                    .insert(tags::SPACE_NAME.to_owned(), space.to_owned());
                 env.tags.insert(tags::APP_NAME.to_owned(), app.to_owned());
             }
         }
@@ -122,7 +124,9 @@ fn loggregator_proc_id(proc_id: &str) -> Option<(&str, &str)> {
 fn heroku_proc_id(proc_id: &str) -> Option<(&str, &str)> {
     let (kind, n) = proc_id.rsplit_once('.')?;
     let valid = !kind.is_empty()
-        && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         && !n.is_empty()
         && n.bytes().all(|b| b.is_ascii_digit());
     valid.then_some((kind, n))
@@ -138,7 +142,12 @@ mod tests {
     fn map(frame: &'static [u8]) -> Envelope {
         let frame = Bytes::from_static(frame);
         let msg = parse(&frame, NOW);
-        syslog_to_envelope(&msg, frame.slice_ref(msg.message), &IngestLimits::default(), NOW)
+        syslog_to_envelope(
+            &msg,
+            frame.slice_ref(msg.message),
+            &IngestLimits::default(),
+            NOW,
+        )
     }
 
     #[test]
@@ -171,7 +180,10 @@ mod tests {
     #[test]
     fn heroku_dyno_and_rfc3164() {
         let e = map(b"<190>1 2026-11-27T13:14:58Z host app web.2 - - hi");
-        assert_eq!((e.tag("source_type"), e.instance_id.as_str()), (Some("web"), "2"));
+        assert_eq!(
+            (e.tag("source_type"), e.instance_id.as_str()),
+            (Some("web"), "2")
+        );
         let e = map(b"<13>Nov 27 13:14:58 box web[12]: hello");
         assert_eq!(e.source_id, "web");
         assert_eq!(&e.as_log().unwrap().payload[..], b"hello");

@@ -442,7 +442,12 @@ mod tests {
     #[test]
     fn recent_merges_sources_and_respects_after() {
         let s = store(100, 1 << 30);
-        s.append(&[entry("a", 1, 1), entry("b", 2, 1), entry("a", 3, 2), entry("b", 4, 2)]);
+        s.append(&[
+            entry("a", 1, 1),
+            entry("b", 2, 1),
+            entry("a", 3, 2),
+            entry("b", 4, 2),
+        ]);
         let got: Vec<i64> = s
             .recent(&Selector::all(), 0, 3)
             .iter()

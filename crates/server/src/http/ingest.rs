@@ -43,7 +43,10 @@ pub async fn post_logs(
             let count = headers
                 .get("logplex-msg-count")
                 .and_then(|v| v.to_str().ok());
-            ("http_logplex", state.ingest.decode_logplex(body, count, now))
+            (
+                "http_logplex",
+                state.ingest.decode_logplex(body, count, now),
+            )
         }
         BodyKind::NdJson => ("http_ndjson", state.ingest.decode_ndjson(&body, now)),
         BodyKind::Text => (

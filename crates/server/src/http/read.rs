@@ -37,10 +37,9 @@ pub fn parse_read_query(raw: &str, now: i64) -> Result<ReadQuery, ApiError> {
     };
     for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
         let int = |what: &str| {
-            value
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| ApiError::bad_request(format!("{what} must be an integer, got {value:?}")))
+            value.trim().parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!("{what} must be an integer, got {value:?}"))
+            })
         };
         match key.as_ref() {
             "start_time" => q.start_time = int("start_time")?,
@@ -106,7 +105,10 @@ mod tests {
             100,
         )
         .unwrap();
-        assert_eq!((q.start_time, q.end_time, q.limit, q.descending), (5, 50, 7, true));
+        assert_eq!(
+            (q.start_time, q.end_time, q.limit, q.descending),
+            (5, 50, 7, true)
+        );
         assert_eq!(q.envelope_types.len(), 3);
         let q = parse_read_query("", 100).unwrap();
         assert_eq!((q.start_time, q.end_time, q.limit), (0, 101, 100));

@@ -32,8 +32,8 @@ impl StreamFormat {
 
 /// logspout's palette.
 const COLORS: [&str; 12] = [
-    "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[34m", "\x1b[35m", "\x1b[36m", "\x1b[91m",
-    "\x1b[92m", "\x1b[93m", "\x1b[94m", "\x1b[95m", "\x1b[96m",
+    "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[34m", "\x1b[35m", "\x1b[36m", "\x1b[91m", "\x1b[92m",
+    "\x1b[93m", "\x1b[94m", "\x1b[95m", "\x1b[96m",
 ];
 const RESET: &str = "\x1b[0m";
 /// Sources remembered for colors; beyond it colors are reassigned.
@@ -135,7 +135,9 @@ pub fn message_text(message: &Option<Message>) -> String {
             .trim_end_matches(['\n', '\r'])
             .to_owned(),
         Some(Message::Event(e)) => format!("{}: {}", e.title, e.body),
-        Some(Message::Counter(c)) => format!("counter {} delta={} total={}", c.name, c.delta, c.total),
+        Some(Message::Counter(c)) => {
+            format!("counter {} delta={} total={}", c.name, c.delta, c.total)
+        }
         Some(Message::Gauge(g)) => {
             let parts: Vec<String> = g
                 .metrics
@@ -156,7 +158,13 @@ mod tests {
     use envelope::{Envelope, LogType};
 
     fn entry(app: &str, text: &'static str) -> Entry {
-        let mut e = Envelope::log(1, app, "0", Bytes::from_static(text.as_bytes()), LogType::Out);
+        let mut e = Envelope::log(
+            1,
+            app,
+            "0",
+            Bytes::from_static(text.as_bytes()),
+            LogType::Out,
+        );
         e.tags.insert("app_name".into(), app.into());
         Entry::new(e)
     }
@@ -188,15 +196,12 @@ mod tests {
         Renderer::new(StreamFormat::NdJson, true, true).entry(&entry("web", "hi"), &mut out);
         assert!(out.starts_with(b"{\"timestamp\":\"1\"") && out.ends_with(b"}\n"));
         let mut out = Vec::new();
-        Renderer::new(StreamFormat::Sse, true, true).loss(
-            &Loss {
-                count: 3,
-                since: 0,
-            },
-            &mut out,
-        );
+        Renderer::new(StreamFormat::Sse, true, true).loss(&Loss { count: 3, since: 0 }, &mut out);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("data: {") && text.ends_with("}\n\n"), "{text}");
+        assert!(
+            text.starts_with("data: {") && text.ends_with("}\n\n"),
+            "{text}"
+        );
         assert!(text.contains("\"source_id\":\"sluice\""));
     }
 }

@@ -101,12 +101,14 @@ struct Prepared {
 
 fn prepare(state: &AppState, spec: Option<&str>, q: &StreamQuery) -> Result<Prepared, ApiError> {
     let selector = selector_for(spec, q)?;
-    let permit = Arc::clone(&state.streams).try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many live streams; try again later",
-        )
-    })?;
+    let permit = Arc::clone(&state.streams)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many live streams; try again later",
+            )
+        })?;
     let follow = !matches!(q.follow.as_deref(), Some("false" | "0" | "no"));
     let sub = state.bus.subscribe(selector.clone(), "stream");
     let mut replay = VecDeque::new();
@@ -168,7 +170,8 @@ pub fn selector_for(spec: Option<&str>, q: &StreamQuery) -> Result<Selector, Api
         s.tags.push((tags::SPACE_NAME.to_owned(), space.clone()));
     }
     if let Some(org) = &q.org {
-        s.tags.push((tags::ORGANIZATION_NAME.to_owned(), org.clone()));
+        s.tags
+            .push((tags::ORGANIZATION_NAME.to_owned(), org.clone()));
     }
     Ok(s)
 }
@@ -208,9 +211,8 @@ impl Prepared {
                 Ok(Some(mut d)) => {
                     if !self.replayed.is_empty() {
                         let replayed = &self.replayed;
-                        d.entries.retain(|e| {
-                            replayed.get(e.source_id()).is_none_or(|seq| e.seq > *seq)
-                        });
+                        d.entries
+                            .retain(|e| replayed.get(e.source_id()).is_none_or(|seq| e.seq > *seq));
                     }
                     if d.loss.is_some() || !d.entries.is_empty() {
                         return Some(Some(d));

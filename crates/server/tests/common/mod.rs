@@ -1,0 +1,107 @@
+//! A server on loopback port 0 with a throwaway data dir, for tests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sluice_server::{Config, Server};
+use tokio_util::sync::CancellationToken;
+
+#[allow(dead_code)] // each test binary uses a different part
+pub struct TestServer {
+    pub server: Server,
+    pub http: String,
+    pub syslog: SocketAddr,
+    pub udp: SocketAddr,
+    _dir: TempDir,
+}
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("sluice-test-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = TempDir::new("srv");
+    let mut config = Config::default();
+    config.data_dir = dir.0.clone();
+    config.http.listen = "127.0.0.1:0".parse().expect("addr");
+    config.syslog.listen = "127.0.0.1:0".parse().expect("addr");
+    config.http.heartbeat_secs = 1;
+    tweak(&mut config);
+    let server = Server::start(config, CancellationToken::new())
+        .await
+        .expect("server starts");
+    TestServer {
+        http: format!("http://{}", server.http_addr),
+        syslog: server.syslog_tcp_addr.expect("tcp"),
+        udp: server.syslog_udp_addr.expect("udp"),
+        server,
+        _dir: dir,
+    }
+}
+
+#[allow(dead_code)]
+impl TestServer {
+    /// Waits until the store holds `n` entries (ingest is asynchronous).
+    pub async fn wait_for_entries(&self, n: u64) -> u64 {
+        for _ in 0..200 {
+            let have = self.server.store.stats().entries;
+            if have >= n {
+                return have;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.server.store.stats().entries
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.http))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// The value of one sample line in /metrics, 0 when absent.
+    pub async fn metric(&self, sample: &str) -> u64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
+    /// Payloads of a source, oldest first, via Log Cache's read API.
+    pub async fn payloads(&self, source: &str) -> Vec<String> {
+        let body = reqwest::get(format!("{}/api/v1/read/{source}?limit=1000", self.http))
+            .await
+            .expect("read")
+            .bytes()
+            .await
+            .expect("body");
+        let batch = envelope::json::batch_from_json(&body).expect("read json");
+        batch
+            .batch
+            .iter()
+            .filter_map(|e| e.as_log())
+            .map(|l| String::from_utf8_lossy(&l.payload).into_owned())
+            .collect()
+    }
+}

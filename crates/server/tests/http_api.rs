@@ -1,0 +1,268 @@
+//! The HTTP API on a live in-process server: ingest bodies and their
+//! errors, Log Cache reads and paging, meta, health, metrics.
+
+mod common;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+async fn post(
+    s: &common::TestServer,
+    path: &str,
+    ct: &str,
+    body: impl Into<reqwest::Body>,
+) -> (StatusCode, Value) {
+    post_with(s, path, ct, body, &[]).await
+}
+
+async fn post_with(
+    s: &common::TestServer,
+    path: &str,
+    ct: &str,
+    body: impl Into<reqwest::Body>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{path}", s.http))
+        .header("content-type", ct)
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let json = resp.json().await.unwrap_or(Value::Null);
+    (status, json)
+}
+
+#[tokio::test]
+async fn ingest_bodies_of_each_kind() {
+    let s = common::start(|_| {}).await;
+    let msg = "<14>1 - host web web.1 - - logplex";
+    let logplex = format!("{} {msg}\n", msg.len());
+    let (status, json) = post_with(
+        &s,
+        "/logs",
+        "application/logplex-1",
+        logplex,
+        &[("Logplex-Msg-Count", "1")],
+    )
+    .await;
+    assert_eq!(
+        (status, json["accepted"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{json}"
+    );
+    let ndjson = "{\"source_id\":\"web\",\"log\":{\"payload\":\"bmRqc29u\",\"type\":\"ERR\"}}\n";
+    let (status, _) = post(&s, "/logs", "application/x-ndjson", ndjson).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, json) = post(
+        &s,
+        "/logs?source_id=web&source_type=STG",
+        "text/plain",
+        "text one\ntext two\n",
+    )
+    .await;
+    assert_eq!(
+        (status, json["accepted"].as_u64()),
+        (StatusCode::OK, Some(2))
+    );
+    s.wait_for_entries(4).await;
+    assert_eq!(
+        s.payloads("web").await,
+        vec!["logplex", "ndjson", "text one", "text two"]
+    );
+    assert_eq!(
+        s.metric("sluice_ingress_envelopes_total{protocol=\"http_text\"}")
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_get_clear_json_errors() {
+    let s = common::start(|c| c.ingest.max_body = 1024).await;
+    let (status, json) = post(
+        &s,
+        "/logs",
+        "application/x-ndjson",
+        "{\"source_id\":\"a\"}\n{nope}\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        json["error"].as_str().unwrap().starts_with("line 2:"),
+        "{json}"
+    );
+    let (status, json) = post_with(
+        &s,
+        "/logs",
+        "application/logplex-1",
+        "34 <14>1 - host web web.1 - - logplex",
+        &[("Logplex-Msg-Count", "2")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("Logplex-Msg-Count says 2"),
+        "{json}"
+    );
+    let (status, json) = post(&s, "/logs", "application/logplex-1", "50 <14>1 short").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    let (status, json) = post(&s, "/logs", "text/plain", "x".repeat(4096)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(json["error"].as_str().unwrap().contains("1024"), "{json}");
+    let (status, _) = post(&s, "/logs", "image/png", "x").await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Nothing from a rejected body was published; a good one still is.
+    assert_eq!(s.server.store.stats().entries, 0);
+    let (status, _) = post(&s, "/logs?source_id=a", "text/plain", "fine").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        s.metric("sluice_ingress_errors_total{reason=\"bad_json\"}")
+            .await,
+        1
+    );
+    assert_eq!(
+        s.metric("sluice_ingress_errors_total{reason=\"too_large\"}")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn read_pages_through_100k_lines_by_time() {
+    let s = common::start(|_| {}).await;
+    let lines: Vec<String> = (0..100_000).map(|i| format!("line {i}")).collect();
+    for chunk in lines.chunks(10_000) {
+        let (status, _) = post(&s, "/logs?source_id=big", "text/plain", chunk.join("\n")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(s.wait_for_entries(100_000).await, 100_000);
+    let client = reqwest::Client::new();
+    let mut start = 0i64;
+    let mut seen = 0usize;
+    loop {
+        let body = client
+            .get(format!(
+                "{}/api/v1/read/big?start_time={start}&limit=1000",
+                s.http
+            ))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let batch = envelope::json::batch_from_json(&body).unwrap().batch;
+        if batch.is_empty() {
+            break;
+        }
+        for e in &batch {
+            let text = String::from_utf8_lossy(&e.as_log().unwrap().payload).into_owned();
+            assert_eq!(text, format!("line {seen}"));
+            seen += 1;
+        }
+        start = batch.last().unwrap().timestamp + 1;
+    }
+    assert_eq!(seen, 100_000);
+    // Newest first, and limits checked.
+    let body = client
+        .get(format!(
+            "{}/api/v1/read/big?descending=true&limit=2",
+            s.http
+        ))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let batch = envelope::json::batch_from_json(&body).unwrap().batch;
+    let texts: Vec<_> = batch
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.as_log().unwrap().payload).into_owned())
+        .collect();
+    assert_eq!(texts, vec!["line 99999", "line 99998"]);
+    let resp = client
+        .get(format!("{}/api/v1/read/big?limit=5000", s.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = client
+        .get(format!("{}/api/v1/read/big?envelope_types=COUNTER", s.http))
+        .send()
+        .await
+        .unwrap();
+    let json: Value = resp.json().await.unwrap();
+    assert_eq!(json["envelopes"]["batch"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn meta_health_and_metrics() {
+    let s = common::start(|_| {}).await;
+    post(&s, "/logs?source_id=a", "text/plain", "1\n2\n").await;
+    post(&s, "/logs?source_id=b", "text/plain", "3\n").await;
+    s.wait_for_entries(3).await;
+    let meta: Value = reqwest::get(format!("{}/api/v1/meta", s.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["meta"]["a"]["count"], "2");
+    assert_eq!(meta["meta"]["b"]["count"], "1");
+    assert_eq!(meta["meta"]["a"]["expired"], "0");
+    let oldest: i64 = meta["meta"]["a"]["oldestTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let newest: i64 = meta["meta"]["a"]["newestTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(oldest < newest);
+    let health: Value = reqwest::get(format!("{}/health", s.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(s.metric("sluice_store_entries").await, 3);
+    assert_eq!(s.metric("sluice_store_sources").await, 2);
+}
+
+#[tokio::test]
+async fn tokens_are_enforced_when_configured() {
+    let token = "0123456789abcdef0123";
+    let s = common::start(|c| c.auth.tokens = vec![token.into()]).await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("{}/api/v1/meta", s.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let json: Value = resp.json().await.unwrap();
+    assert!(json["error"].as_str().unwrap().contains("Bearer"));
+    let resp = client
+        .get(format!("{}/api/v1/meta", s.http))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = client
+        .get(format!("{}/health", s.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
