@@ -1,0 +1,177 @@
+//! Helpers for end-to-end tests: the real `sluice` binary on loopback
+//! ports, and real peers (logger, rsyslogd) found on PATH.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn sluice_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("sluice-e2e-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `sluice server` child process.
+pub struct ServerProcess {
+    pub child: Child,
+    pub http: String,
+    pub syslog_tcp: SocketAddr,
+    pub syslog_udp: SocketAddr,
+    pub data_dir: PathBuf,
+    _dir: Option<TempDir>,
+}
+
+impl ServerProcess {
+    /// Starts on port 0 everywhere with a fresh data dir.
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = TempDir::new("server");
+        let data = dir.0.clone();
+        let mut s = Self::start_at("127.0.0.1:0", "127.0.0.1:0", &data, extra);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// Starts at given addresses (to restart on the same ports).
+    pub fn start_at(http: &str, syslog: &str, data_dir: &std::path::Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(sluice_bin())
+            .args(["server", "--http", http, "--syslog", syslog, "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("SLUICE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sluice server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut http_url, mut tcp, mut udp) = (None, None, None);
+        while let Some(Ok(line)) = lines.next() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["http", url, ..] => http_url = Some(url.to_string()),
+                ["syslog", "tcp", addr] => tcp = addr.parse().ok(),
+                ["syslog", "udp", addr] => udp = addr.parse().ok(),
+                ["data", ..] => break,
+                _ => {}
+            }
+        }
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        ServerProcess {
+            child,
+            http: http_url.expect("server printed its http address"),
+            syslog_tcp: tcp.expect("server printed its syslog tcp address"),
+            syslog_udp: udp.expect("server printed its syslog udp address"),
+            data_dir: data_dir.to_owned(),
+            _dir: None,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> String {
+        http_get(&format!("{}{path}", self.http)).unwrap_or_default()
+    }
+
+    /// Payloads stored for `source`, oldest first.
+    pub fn payloads(&self, source: &str) -> Vec<String> {
+        let body = self.get(&format!("/api/v1/read/{source}?limit=1000"));
+        let Ok(batch) = envelope::json::batch_from_json(body.as_bytes()) else {
+            return Vec::new();
+        };
+        batch
+            .batch
+            .iter()
+            .filter_map(|e| e.as_log())
+            .map(|l| String::from_utf8_lossy(&l.payload).into_owned())
+            .collect()
+    }
+
+    /// Polls until `source` has at least `n` payloads (or 10 s pass).
+    pub fn wait_payloads(&self, source: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.payloads(source);
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One sample from /metrics, 0 when absent.
+    pub fn metric(&self, sample: &str) -> u64 {
+        self.get("/metrics")
+            .lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking GET with a short timeout (std only, HTTP/1.0).
+pub fn http_get(url: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+/// Whether a peer program is installed; tests that need it fail loudly
+/// when it is not (the test script installs them).
+pub fn require(program: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| panic!("{program} is not installed; run scripts/test.sh, which installs the test peers"))
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The one command that runs every check sluice has, on a fresh machine:
+# installs the test peers (Debian packages) when missing, then runs
+# cargo fmt --check, clippy with -D warnings, and all tests (unit,
+# in-process servers, end-to-end against logger and rsyslog).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v logger >/dev/null 2>&1 || need_pkgs+=(bsdutils)
+command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "==> installing test peers: ${need_pkgs[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+
+echo "==> cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --locked
