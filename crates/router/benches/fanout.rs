@@ -1,0 +1,59 @@
+//! Router fan-out: publish batches of 100 log envelopes to 1, 10 and 100
+//! subscribers (each selecting everything, drained between iterations so
+//! queues never drop). Measures the ingest-side cost of fan-out.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use envelope::{Envelope, LogType, Selector};
+use router::{Bus, BusConfig, Metrics};
+
+fn batch(n: usize) -> Vec<Envelope> {
+    let payload = Bytes::from(vec![b'x'; 200]);
+    (0..n)
+        .map(|i| {
+            let mut e = Envelope::log(
+                1_800_000_000_000_000_000 + i as i64,
+                "app-guid",
+                "0",
+                payload.clone(),
+                LogType::Out,
+            );
+            e.tags.insert("app_name".into(), "web".into());
+            e
+        })
+        .collect()
+}
+
+fn fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout");
+    let template = batch(100);
+    group.throughput(Throughput::Elements(template.len() as u64));
+    for subscribers in [1usize, 10, 100] {
+        let bus = Bus::new(BusConfig::default(), Arc::new(Metrics::default()));
+        let mut subs: Vec<_> = (0..subscribers)
+            .map(|_| bus.subscribe(Selector::all(), "bench"))
+            .collect();
+        group.bench_with_input(
+            BenchmarkId::from_parameter(subscribers),
+            &subscribers,
+            |b, _| {
+                b.iter_batched(
+                    || template.clone(),
+                    |envelopes| {
+                        bus.publish(envelopes);
+                        for s in subs.iter_mut() {
+                            while s.try_recv(10_000).is_some() {}
+                        }
+                    },
+                    criterion::BatchSize::SmallInput,
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fanout);
+criterion_main!(benches);
