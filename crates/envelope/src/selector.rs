@@ -35,7 +35,7 @@ impl Selector {
 
     pub fn matches(&self, entry: &Entry) -> bool {
         let env = &entry.envelope;
-        if !self.source_ids.is_empty() && !self.source_ids.iter().any(|s| *s == env.source_id) {
+        if !self.source_ids.is_empty() && !self.source_ids.contains(&env.source_id) {
             return false;
         }
         if !self.apps.is_empty() {
