@@ -4,6 +4,7 @@
 //! - `sluice run --app NAME -- CMD…`: run an app and ship its output;
 //! - `sluice logs [APP]`: tail or dump logs in `cf logs` format.
 
+mod client;
 mod logs;
 mod run;
 mod serve;

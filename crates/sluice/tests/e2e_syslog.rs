@@ -23,28 +23,81 @@ fn logger_over_every_transport() {
     let port = server.syslog_tcp.port().to_string();
     let udp_port = server.syslog_udp.port().to_string();
     let common = ["-n", "127.0.0.1", "-t", "web"];
-    logger(&[&common[..], &["-P", &port, "--tcp", "--octet-count", "--rfc5424", "tcp octet-counted"]].concat());
+    logger(
+        &[
+            &common[..],
+            &[
+                "-P",
+                &port,
+                "--tcp",
+                "--octet-count",
+                "--rfc5424",
+                "tcp octet-counted",
+            ],
+        ]
+        .concat(),
+    );
     logger(&[&common[..], &["-P", &port, "--tcp", "--rfc5424", "tcp lf"]].concat());
-    logger(&[&common[..], &["-P", &udp_port, "--udp", "--rfc5424", "udp 5424"]].concat());
-    logger(&[&common[..], &["-P", &udp_port, "--udp", "--rfc3164", "udp 3164"]].concat());
-    logger(&[&common[..], &["-P", &port, "--tcp", "--rfc3164", "-p", "user.err", "tcp 3164 error"]].concat());
+    logger(
+        &[
+            &common[..],
+            &["-P", &udp_port, "--udp", "--rfc5424", "udp 5424"],
+        ]
+        .concat(),
+    );
+    logger(
+        &[
+            &common[..],
+            &["-P", &udp_port, "--udp", "--rfc3164", "udp 3164"],
+        ]
+        .concat(),
+    );
+    logger(
+        &[
+            &common[..],
+            &[
+                "-P",
+                &port,
+                "--tcp",
+                "--rfc3164",
+                "-p",
+                "user.err",
+                "tcp 3164 error",
+            ],
+        ]
+        .concat(),
+    );
     let mut got = server.wait_payloads("web", 5);
     got.sort();
     assert_eq!(
         got,
-        vec!["tcp 3164 error", "tcp lf", "tcp octet-counted", "udp 3164", "udp 5424"]
+        vec![
+            "tcp 3164 error",
+            "tcp lf",
+            "tcp octet-counted",
+            "udp 3164",
+            "udp 5424"
+        ]
     );
     // Severity err (3) became ERR; the others OUT.
     let body = server.get("/api/v1/read/web?limit=10");
-    let batch = envelope::json::batch_from_json(body.as_bytes()).unwrap().batch;
+    let batch = envelope::json::batch_from_json(body.as_bytes())
+        .unwrap()
+        .batch;
     for e in &batch {
         let text = String::from_utf8_lossy(&e.as_log().unwrap().payload).into_owned();
         let expected = if text.contains("error") { "ERR" } else { "OUT" };
         assert_eq!(e.log_type().unwrap().as_str(), expected, "{text}");
         assert!(e.tag("host").is_some());
     }
-    assert_eq!(server.metric("sluice_ingress_envelopes_total{protocol=\"syslog_tcp\"}"), 3);
-    assert_eq!(server.metric("sluice_ingress_envelopes_total{protocol=\"syslog_udp\"}"), 2);
+    assert_eq!(
+        server.metric("sluice_ingress_envelopes_total{protocol=\"syslog_tcp\"}"),
+        3
+    );
+    assert_eq!(
+        server.metric("sluice_ingress_envelopes_total{protocol=\"syslog_udp\"}"),
+        2
+    );
 }
 
 #[test]
@@ -82,7 +135,19 @@ action(type="omfwd" target="127.0.0.1" port="{sluice}" protocol="tcp"
     let port = input_port.to_string();
     for i in 0..20 {
         let text = format!("via rsyslog {i}");
-        logger(&["-n", "127.0.0.1", "-P", &port, "--udp", "--rfc5424", "-t", "relayed", "-p", "local0.warning", &text]);
+        logger(&[
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &port,
+            "--udp",
+            "--rfc5424",
+            "-t",
+            "relayed",
+            "-p",
+            "local0.warning",
+            &text,
+        ]);
     }
     let got = server.wait_payloads("relayed", 20);
     let _ = rsyslog.kill();
@@ -92,5 +157,8 @@ action(type="omfwd" target="127.0.0.1" port="{sluice}" protocol="tcp"
     got_sorted.sort();
     expected.sort();
     assert_eq!(got_sorted, expected);
-    assert_eq!(server.metric("sluice_drops_total{reason=\"parse_error\"}"), 0);
+    assert_eq!(
+        server.metric("sluice_drops_total{reason=\"parse_error\"}"),
+        0
+    );
 }

@@ -154,9 +154,13 @@ impl Drop for ServerProcess {
 pub fn http_get(url: &str) -> Option<String> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(host).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).ok()?;
@@ -173,5 +177,7 @@ pub fn require(program: &str) -> PathBuf {
             .map(|p| p.join(program))
             .find(|p| p.is_file())
     });
-    found.unwrap_or_else(|| panic!("{program} is not installed; run scripts/test.sh, which installs the test peers"))
+    found.unwrap_or_else(|| {
+        panic!("{program} is not installed; run scripts/test.sh, which installs the test peers")
+    })
 }

@@ -1,0 +1,147 @@
+//! What the client subcommands (`sluice run`, `sluice logs`) share: the
+//! `--server` flag, the HTTP client, the retry schedule and the clock.
+//!
+//! Nothing here talks to the network by itself; it only builds the pieces.
+
+mod backoff;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _, Result};
+use reqwest::Url;
+
+pub use backoff::Backoff;
+
+/// Where the server listens unless told otherwise (DESIGN.md §6).
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8000";
+
+/// The `--server URL` flag every client command takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArg {
+    /// Base URL of the sluice server.
+    #[arg(long = "server", value_name = "URL", env = "SLUICE_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+}
+
+impl ServerArg {
+    /// The base URL, checked: `http` or `https`, with a host.
+    pub fn url(&self) -> Result<Url> {
+        parse_server_url(&self.server)
+    }
+}
+
+/// Parses a `--server` value; a bare `host:port` gets `http://` prepended.
+pub fn parse_server_url(raw: &str) -> Result<Url> {
+    let raw = raw.trim();
+    let with_scheme = if raw.contains("://") {
+        raw.to_owned()
+    } else {
+        format!("http://{raw}")
+    };
+    let url = Url::parse(&with_scheme).with_context(|| format!("invalid --server URL {raw:?}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("invalid --server URL {raw:?}: the scheme must be http or https");
+    }
+    if url.cannot_be_a_base() || url.host().is_none() {
+        bail!("invalid --server URL {raw:?}: no host");
+    }
+    Ok(url)
+}
+
+/// `base` + `/segment/segment…`, keeping any path prefix `base` has
+/// (`http://h/sluice/` + `logs` → `http://h/sluice/logs`). Segments are
+/// percent-encoded as needed.
+pub fn endpoint(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
+/// The HTTP client both commands use. Proxies from the environment are
+/// ignored: the log server is a local or internal peer, and sending a
+/// workload's logs through an egress proxy would surprise.
+pub fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+/// A short reason for a failed request: the innermost cause
+/// (`Connection refused (os error 111)`), or `timed out`.
+pub fn describe_error(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}
+
+/// Now, in Unix nanoseconds (0 if the clock is before 1970).
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Unix nanoseconds as RFC 3339 in UTC to the second: `2026-11-21T13:14:58Z`.
+pub fn rfc3339(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("@{secs}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_are_checked() {
+        assert_eq!(
+            parse_server_url("http://127.0.0.1:8000").unwrap().as_str(),
+            "http://127.0.0.1:8000/"
+        );
+        assert_eq!(
+            parse_server_url("localhost:9000").unwrap().as_str(),
+            "http://localhost:9000/"
+        );
+        assert!(parse_server_url("ftp://x").is_err());
+        assert!(parse_server_url("http://").is_err());
+        assert!(parse_server_url("").is_err());
+    }
+
+    #[test]
+    fn endpoints_keep_the_base_path() {
+        let base = parse_server_url("http://h:1/prefix/").unwrap();
+        assert_eq!(
+            endpoint(&base, &["logs"]).as_str(),
+            "http://h:1/prefix/logs"
+        );
+        let base = parse_server_url("http://h:1").unwrap();
+        assert_eq!(
+            endpoint(&base, &["logs", "app:my app"]).as_str(),
+            "http://h:1/logs/app:my%20app"
+        );
+    }
+
+    #[test]
+    fn rfc3339_is_utc_seconds() {
+        assert_eq!(rfc3339(1_795_266_898_009_900_000), "2026-11-21T13:14:58Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}
