@@ -14,7 +14,7 @@
 //! sees a reset, which is what happened).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use parking_lot::Mutex;
 
@@ -41,9 +41,7 @@ impl Sequencer {
     pub const MAX_SOURCES: usize = 1 << 20;
 
     fn shard(&self, source_id: &str) -> &Mutex<HashMap<String, (u64, i64)>> {
-        let mut h = self.hasher.build_hasher();
-        source_id.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(source_id) as usize) % SHARDS]
     }
 
     /// The next sequence number of `source_id`, and the timestamp to use

@@ -10,7 +10,7 @@
 //! sources per round; rounds are few because whole runs are trimmed at once).
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,9 +119,7 @@ impl MemoryStore {
     }
 
     fn shard(&self, source_id: &str) -> &Shard {
-        let mut h = self.hasher.build_hasher();
-        source_id.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(source_id) as usize) % SHARDS]
     }
 
     fn removed(&self, n: u64, bytes: usize, by_age: bool) {

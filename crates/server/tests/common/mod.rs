@@ -39,8 +39,10 @@ impl Drop for TempDir {
 
 pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let dir = TempDir::new("srv");
-    let mut config = Config::default();
-    config.data_dir = dir.0.clone();
+    let mut config = Config {
+        data_dir: dir.0.clone(),
+        ..Default::default()
+    };
     config.http.listen = "127.0.0.1:0".parse().expect("addr");
     config.syslog.listen = "127.0.0.1:0".parse().expect("addr");
     config.http.heartbeat_secs = 1;
