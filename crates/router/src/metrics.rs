@@ -50,6 +50,7 @@ pub struct Metrics {
     errors: Family<ReasonLabel, Counter>,
     pub subscribers: Gauge,
     connections: Family<ProtocolLabel, Gauge>,
+    pub store_appended: Counter,
     pub store_entries: Gauge,
     pub store_bytes: Gauge,
     pub store_sources: Gauge,
@@ -66,6 +67,7 @@ impl Default for Metrics {
             errors: Family::default(),
             subscribers: Gauge::default(),
             connections: Family::default(),
+            store_appended: Counter::default(),
             store_entries: Gauge::default(),
             store_bytes: Gauge::default(),
             store_sources: Gauge::default(),
@@ -105,6 +107,11 @@ impl Default for Metrics {
             "connections",
             "Open ingest connections, by protocol",
             m.connections.clone(),
+        );
+        registry.register(
+            "store_appended",
+            "Envelopes appended to the recent store (before age, count and memory limits apply)",
+            m.store_appended.clone(),
         );
         registry.register(
             "store_entries",

@@ -37,11 +37,15 @@ pub enum StartError {
 }
 
 /// The recent store fed as a bus tap.
-struct StoreTap(Arc<dyn RecentStore>);
+struct StoreTap {
+    store: Arc<dyn RecentStore>,
+    metrics: Arc<Metrics>,
+}
 
 impl Tap for StoreTap {
     fn append(&self, batch: &[Arc<Entry>]) {
-        self.0.append(batch);
+        self.store.append(batch);
+        self.metrics.store_appended.inc_by(batch.len() as u64);
     }
 }
 
@@ -75,7 +79,10 @@ impl Server {
             Arc::clone(&metrics),
         );
         let store: Arc<dyn RecentStore> = Arc::new(MemoryStore::new(config.store_config()));
-        bus.add_tap(Arc::new(StoreTap(Arc::clone(&store))));
+        bus.add_tap(Arc::new(StoreTap {
+            store: Arc::clone(&store),
+            metrics: Arc::clone(&metrics),
+        }));
         let ingest = IngestContext {
             bus: bus.clone(),
             limits: config.ingest_limits(),
