@@ -32,6 +32,16 @@ impl Entry {
         }
     }
 
+    /// Wraps an envelope with a key already known to be its own.
+    pub fn with_key(envelope: Envelope, key: Arc<str>) -> Self {
+        debug_assert_eq!(&*key, key::key_for(&envelope));
+        Entry {
+            envelope,
+            key,
+            seq: 0,
+        }
+    }
+
     pub fn source_id(&self) -> &str {
         &self.envelope.source_id
     }

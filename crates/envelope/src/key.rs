@@ -23,6 +23,17 @@ pub const SYSTAIL_TAG: &str = "systail";
 /// `event.<type>` entry.
 pub const EVENT_TYPE_TAG: &str = "event_type";
 
+/// Whether an envelope's key is `apptail.<source_id>`, so a key computed
+/// for its source can be reused (the bus caches it per run of a source).
+pub fn is_apptail(envelope: &Envelope) -> bool {
+    match &envelope.message {
+        Some(Message::Counter(_) | Message::Gauge(_) | Message::Timer(_)) => false,
+        Some(Message::Log(_)) => !envelope.tags.contains_key(SYSTAIL_TAG),
+        Some(Message::Event(_)) => !envelope.tags.contains_key(EVENT_TYPE_TAG),
+        None => true,
+    }
+}
+
 /// The routing key of an envelope.
 pub fn key_for(envelope: &Envelope) -> String {
     let mut key = String::with_capacity(8 + envelope.source_id.len());
@@ -91,6 +102,16 @@ mod tests {
         let mut m = Envelope::log(0, "db", "", Bytes::new(), LogType::Out);
         m.message = Some(Message::Counter(Counter::default()));
         assert_eq!(key_for(&m), "metric.db");
+    }
+
+    #[test]
+    fn apptail_kind_agrees_with_the_key() {
+        let mut e = Envelope::log(0, "web", "0", Bytes::new(), LogType::Out);
+        assert!(is_apptail(&e));
+        e.tags.insert("systail".into(), "x".into());
+        assert!(!is_apptail(&e));
+        e.message = Some(Message::Counter(Counter::default()));
+        assert!(!is_apptail(&e));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use envelope::{Entry, Envelope, Selector};
+use envelope::{key, Entry, Envelope, Selector};
 
 use crate::metrics::Metrics;
 use crate::queue::{close_all, Queue, Subscription};
@@ -78,10 +78,28 @@ impl Bus {
         if batch.is_empty() {
             return;
         }
+        // Batches mostly hold runs of one source: reuse its apptail key.
+        let mut apptail: Option<Arc<str>> = None;
         let entries: Vec<Arc<Entry>> = batch
             .into_iter()
             .map(|envelope| {
-                let mut entry = Entry::new(envelope);
+                let mut entry = if key::is_apptail(&envelope) {
+                    let key = match &apptail {
+                        Some(k)
+                            if k.get(key::APPTAIL.len() + 1..) == Some(&*envelope.source_id) =>
+                        {
+                            Arc::clone(k)
+                        }
+                        _ => {
+                            let k: Arc<str> = key::key_for(&envelope).into();
+                            apptail = Some(Arc::clone(&k));
+                            k
+                        }
+                    };
+                    Entry::with_key(envelope, key)
+                } else {
+                    Entry::new(envelope)
+                };
                 let (seq, ts) = self
                     .inner
                     .sequencer

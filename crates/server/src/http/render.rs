@@ -99,9 +99,8 @@ impl Renderer {
 
     fn text(&mut self, entry: &Entry, out: &mut Vec<u8>) {
         let env = &entry.envelope;
-        let line = message_text(&env.message);
         if !self.prefix {
-            out.extend_from_slice(line.as_bytes());
+            push_message_text(&env.message, out);
             out.push(b'\n');
             return;
         }
@@ -119,7 +118,7 @@ impl Renderer {
         out.extend(std::iter::repeat_n(b' ', pad));
         out.extend_from_slice(name.as_bytes());
         out.push(b'|');
-        out.extend_from_slice(line.as_bytes());
+        push_message_text(&env.message, out);
         if self.colors {
             out.extend_from_slice(RESET.as_bytes());
         }
@@ -127,27 +126,42 @@ impl Renderer {
     }
 }
 
-/// The human text of a message: the payload of a log (lossy UTF-8, without
-/// its line end), `title: body` of an event, a short form of a metric.
-pub fn message_text(message: &Option<Message>) -> String {
+/// Appends the human text of a message: the payload of a log (invalid
+/// UTF-8 replaced, without its line end), `title: body` of an event, a
+/// short form of a metric. Valid UTF-8, the common case, is copied as is.
+pub fn push_message_text(message: &Option<Message>, out: &mut Vec<u8>) {
+    use std::io::Write as _;
     match message {
-        Some(Message::Log(log)) => String::from_utf8_lossy(&log.payload)
-            .trim_end_matches(['\n', '\r'])
-            .to_owned(),
-        Some(Message::Event(e)) => format!("{}: {}", e.title, e.body),
+        Some(Message::Log(log)) => {
+            let mut text: &[u8] = &log.payload;
+            while let [rest @ .., b'\n' | b'\r'] = text {
+                text = rest;
+            }
+            match std::str::from_utf8(text) {
+                Ok(_) => out.extend_from_slice(text),
+                Err(_) => out.extend_from_slice(String::from_utf8_lossy(text).as_bytes()),
+            }
+        }
+        Some(Message::Event(e)) => {
+            let _ = write!(out, "{}: {}", e.title, e.body);
+        }
         Some(Message::Counter(c)) => {
-            format!("counter {} delta={} total={}", c.name, c.delta, c.total)
+            let _ = write!(
+                out,
+                "counter {} delta={} total={}",
+                c.name, c.delta, c.total
+            );
         }
         Some(Message::Gauge(g)) => {
-            let parts: Vec<String> = g
-                .metrics
-                .iter()
-                .map(|(k, v)| format!("{k}={} {}", v.value, v.unit))
-                .collect();
-            format!("gauge {}", parts.join(" "))
+            out.extend_from_slice(b"gauge");
+            for (k, v) in &g.metrics {
+                let _ = write!(out, " {k}={} {}", v.value, v.unit);
+            }
         }
-        Some(Message::Timer(t)) => format!("timer {} {}ns", t.name, t.stop.saturating_sub(t.start)),
-        None => String::new(),
+        Some(Message::Timer(t)) => {
+            let _ = write!(out, "timer {} {}ns", t.name, t.stop.saturating_sub(t.start));
+        }
+        None => {}
     }
 }
 
