@@ -1,5 +1,9 @@
 //! Printing entries: the `cf logs` line format, or the raw NDJSON with
 //! `--json`. `ERR` lines are red when stdout is a terminal.
+//!
+//! Like `cf logs`, the line format shows log envelopes only: lifecycle
+//! events are also sent as `[API/…]` log lines, so printing the Event
+//! envelopes too would show each twice. `--json` prints every envelope.
 
 use std::io::{self, BufWriter, Stdout, Write as _};
 
@@ -30,6 +34,9 @@ impl Printer {
         if self.json {
             self.out.write_all(raw)?;
             return self.out.write_all(b"\n");
+        }
+        if env.as_log().is_none() {
+            return Ok(());
         }
         render(&mut self.line, env, self.color);
         self.out.write_all(self.line.as_bytes())
