@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every check sluice has, on a fresh machine:
-# installs the test peers (Debian packages) when missing, then runs
+# installs the test peers (Debian packages: logger, rsyslog with its TLS
+# driver, redis-server) when missing, then runs
 # cargo fmt --check, clippy with -D warnings, and all tests (unit,
 # in-process servers, end-to-end against logger and rsyslog).
 set -euo pipefail
@@ -10,6 +11,9 @@ need_pkgs=()
 command -v logger >/dev/null 2>&1 || need_pkgs+=(bsdutils)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_pkgs+=(redis-server)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing test peers: ${need_pkgs[*]}"
   SUDO=""

@@ -18,6 +18,9 @@ pub struct Selector {
     /// Substring of the app name (or source id when there is no app name),
     /// as logspout's `/logs/filter:<substr>`.
     pub app_substring: Option<String>,
+    /// Glob (`*`, `?`) over the app name (or source id when there is no
+    /// app name), as logspout's route `filter_name`.
+    pub app_glob: Option<String>,
     /// Routing key prefixes (any of).
     pub key_prefixes: Vec<String>,
     /// Tag values that must all be equal (`space_name`, `organization_name`, …).
@@ -51,6 +54,12 @@ impl Selector {
         if let Some(sub) = &self.app_substring {
             let name = env.tag(tags::APP_NAME).unwrap_or(&env.source_id);
             if !name.contains(sub.as_str()) {
+                return false;
+            }
+        }
+        if let Some(pattern) = &self.app_glob {
+            let name = env.tag(tags::APP_NAME).unwrap_or(&env.source_id);
+            if !glob_match(pattern.as_bytes(), name.as_bytes()) {
                 return false;
             }
         }
@@ -90,8 +99,38 @@ impl Selector {
     pub fn single_source(&self) -> bool {
         let by_name = self.tags.iter().any(|(k, _)| k == tags::APP_NAME);
         self.app_substring.is_none()
+            && self.app_glob.is_none()
             && (self.source_ids.len() == 1 || self.apps.len() == 1 || by_name)
     }
+}
+
+/// `*` matches any run (also empty), `?` one byte; everything else itself.
+/// Iterative with one backtrack point, so it is linear-ish and never
+/// recurses on hostile patterns.
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p.min(pattern.len())..].iter().all(|c| *c == b'*')
 }
 
 #[cfg(test)]
@@ -105,6 +144,17 @@ mod tests {
         e.tags.insert("app_name".into(), app.into());
         e.tags.insert("space_name".into(), space.into());
         Entry::new(e)
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"web*", b"web-1"));
+        assert!(glob_match(b"*", b""));
+        assert!(glob_match(b"w?b", b"web"));
+        assert!(glob_match(b"*b*", b"web"));
+        assert!(!glob_match(b"web", b"webs"));
+        assert!(!glob_match(b"a*c", b"abd"));
+        assert!(glob_match(b"a*c*e", b"abcde"));
     }
 
     #[test]

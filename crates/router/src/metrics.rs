@@ -27,6 +27,18 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DrainLabel {
+    drain: String,
+}
+
+/// Counter handles for one drain.
+#[derive(Clone, Default)]
+pub struct DrainCounters {
+    pub sent: Counter,
+    pub dropped: Counter,
+}
+
 /// Counter handles for one ingest protocol.
 #[derive(Clone, Default)]
 pub struct IngressCounters {
@@ -48,6 +60,8 @@ pub struct Metrics {
     egress_envelopes: Family<ConsumerLabel, Counter>,
     drops: Family<ReasonLabel, Counter>,
     errors: Family<ReasonLabel, Counter>,
+    drain_sent: Family<DrainLabel, Counter>,
+    drain_dropped: Family<DrainLabel, Counter>,
     pub subscribers: Gauge,
     connections: Family<ProtocolLabel, Gauge>,
     pub store_appended: Counter,
@@ -65,6 +79,8 @@ impl Default for Metrics {
             egress_envelopes: Family::default(),
             drops: Family::default(),
             errors: Family::default(),
+            drain_sent: Family::default(),
+            drain_dropped: Family::default(),
             subscribers: Gauge::default(),
             connections: Family::default(),
             store_appended: Counter::default(),
@@ -97,6 +113,16 @@ impl Default for Metrics {
             "ingress_errors",
             "Bad input seen by ingest, by reason",
             m.errors.clone(),
+        );
+        registry.register(
+            "drain_sent",
+            "Envelopes delivered by each drain (label: drain name, bounded by the drains configured)",
+            m.drain_sent.clone(),
+        );
+        registry.register(
+            "drain_dropped",
+            "Envelopes each drain lost (queue full while the receiver was slow or down, or refused by it)",
+            m.drain_dropped.clone(),
         );
         registry.register(
             "subscribers",
@@ -166,6 +192,26 @@ impl Metrics {
 
     pub fn errors(&self, reason: &'static str) -> u64 {
         self.errors.get_or_create(&ReasonLabel { reason }).get()
+    }
+
+    /// Handles for one drain's counters.
+    pub fn drain_counters(&self, drain: &str) -> DrainCounters {
+        let label = DrainLabel {
+            drain: drain.to_owned(),
+        };
+        DrainCounters {
+            sent: self.drain_sent.get_or_create(&label).clone(),
+            dropped: self.drain_dropped.get_or_create(&label).clone(),
+        }
+    }
+
+    /// Removes a deleted drain's series.
+    pub fn forget_drain(&self, drain: &str) {
+        let label = DrainLabel {
+            drain: drain.to_owned(),
+        };
+        self.drain_sent.remove(&label);
+        self.drain_dropped.remove(&label);
     }
 
     pub fn connection_gauge(&self, protocol: &'static str) -> Gauge {

@@ -34,8 +34,13 @@ impl Loss {
         format!(
             "sluice: {} messages dropped since {}",
             self.count,
-            rfc3339_seconds(self.since)
+            self.since_text()
         )
+    }
+
+    /// When the loss began, as `2026-11-21T13:14:58Z`.
+    pub fn since_text(&self) -> String {
+        rfc3339_seconds(self.since)
     }
 
     /// The notice as a log envelope from source `sluice`, for consumers that

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use drains::DrainManager;
 use envelope::Entry;
 use router::{Bus, BusConfig, Metrics, Tap};
 use sources::IngestContext;
@@ -59,6 +60,7 @@ pub struct Server {
     pub syslog_udp_addr: Option<SocketAddr>,
     pub bus: Bus,
     pub store: Arc<dyn RecentStore>,
+    pub drains: DrainManager,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -136,7 +138,20 @@ impl Server {
             ));
         }
 
-        let state = AppState::new(&config, bus.clone(), Arc::clone(&store), ingest);
+        let (drains, problems) =
+            DrainManager::start(bus.clone(), config.drains_config()?, shutdown.clone());
+        for problem in problems {
+            warn!("{problem}");
+        }
+        tasks.spawn(reopen_files_on_sighup(shutdown.clone()));
+
+        let state = AppState::new(
+            &config,
+            bus.clone(),
+            Arc::clone(&store),
+            ingest,
+            drains.clone(),
+        );
         let app = http::router(state);
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -161,11 +176,14 @@ impl Server {
             }
         });
 
-        // Live streams end when the bus closes.
+        // Drains stop (flushing what they can), then live streams end when
+        // the bus closes.
         let closing_bus = bus.clone();
         let closing = shutdown.clone();
+        let closing_drains = drains.clone();
         tasks.spawn(async move {
             closing.cancelled().await;
+            closing_drains.stop_all(Duration::from_secs(2)).await;
             closing_bus.close();
         });
 
@@ -176,6 +194,7 @@ impl Server {
             syslog_udp_addr,
             bus,
             store,
+            drains,
             shutdown,
             tasks,
         })
@@ -193,6 +212,23 @@ impl Server {
         if tokio::time::timeout(deadline, all).await.is_err() {
             warn!("tasks still running at the shutdown deadline; exiting anyway");
             self.tasks.abort_all();
+        }
+    }
+}
+
+/// logrotate's convention: SIGHUP makes file drains reopen their files.
+async fn reopen_files_on_sighup(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                info!("SIGHUP: reopening file drains");
+                drains::writers::file::REOPEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            _ = shutdown.cancelled() => return,
         }
     }
 }

@@ -33,6 +33,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub store: StoreSection,
     pub router: RouterConfig,
+    pub drains: DrainsSection,
     pub auth: AuthConfig,
 }
 
@@ -45,6 +46,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             store: StoreSection::default(),
             router: RouterConfig::default(),
+            drains: DrainsSection::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -166,6 +168,33 @@ impl Default for RouterConfig {
     }
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrainsSection {
+    /// Address ranges drains may reach besides public addresses (CIDR).
+    /// Loopback, link-local, private and metadata addresses are refused
+    /// unless listed; 169.254.169.254 only when named exactly.
+    pub allow_ranges: Vec<String>,
+    /// Drains per app at most.
+    pub per_app_limit: usize,
+    /// Drains in all at most.
+    pub max_drains: usize,
+    /// Queue depth per drain; the oldest are dropped beyond it, counted and
+    /// told in the app's stream.
+    pub queue_capacity: usize,
+}
+
+impl Default for DrainsSection {
+    fn default() -> Self {
+        DrainsSection {
+            allow_ranges: Vec::new(),
+            per_app_limit: 5,
+            max_drains: 10_000,
+            queue_capacity: 10_000,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
@@ -205,6 +234,8 @@ impl Config {
                 exposed.join(" and ")
             )));
         }
+        drains::netpolicy::NetPolicy::new(&self.drains.allow_ranges)
+            .map_err(|e| ConfigError::Invalid(format!("[drains] allow_ranges: {e}")))?;
         if self.auth.tokens.iter().any(|t| t.len() < 16) {
             return Err(ConfigError::Invalid(
                 "auth tokens must be at least 16 characters".into(),
@@ -224,6 +255,18 @@ impl Config {
             max_future_skew: Duration::from_secs(i.max_future_skew_secs),
             max_past_skew: Duration::from_secs(i.max_past_skew_secs),
         }
+    }
+
+    pub fn drains_config(&self) -> Result<drains::manager::DrainsConfig, ConfigError> {
+        let policy = drains::netpolicy::NetPolicy::new(&self.drains.allow_ranges)
+            .map_err(|e| ConfigError::Invalid(format!("[drains] allow_ranges: {e}")))?;
+        Ok(drains::manager::DrainsConfig {
+            data_dir: self.data_dir.clone(),
+            queue_capacity: self.drains.queue_capacity.max(1),
+            per_app_limit: self.drains.per_app_limit,
+            max_drains: self.drains.max_drains,
+            policy: std::sync::Arc::new(policy),
+        })
     }
 
     pub fn store_config(&self) -> store::StoreConfig {

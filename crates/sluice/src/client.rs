@@ -19,7 +19,7 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8000";
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServerArg {
     /// Base URL of the sluice server.
-    #[arg(long = "server", value_name = "URL", env = "SLUICE_SERVER", default_value = DEFAULT_SERVER)]
+    #[arg(long = "server", value_name = "URL", env = "SLUICE_SERVER", default_value = DEFAULT_SERVER, global = true)]
     pub server: String,
 }
 

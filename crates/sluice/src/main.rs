@@ -5,6 +5,7 @@
 //! - `sluice logs [APP]`: tail or dump logs in `cf logs` format.
 
 mod client;
+mod drain;
 mod logs;
 mod run;
 mod serve;
@@ -35,6 +36,10 @@ enum Command {
     Run(run::RunArgs),
     /// Tail live logs, or dump recent ones, in `cf logs` format.
     Logs(logs::LogsArgs),
+    /// Manage drains: add, list, delete, status.
+    Drain(drain::DrainArgs),
+    /// Manage saved drain formats.
+    Format(drain::FormatArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +48,8 @@ fn main() -> std::process::ExitCode {
         Command::Server(args) => serve::main(args),
         Command::Run(args) => run::main(args),
         Command::Logs(args) => logs::main(args),
+        Command::Drain(args) => drain::drain_main(args),
+        Command::Format(args) => drain::format_main(args),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),

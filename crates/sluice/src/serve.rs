@@ -28,6 +28,10 @@ pub struct ServerArgs {
     /// Memory budget of the recent store, in MiB [default: 512].
     #[arg(long, value_name = "MIB")]
     memory_budget_mb: Option<usize>,
+    /// Address ranges drains may reach besides public ones, comma-separated
+    /// CIDR (e.g. 127.0.0.0/8,10.0.0.0/8); added to [drains] allow_ranges.
+    #[arg(long, value_name = "CIDRS", value_delimiter = ',')]
+    allow_drain_ranges: Vec<String>,
     /// Bearer token for the HTTP API (repeatable; required off loopback).
     #[arg(long = "token", value_name = "TOKEN", env = "SLUICE_TOKEN")]
     tokens: Vec<String>,
@@ -55,6 +59,7 @@ impl ServerArgs {
             config.store.memory_budget_mb = mb;
         }
         config.auth.tokens.extend(self.tokens);
+        config.drains.allow_ranges.extend(self.allow_drain_ranges);
         Ok(config)
     }
 }

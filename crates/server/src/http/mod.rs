@@ -6,16 +6,20 @@
 //! | `POST /logs` | ingest: logplex-1, NDJSON, text ([`ingest`]) |
 //! | `GET /api/v1/read/{source_id}`, `GET /api/v1/meta` | Log Cache reads ([`read`]) |
 //! | `GET /health`, `GET /metrics` | liveness and Prometheus metrics ([`ops`]) |
+//! | `/v1/drains[/NAME]`, `/v1/formats[/NAME]` | drains and saved formats ([`drains`]) |
+//! | `/routes[/ID]` | logspout's routes API over the same drains ([`routes`]) |
 //!
 //! Errors are JSON bodies `{"error": "…"}` with a fitting status. When auth
 //! tokens are configured every route but `/health` wants
 //! `Authorization: Bearer <token>` (or `?token=` for browsers' WebSockets).
 
+pub mod drains;
 pub mod error;
 pub mod ingest;
 pub mod ops;
 pub mod read;
 pub mod render;
+pub mod routes;
 pub mod stream;
 
 use std::sync::Arc;
@@ -42,6 +46,7 @@ pub struct AppState {
     pub ingest: IngestContext,
     pub heartbeat: Duration,
     pub streams: Arc<Semaphore>,
+    pub drains: ::drains::DrainManager,
     tokens: Arc<Vec<String>>,
 }
 
@@ -51,6 +56,7 @@ impl AppState {
         bus: Bus,
         store: Arc<dyn RecentStore>,
         ingest: IngestContext,
+        drains: ::drains::DrainManager,
     ) -> Self {
         AppState {
             bus,
@@ -58,6 +64,7 @@ impl AppState {
             ingest,
             heartbeat: Duration::from_secs(config.http.heartbeat_secs.max(1)),
             streams: Arc::new(Semaphore::new(config.http.max_streams.max(1))),
+            drains,
             tokens: Arc::new(config.auth.tokens.clone()),
         }
     }
@@ -70,6 +77,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/read/{source_id}", get(read::read))
         .route("/api/v1/meta", get(read::meta))
         .route("/metrics", get(ops::metrics))
+        .route("/v1/drains", get(drains::list).post(drains::add))
+        .route("/v1/drains/{name}", get(drains::get).delete(drains::delete))
+        .route("/v1/formats", get(drains::formats))
+        .route("/v1/formats/{name}", axum::routing::put(drains::set_format))
+        .route("/routes", get(routes::list).post(routes::add))
+        .route("/routes/{id}", get(routes::get).delete(routes::delete))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/health", get(ops::health))
         .with_state(state)

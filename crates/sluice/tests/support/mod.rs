@@ -181,3 +181,105 @@ pub fn require(program: &str) -> PathBuf {
         panic!("{program} is not installed; run scripts/test.sh, which installs the test peers")
     })
 }
+
+/// A blocking request with a body (std only, HTTP/1.0); the status code and
+/// the response body.
+pub fn http_request(
+    method: &str,
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .ok()?;
+    stream.write_all(body).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+impl ServerProcess {
+    /// Posts plain-text lines for an app (`source_id` = app name).
+    pub fn post_lines(&self, app: &str, lines: &[String]) {
+        let url = format!(
+            "{}/logs?source_id={app}&app_name={app}&space_name=dev&organization_name=acme&source_type=APP/PROC/WEB&instance_id=0",
+            self.http
+        );
+        let (status, body) = http_request("POST", &url, "text/plain", lines.join("\n").as_bytes())
+            .expect("POST /logs");
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Runs `sluice ARGS… --server URL` and returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(sluice_bin())
+            .args(args)
+            .args(["--server", &self.http])
+            .output()
+            .expect("run sluice");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// A drain's status JSON (`GET /v1/drains/NAME`).
+    pub fn drain_status(&self, name: &str) -> serde_json::Value {
+        let body = self.get(&format!("/v1/drains/{name}"));
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Polls until the drain's state is `state` (or 20 s pass).
+    pub fn wait_drain_state(&self, name: &str, state: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.drain_status(name);
+            if v["status"]["state"] == state || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A free TCP port on loopback (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `check` until it returns Some (or `secs` pass).
+pub fn eventually<T>(secs: u64, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

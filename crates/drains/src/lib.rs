@@ -1,0 +1,33 @@
+//! Drains: standing subscriptions that deliver a selection of the stream to
+//! an outside receiver for as long as they exist, through restarts of sluice
+//! and outages of the receiver.
+//!
+//! - [`spec`]: a drain's definition (name, URL, selection, format) and URL
+//!   parsing and validation;
+//! - [`netpolicy`]: which addresses a drain may reach (SSRF protection),
+//!   checked on add and again on every connect;
+//! - [`format`]: how an entry becomes bytes (verbatim, Logyard JSON, `{{.field}}`
+//!   templates, saved and built-in named formats);
+//! - [`writers`]: one writer per URL scheme (syslog TCP/TLS/UDP, HTTPS
+//!   logplex-1 batches, plain TCP/UDP lines, files, Redis lists);
+//! - [`retry`]: Logyard's reconnect schedule and retry limits;
+//! - [`status`]: STARTING/RUNNING/RETRYING/FATAL/STOPPED with counters;
+//! - [`manager`]: runs one task per drain, with its own bounded queue;
+//! - [`persist`]: drains, saved formats and routes in the data dir.
+//!
+//! A slow or dead receiver only ever fills its own drain's queue (drop
+//! oldest, counted per drain and told in the app's own stream); it never
+//! slows ingest, tails or other drains. This crate must never depend on the
+//! server or sources crates.
+
+pub mod format;
+pub mod manager;
+pub mod netpolicy;
+pub mod persist;
+pub mod retry;
+pub mod spec;
+pub mod status;
+pub mod writers;
+
+pub use manager::DrainManager;
+pub use spec::{DrainSpec, DrainUrl, Scheme};

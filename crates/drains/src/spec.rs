@@ -1,0 +1,469 @@
+//! A drain's definition and its URL.
+//!
+//! A [`DrainSpec`] is what users create (`sluice drain add NAME URL …`,
+//! `POST /v1/drains`, logspout's `POST /routes`) and what is persisted. Its
+//! URL is parsed into a [`DrainUrl`] on add, and validated then: scheme,
+//! host, port, options, TLS files readable. Address policy (SSRF) is
+//! checked separately by [`crate::netpolicy`].
+//!
+//! | scheme | receiver |
+//! | --- | --- |
+//! | `syslog://host:port` | TCP, RFC 5424 as Loggregator writes it, octet-counted |
+//! | `syslog+udp://host:port` | UDP, one RFC 5424 datagram per message |
+//! | `syslog-tls://host:port` | TLS (rustls), octet-counted RFC 5424 |
+//! | `https://host[:port]/path` (and `http://`) | Logplex-style batches (`application/logplex-1`) |
+//! | `tcp://host:port`, `udp://host:port` | plain lines in the drain's format (Logyard) |
+//! | `file:///path` | append lines; `?overwrite=1` truncates on start |
+//! | `redis://host[:port][/db]?key=K&limit=N` | `LPUSH` + `LTRIM` to the newest N (default 1500) |
+//!
+//! Query parameters on every drain: `drain-type=logs|metrics|all` (default
+//! logs and events), `format=` (a named format or a template), `filter=` key
+//! prefix (repeatable). Scheme-specific: `omit-metadata=true` (syslog: no
+//! structured data), `ca=`, `cert=`, `key=` (syslog-tls and https: PEM
+//! files; cert+key enable mTLS), `overwrite=1` (file), `key=`, `limit=`
+//! (redis).
+
+use std::path::PathBuf;
+
+use envelope::v2::EnvelopeType;
+use envelope::Selector;
+use serde::{Deserialize, Serialize};
+
+/// Longest drain name.
+pub const MAX_NAME: usize = 64;
+/// Default `limit` of a Redis drain (Logyard's history drains).
+pub const DEFAULT_REDIS_LIMIT: usize = 1500;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error("invalid drain name {0:?}: use 1-64 letters, digits, '.', '_' or '-'")]
+    Name(String),
+    #[error("invalid drain URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("unsupported drain scheme {0:?}; use syslog, syslog+udp, syslog-tls, https, http, tcp, udp, file or redis")]
+    Scheme(String),
+    #[error("drain URL {url:?}: {option} file {path:?} is not readable: {reason}")]
+    File {
+        url: String,
+        option: &'static str,
+        path: String,
+        reason: String,
+    },
+}
+
+/// URL schemes a drain can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scheme {
+    Syslog,
+    SyslogUdp,
+    SyslogTls,
+    Https,
+    Http,
+    Tcp,
+    Udp,
+    File,
+    Redis,
+}
+
+impl Scheme {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "syslog" => Scheme::Syslog,
+            "syslog+udp" => Scheme::SyslogUdp,
+            "syslog-tls" => Scheme::SyslogTls,
+            "https" => Scheme::Https,
+            "http" => Scheme::Http,
+            "tcp" => Scheme::Tcp,
+            "udp" => Scheme::Udp,
+            "file" => Scheme::File,
+            "redis" => Scheme::Redis,
+            _ => return None,
+        })
+    }
+
+    fn default_port(self) -> Option<u16> {
+        match self {
+            Scheme::SyslogTls => Some(6514),
+            Scheme::Https => Some(443),
+            Scheme::Http => Some(80),
+            Scheme::Redis => Some(6379),
+            _ => None,
+        }
+    }
+
+    /// Whether this scheme connects over the network (and so is subject to
+    /// the address policy).
+    pub fn is_network(self) -> bool {
+        self != Scheme::File
+    }
+}
+
+/// What kinds of envelopes a drain carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainType {
+    /// Logs and events (the default).
+    #[default]
+    Logs,
+    /// Counters, gauges and timers.
+    Metrics,
+    All,
+}
+
+impl DrainType {
+    pub fn envelope_types(self) -> Vec<EnvelopeType> {
+        match self {
+            DrainType::Logs => vec![EnvelopeType::Log, EnvelopeType::Event],
+            DrainType::Metrics => vec![
+                EnvelopeType::Counter,
+                EnvelopeType::Gauge,
+                EnvelopeType::Timer,
+            ],
+            DrainType::All => Vec::new(),
+        }
+    }
+}
+
+/// A parsed, validated drain URL.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrainUrl {
+    pub raw: String,
+    pub scheme: Scheme,
+    /// Host name or address (empty for `file://`).
+    pub host: String,
+    pub port: u16,
+    /// `file://` path, or the HTTP path and query for `https://`.
+    pub path: String,
+    pub drain_type: DrainType,
+    pub format: Option<String>,
+    pub filters: Vec<String>,
+    pub omit_metadata: bool,
+    pub overwrite: bool,
+    pub redis_key: String,
+    pub redis_limit: usize,
+    pub redis_db: i64,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl DrainUrl {
+    /// Parses and validates; TLS files must be readable now.
+    pub fn parse(raw: &str) -> Result<Self, SpecError> {
+        let bad = |reason: &str| SpecError::Url {
+            url: raw.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
+        let scheme = Scheme::parse(url.scheme())
+            .ok_or_else(|| SpecError::Scheme(url.scheme().to_owned()))?;
+        let mut out = DrainUrl {
+            raw: raw.to_owned(),
+            scheme,
+            host: String::new(),
+            port: 0,
+            path: String::new(),
+            drain_type: DrainType::Logs,
+            format: None,
+            filters: Vec::new(),
+            omit_metadata: false,
+            overwrite: false,
+            redis_key: "sluice".to_owned(),
+            redis_limit: DEFAULT_REDIS_LIMIT,
+            redis_db: 0,
+            ca: None,
+            cert: None,
+            key: None,
+        };
+        // Options shared by every scheme; scheme-specific ones checked below.
+        let mut passthrough = Vec::new();
+        for (k, v) in url.query_pairs() {
+            match k.as_ref() {
+                "drain-type" => {
+                    out.drain_type = match v.as_ref() {
+                        "logs" => DrainType::Logs,
+                        "metrics" => DrainType::Metrics,
+                        "all" => DrainType::All,
+                        other => {
+                            return Err(bad(&format!(
+                                "drain-type must be logs, metrics or all, not {other:?}"
+                            )))
+                        }
+                    }
+                }
+                "format" => out.format = Some(v.into_owned()),
+                "filter" => out.filters.push(v.into_owned()),
+                "omit-metadata" => out.omit_metadata = truthy(&v),
+                "overwrite" => out.overwrite = truthy(&v),
+                "limit" if scheme == Scheme::Redis => {
+                    out.redis_limit = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad("limit must be a positive integer"))?
+                }
+                "key" if scheme == Scheme::Redis => {
+                    if v.is_empty() {
+                        return Err(bad("key must not be empty"));
+                    }
+                    out.redis_key = v.into_owned()
+                }
+                "ca" => out.ca = Some(PathBuf::from(v.as_ref())),
+                "cert" => out.cert = Some(PathBuf::from(v.as_ref())),
+                "key" => out.key = Some(PathBuf::from(v.as_ref())),
+                _ => passthrough.push((k.into_owned(), v.into_owned())),
+            }
+        }
+        if scheme == Scheme::File {
+            if url.host_str().is_some_and(|h| !h.is_empty()) {
+                return Err(bad(
+                    "file drains take an absolute path: file:///var/log/x.log",
+                ));
+            }
+            if url.path().is_empty() || url.path() == "/" {
+                return Err(bad("file drains need a path"));
+            }
+            out.path = url.path().to_owned();
+            return Ok(out);
+        }
+        out.host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("a host is required"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        out.port = url
+            .port()
+            .or(scheme.default_port())
+            .ok_or_else(|| bad("a port is required"))?;
+        if out.port == 0 {
+            return Err(bad("port 0 is not a port"));
+        }
+        match scheme {
+            Scheme::Https | Scheme::Http => {
+                // Unknown query parameters belong to the receiver's URL.
+                let mut path = url.path().to_owned();
+                if !passthrough.is_empty() {
+                    let query: String = url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(&passthrough)
+                        .finish();
+                    path.push('?');
+                    path.push_str(&query);
+                }
+                out.path = path;
+            }
+            Scheme::Redis => {
+                let db = url.path().trim_start_matches('/');
+                if !db.is_empty() {
+                    out.redis_db = db
+                        .parse()
+                        .map_err(|_| bad("the path of a redis URL is the database number"))?;
+                }
+            }
+            _ => {
+                if let Some((k, _)) = passthrough.first() {
+                    return Err(bad(&format!("unknown option {k:?}")));
+                }
+            }
+        }
+        if out.cert.is_some() != out.key.is_some() {
+            return Err(bad("cert and key go together (mTLS)"));
+        }
+        for (option, path) in [("ca", &out.ca), ("cert", &out.cert), ("key", &out.key)] {
+            if let Some(path) = path {
+                if let Err(e) = std::fs::File::open(path) {
+                    return Err(SpecError::File {
+                        url: raw.to_owned(),
+                        option,
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v, "1" | "true" | "yes" | "on" | "")
+}
+
+/// A drain as created and persisted.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainSpec {
+    pub name: String,
+    pub url: String,
+    /// App names or source ids (any of); empty means every app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<String>,
+    /// Exact source ids (any of; logspout's `filter_id`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_ids: Vec<String>,
+    /// Key prefixes (any of), added to the URL's `filter=`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<String>,
+    /// Glob over app names (logspout's `filter_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_glob: Option<String>,
+    /// Log streams (`stdout`, `stderr`; logspout's `filter_sources`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<String>,
+    /// Format name or template; overrides the URL's `format=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Appended to the syslog APP-NAME (logspout's `options.append_tag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub append_tag: Option<String>,
+    /// Extra RFC 5424 structured data, e.g. `[x@1 k="v"]` (logspout's
+    /// `options.structured_data`), written before the tags element.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_data: Option<String>,
+    /// Unix ns when created.
+    #[serde(default)]
+    pub created: i64,
+}
+
+impl DrainSpec {
+    /// Checks the name and parses the URL.
+    pub fn validate(&self) -> Result<DrainUrl, SpecError> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= MAX_NAME
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !name_ok {
+            return Err(SpecError::Name(self.name.clone()));
+        }
+        for s in &self.streams {
+            if !matches!(s.as_str(), "stdout" | "stderr") {
+                return Err(SpecError::Url {
+                    url: self.url.clone(),
+                    reason: format!("unknown stream {s:?}; use stdout or stderr"),
+                });
+            }
+        }
+        if let Some(sd) = &self.structured_data {
+            let valid = sd.len() <= 1024
+                && sd.starts_with('[')
+                && sd.ends_with(']')
+                && sd.bytes().all(|b| (32..127).contains(&b));
+            if !valid {
+                return Err(SpecError::Url {
+                    url: self.url.clone(),
+                    reason: "structured_data must be RFC 5424 SD-ELEMENTs like [id@1 k=\"v\"] in printable ASCII, at most 1024 bytes".into(),
+                });
+            }
+        }
+        if let Some(tag) = &self.append_tag {
+            if tag.len() > 32 || !tag.bytes().all(|b| (33..127).contains(&b)) {
+                return Err(SpecError::Url {
+                    url: self.url.clone(),
+                    reason:
+                        "append_tag must be at most 32 printable ASCII characters without spaces"
+                            .into(),
+                });
+            }
+        }
+        DrainUrl::parse(&self.url)
+    }
+
+    /// The subscription this drain makes.
+    pub fn selector(&self, url: &DrainUrl) -> Selector {
+        let mut key_prefixes = self.prefixes.clone();
+        key_prefixes.extend(url.filters.iter().cloned());
+        Selector {
+            source_ids: self.source_ids.clone(),
+            apps: self.apps.clone(),
+            app_glob: self.app_glob.clone(),
+            key_prefixes,
+            envelope_types: url.drain_type.envelope_types(),
+            log_types: self
+                .streams
+                .iter()
+                .map(|s| {
+                    if s == "stderr" {
+                        envelope::LogType::Err
+                    } else {
+                        envelope::LogType::Out
+                    }
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The format to use: the spec's, else the URL's, else `None`
+    /// (the scheme's default).
+    pub fn format_name<'a>(&'a self, url: &'a DrainUrl) -> Option<&'a str> {
+        self.format.as_deref().or(url.format.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_and_defaults() {
+        let u = DrainUrl::parse("syslog-tls://logs.example.com").unwrap();
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port),
+            (Scheme::SyslogTls, "logs.example.com", 6514)
+        );
+        let u = DrainUrl::parse("https://h/logs?drain-type=all&token=x").unwrap();
+        assert_eq!(
+            (u.port, u.path.as_str(), u.drain_type),
+            (443, "/logs?token=x", DrainType::All)
+        );
+        let u = DrainUrl::parse("redis://127.0.0.1/2?key=hist&limit=10").unwrap();
+        assert_eq!(
+            (u.redis_db, u.redis_key.as_str(), u.redis_limit, u.port),
+            (2, "hist", 10, 6379)
+        );
+        let u = DrainUrl::parse("file:///var/log/x.log?overwrite=1").unwrap();
+        assert_eq!((u.path.as_str(), u.overwrite), ("/var/log/x.log", true));
+        let u =
+            DrainUrl::parse("syslog://[::1]:514?omit-metadata=true&filter=apptail&filter=event")
+                .unwrap();
+        assert_eq!((u.host.as_str(), u.omit_metadata), ("::1", true));
+        assert_eq!(u.filters, vec!["apptail", "event"]);
+    }
+
+    #[test]
+    fn bad_urls_have_clear_errors() {
+        let err = |u: &str| DrainUrl::parse(u).unwrap_err().to_string();
+        assert!(err("gopher://x:1").contains("unsupported drain scheme \"gopher\""));
+        assert!(err("syslog://host").contains("a port is required"));
+        assert!(err("tcp://:5").contains("invalid drain URL"));
+        assert!(err("syslog://h:1?bogus=1").contains("unknown option \"bogus\""));
+        assert!(err("redis://h/x").contains("database number"));
+        assert!(err("file://host/x").contains("absolute path"));
+        assert!(err("syslog-tls://h:1?ca=/nonexistent/ca.pem").contains("not readable"));
+        assert!(err("syslog-tls://h:1?cert=/etc/hostname").contains("cert and key go together"));
+        assert!(err("not a url").contains("invalid drain URL"));
+        assert!(err("udp://h:1?drain-type=everything").contains("drain-type"));
+    }
+
+    #[test]
+    fn names_and_selectors() {
+        let mut spec = DrainSpec {
+            name: "papertrail".into(),
+            url: "syslog://h:1?filter=apptail".into(),
+            apps: vec!["web".into()],
+            streams: vec!["stderr".into()],
+            ..Default::default()
+        };
+        let url = spec.validate().unwrap();
+        let sel = spec.selector(&url);
+        assert_eq!(sel.apps, vec!["web"]);
+        assert_eq!(sel.key_prefixes, vec!["apptail"]);
+        assert_eq!(sel.log_types, vec![envelope::LogType::Err]);
+        assert_eq!(sel.envelope_types.len(), 2);
+        spec.name = "bad name".into();
+        assert!(matches!(spec.validate(), Err(SpecError::Name(_))));
+    }
+}

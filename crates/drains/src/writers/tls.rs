@@ -1,0 +1,115 @@
+//! TLS client configuration for `syslog-tls://` and `https://` drains
+//! (rustls with the ring provider).
+//!
+//! The server is always verified. Trust anchors are the system's roots
+//! (loaded once per process), or, when the URL names `?ca=FILE`, only the
+//! certificates in that PEM file (a private CA). `?cert=` and `?key=`
+//! present a client certificate (mTLS); the key may be PKCS#8, PKCS#1 (RSA)
+//! or SEC1 (EC) PEM. Files are read on every connect, so renewed
+//! certificates are picked up on the next reconnect. A file that cannot be
+//! used is a [`WriteError::Fatal`] naming the file.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use super::WriteError;
+use crate::spec::DrainUrl;
+
+/// The client configuration for `url`'s `ca`, `cert` and `key` options.
+pub fn client_config(url: &DrainUrl) -> Result<Arc<ClientConfig>, WriteError> {
+    let roots = match &url.ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in read_certs("ca", ca)? {
+                roots.add(cert).map_err(|e| {
+                    WriteError::Fatal(format!(
+                        "ca file {}: unusable certificate: {e}",
+                        ca.display()
+                    ))
+                })?;
+            }
+            roots
+        }
+        None => native_roots()?,
+    };
+    let builder =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| WriteError::Fatal(format!("TLS setup: {e}")))?
+            .with_root_certificates(roots);
+    let config = match (&url.cert, &url.key) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs("cert", cert)?;
+            let key_der = read_key(key)?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                WriteError::Fatal(format!(
+                    "client certificate {} with key {}: {e}",
+                    cert.display(),
+                    key.display()
+                ))
+            })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// The name to send (SNI) and verify: a DNS name, or an IP address.
+pub fn server_name(host: &str) -> Result<ServerName<'static>, WriteError> {
+    ServerName::try_from(host.to_owned())
+        .map_err(|e| WriteError::Fatal(format!("{host:?} is not a valid TLS server name: {e}")))
+}
+
+/// Every certificate in a PEM file; none is an error.
+pub fn read_certs(option: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, WriteError> {
+    let bad =
+        |reason: String| WriteError::Fatal(format!("{option} file {}: {reason}", path.display()));
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+/// The first private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, WriteError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        let reason = match e {
+            rustls_pki_types::pem::Error::NoItemsFound => "no PEM private key in it".to_owned(),
+            other => other.to_string(),
+        };
+        WriteError::Fatal(format!("key file {}: {reason}", path.display()))
+    })
+}
+
+/// The system's trust anchors, loaded once (a failed load is tried again
+/// on the next connect).
+fn native_roots() -> Result<RootCertStore, WriteError> {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    if let Some(roots) = ROOTS.get() {
+        return Ok(roots.clone());
+    }
+    let loaded = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (_added, _ignored) = roots.add_parsable_certificates(loaded.certs);
+    if roots.is_empty() {
+        let why = loaded
+            .errors
+            .first()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        return Err(WriteError::Retry(format!(
+            "no system root certificates found{why}; install ca-certificates or give the drain ?ca=FILE"
+        )));
+    }
+    Ok(ROOTS.get_or_init(|| roots).clone())
+}

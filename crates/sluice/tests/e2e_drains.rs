@@ -1,0 +1,627 @@
+//! End to end: drains from the `sluice server` binary to real receivers —
+//! rsyslog over TCP and TLS (fields checked one by one), redis-server, a
+//! local HTTPS receiver, files with rotation — plus outages, persistence
+//! across restarts, and refused URLs.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use support::{eventually, free_port, require, ServerProcess, TempDir};
+
+const LOOPBACK: &[&str] = &["--allow-drain-ranges", "127.0.0.0/8"];
+
+fn lines(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix} {i}")).collect()
+}
+
+struct Rsyslog {
+    child: Child,
+    out: std::path::PathBuf,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Rsyslog {
+    /// rsyslog receiving on TCP (TLS when `tls` holds the CA, cert, key
+    /// paths), writing `hostname|app-name|procid|msgid|sd|msg` per message.
+    fn start(tls: Option<(&Path, &Path, &Path)>) -> Self {
+        let rsyslogd = require("rsyslogd");
+        let dir = TempDir::new("rsyslog-rx");
+        let port = free_port();
+        let out = dir.0.join("out.log");
+        let (global_tls, module) = match tls {
+            Some((ca, cert, key)) => (
+                format!(
+                    "DefaultNetstreamDriver=\"gtls\" DefaultNetstreamDriverCAFile=\"{}\" DefaultNetstreamDriverCertFile=\"{}\" DefaultNetstreamDriverKeyFile=\"{}\"",
+                    ca.display(), cert.display(), key.display()
+                ),
+                "module(load=\"imtcp\" StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\" StreamDriver.AuthMode=\"anon\")".to_owned(),
+            ),
+            None => (String::new(), "module(load=\"imtcp\")".to_owned()),
+        };
+        let conf = dir.0.join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"global(workDirectory="{dir}" {global_tls})
+{module}
+input(type="imtcp" address="127.0.0.1" port="{port}")
+template(name="fields" type="string" string="%hostname%|%app-name%|%procid%|%msgid%|%structured-data%|%msg%\n")
+action(type="omfile" file="{out}" template="fields")
+"#,
+                dir = dir.0.display(),
+                out = out.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(rsyslogd)
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.0.join("pid"))
+            .spawn()
+            .expect("start rsyslogd");
+        eventually(10, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .expect("rsyslog listens");
+        Rsyslog {
+            child,
+            out,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn wait_lines(&self, n: usize) -> Vec<String> {
+        eventually(15, || {
+            let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+            let got: Vec<String> = text.lines().map(str::to_owned).collect();
+            (got.len() >= n).then_some(got)
+        })
+        .unwrap_or_else(|| {
+            std::fs::read_to_string(&self.out)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn check_loggregator_fields(line: &str, text: &str) {
+    let f: Vec<&str> = line.splitn(6, '|').collect();
+    assert_eq!(f.len(), 6, "{line}");
+    assert_eq!(f[0], "acme.dev.web", "HOSTNAME org.space.app: {line}");
+    assert_eq!(f[1], "web", "APP-NAME is the source id: {line}");
+    assert_eq!(f[2], "[APP/PROC/WEB/0]", "PROCID: {line}");
+    assert_eq!(f[3], "-", "MSGID: {line}");
+    assert!(f[4].starts_with("[tags@47450 "), "SD: {line}");
+    for tag in [
+        "app_name=\"web\"",
+        "space_name=\"dev\"",
+        "organization_name=\"acme\"",
+        "source_type=\"APP/PROC/WEB\"",
+    ] {
+        assert!(f[4].contains(tag), "SD has {tag}: {line}");
+    }
+    assert_eq!(f[5].trim_start(), text, "MSG: {line}");
+}
+
+#[test]
+fn syslog_tcp_drain_to_rsyslog_field_by_field() {
+    let rx = Rsyslog::start(None);
+    let server = ServerProcess::start(LOOPBACK);
+    let url = format!("syslog://127.0.0.1:{}", rx.port);
+    let (code, out, err) = server.cli(&["drain", "add", "rs", &url, "--app", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    server.wait_drain_state("rs", "RUNNING");
+    server.post_lines("web", &lines("hello", 3));
+    server.post_lines("other", &lines("not drained", 2));
+    let got = rx.wait_lines(3);
+    assert_eq!(got.len(), 3, "{got:?}");
+    for (i, line) in got.iter().enumerate() {
+        check_loggregator_fields(line, &format!("hello {i}"));
+    }
+    let (code, out, _) = server.cli(&["drain", "status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("rs") && out.contains("RUNNING["), "{out}");
+}
+
+fn make_certs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let openssl = require("openssl");
+    let run = |args: &[&str]| {
+        let status = Command::new(&openssl)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            status.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=sluice test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[test]
+fn syslog_tls_drain_to_rsyslog() {
+    let certs = TempDir::new("certs");
+    let (ca, cert, key) = make_certs(&certs.0);
+    let rx = Rsyslog::start(Some((&ca, &cert, &key)));
+    let server = ServerProcess::start(LOOPBACK);
+    // Unknown CA: the drain retries with a clear TLS error.
+    let url = format!("syslog-tls://localhost:{}", rx.port);
+    assert_eq!(
+        server
+            .cli(&["drain", "add", "untrusted", &url, "--app", "web"])
+            .0,
+        0
+    );
+    let v = server.wait_drain_state("untrusted", "RETRYING");
+    let err = v["status"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        err.to_lowercase().contains("certificate") || err.to_lowercase().contains("issuer"),
+        "{v}"
+    );
+    assert_eq!(server.cli(&["drain", "delete", "untrusted"]).0, 0);
+    // With the CA: delivered over TLS.
+    let url = format!("syslog-tls://localhost:{}?ca={}", rx.port, ca.display());
+    let (code, out, err) = server.cli(&["drain", "add", "tls", &url, "--app", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    server.wait_drain_state("tls", "RUNNING");
+    server.post_lines("web", &lines("secret", 2));
+    let got = rx.wait_lines(2);
+    assert_eq!(got.len(), 2, "{got:?}");
+    check_loggregator_fields(&got[0], "secret 0");
+    check_loggregator_fields(&got[1], "secret 1");
+}
+
+#[test]
+fn redis_drain_keeps_the_newest_limit() {
+    let redis = require("redis-server");
+    let port = free_port();
+    let dir = TempDir::new("redis");
+    let mut child = Command::new(redis)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+        ])
+        .arg(&dir.0)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    eventually(10, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .expect("redis listens");
+    let server = ServerProcess::start(LOOPBACK);
+    let url = format!("redis://127.0.0.1:{port}/0?key=hist&limit=10");
+    assert_eq!(
+        server
+            .cli(&[
+                "drain",
+                "add",
+                "hist",
+                &url,
+                "--app",
+                "web",
+                "-f",
+                "{{.app_name}}: {{.text}}"
+            ])
+            .0,
+        0
+    );
+    server.wait_drain_state("hist", "RUNNING");
+    server.post_lines("web", &lines("line", 25));
+    let cli = require("redis-cli");
+    let redis_cli = |args: &[&str]| {
+        let out = Command::new(&cli)
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let sent = eventually(10, || {
+        (server.drain_status("hist")["status"]["sent"].as_u64() == Some(25)).then_some(())
+    });
+    assert!(sent.is_some(), "{}", server.drain_status("hist"));
+    assert_eq!(redis_cli(&["LLEN", "hist"]), "10");
+    assert_eq!(redis_cli(&["LINDEX", "hist", "0"]), "web: line 24");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn file_drain_follows_rotation() {
+    let dir = TempDir::new("filedrain");
+    let path = dir.0.join("all.log");
+    let server = ServerProcess::start(&[]);
+    let url = format!("file://{}", path.display());
+    let (code, out, err) = server.cli(&[
+        "drain",
+        "add",
+        "archive",
+        &url,
+        "--prefix",
+        "apptail",
+        "-f",
+        "{{.app_name}}: {{.text}}",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    server.wait_drain_state("archive", "RUNNING");
+    server.post_lines("web", &lines("before", 2));
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    eventually(10, || (read(&path).lines().count() >= 2).then_some(())).expect("lines in file");
+    assert_eq!(read(&path), "web: before 0\nweb: before 1\n");
+    // logrotate moves the file away: the drain starts a new one.
+    let rotated = dir.0.join("all.log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    server.post_lines("web", &lines("after", 2));
+    eventually(10, || (read(&path).lines().count() >= 2).then_some(())).expect("new file");
+    assert_eq!(read(&path), "web: after 0\nweb: after 1\n");
+    assert_eq!(read(&rotated), "web: before 0\nweb: before 1\n");
+}
+
+/// A plain TCP syslog receiver counting octet-counted frames.
+fn tcp_receiver(listener: TcpListener) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(stream);
+                loop {
+                    let mut len = Vec::new();
+                    if r.read_until(b' ', &mut len).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let Ok(n) = String::from_utf8_lossy(&len).trim().parse::<usize>() else {
+                        return;
+                    };
+                    let mut msg = vec![0; n];
+                    if r.read_exact(&mut msg).is_err() {
+                        return;
+                    }
+                    let text = String::from_utf8_lossy(&msg).into_owned();
+                    if tx.send(text).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    rx
+}
+
+#[test]
+fn outage_goes_retrying_then_running_with_exact_loss() {
+    let dir = TempDir::new("outage");
+    std::fs::write(dir.0.join("sluice.toml"), "[drains]\nqueue_capacity = 5\n").unwrap();
+    let config = dir.0.join("sluice.toml");
+    let server = ServerProcess::start(&[
+        "--allow-drain-ranges",
+        "127.0.0.0/8",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let port = free_port();
+    let url = format!("syslog://127.0.0.1:{port}");
+    // The receiver is down from the start: RETRYING with the error.
+    assert_eq!(
+        server
+            .cli(&["drain", "add", "flaky", &url, "--app", "web"])
+            .0,
+        0
+    );
+    let v = server.wait_drain_state("flaky", "RETRYING");
+    assert!(
+        v["status"]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused"),
+        "{v}"
+    );
+    // 20 lines while down: the drain's queue keeps the newest 5.
+    server.post_lines("web", &lines("down", 20));
+    std::thread::sleep(Duration::from_millis(300));
+    // The receiver comes back; the drain reconnects on its schedule (5 s).
+    let rx = tcp_receiver(TcpListener::bind(("127.0.0.1", port)).unwrap());
+    server.wait_drain_state("flaky", "RUNNING");
+    let mut got = Vec::new();
+    while let Ok(m) = rx.recv_timeout(Duration::from_secs(3)) {
+        got.push(m);
+    }
+    let delivered: Vec<&String> = got.iter().filter(|m| m.contains(" down ")).collect();
+    let notices: Vec<&String> = got
+        .iter()
+        .filter(|m| m.contains("messages lost for app web to drain flaky"))
+        .collect();
+    let status = server.drain_status("flaky");
+    let dropped = status["status"]["dropped"].as_u64().unwrap_or(0);
+    assert_eq!(delivered.len(), 5, "{got:?}");
+    assert!(
+        delivered.last().is_some_and(|m| m.contains("down 19")),
+        "{got:?}"
+    );
+    assert_eq!(dropped, 15, "{status}");
+    assert_eq!(
+        notices.len(),
+        1,
+        "the loss is told in the app's stream: {got:?}"
+    );
+    assert!(
+        notices[0].contains("sluice: 15 messages lost"),
+        "{notices:?}"
+    );
+    // It is in the app's own recent history too.
+    let recent = server.payloads("web");
+    assert!(
+        recent
+            .iter()
+            .any(|p| p.starts_with("sluice: 15 messages lost for app web to drain flaky since ")),
+        "{recent:?}"
+    );
+    assert!(server
+        .get("/metrics")
+        .contains("sluice_drain_dropped_total{drain=\"flaky\"} 15"));
+}
+
+#[test]
+fn drains_and_formats_survive_a_restart() {
+    let data = TempDir::new("persist");
+    let http = format!("127.0.0.1:{}", free_port());
+    let syslog = format!("127.0.0.1:{}", free_port());
+    let file = data.0.join("out.log");
+    let mut server = ServerProcess::start_at(&http, &syslog, &data.0, &[]);
+    assert_eq!(
+        server
+            .cli(&["format", "set", "short", "{{.app_name}}> {{.text}}"])
+            .0,
+        0
+    );
+    let url = format!("file://{}", file.display());
+    assert_eq!(
+        server.cli(&["drain", "add", "keep", &url, "-f", "short"]).0,
+        0
+    );
+    server.stop();
+    let server = ServerProcess::start_at(&http, &syslog, &data.0, &[]);
+    let (_, out, _) = server.cli(&["drain", "list"]);
+    assert!(out.contains("keep") && out.contains("file://"), "{out}");
+    server.wait_drain_state("keep", "RUNNING");
+    server.post_lines("web", &lines("again", 1));
+    let text = eventually(10, || {
+        let t = std::fs::read_to_string(&file).unwrap_or_default();
+        (!t.is_empty()).then_some(t)
+    });
+    assert_eq!(text.as_deref(), Some("web> again 0\n"));
+}
+
+#[test]
+fn bad_urls_and_forbidden_addresses_are_refused() {
+    let server = ServerProcess::start(&[]);
+    let refuse = |args: &[&str], expect: &str| {
+        let (code, out, err) = server.cli(args);
+        assert_ne!(code, 0, "{args:?} should fail: {out}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+    };
+    refuse(
+        &["drain", "add", "x", "gopher://h:1"],
+        "unsupported drain scheme",
+    );
+    refuse(&["drain", "add", "x", "syslog://h"], "a port is required");
+    refuse(
+        &["drain", "add", "x", "syslog://127.0.0.1:514"],
+        "--allow-drain-ranges",
+    );
+    refuse(
+        &["drain", "add", "x", "syslog://169.254.169.254:514"],
+        "cloud metadata",
+    );
+    refuse(
+        &["drain", "add", "x", "syslog-tls://h:1?ca=/nonexistent.pem"],
+        "not readable",
+    );
+    refuse(
+        &["drain", "add", "bad name", "syslog://h:1"],
+        "invalid drain name",
+    );
+    refuse(
+        &["drain", "add", "x", "tcp://203.0.113.1:9", "-f", "{{.text"],
+        "invalid format",
+    );
+    // A name that resolves to loopback is refused when connecting.
+    assert_eq!(
+        server
+            .cli(&["drain", "add", "sneaky", "syslog://localhost:9"])
+            .0,
+        0
+    );
+    let v = server.wait_drain_state("sneaky", "FATAL");
+    assert!(
+        v["status"]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--allow-drain-ranges"),
+        "{v}"
+    );
+    // Per-app limit.
+    for i in 0..5 {
+        assert_eq!(
+            server
+                .cli(&[
+                    "drain",
+                    "add",
+                    &format!("d{i}"),
+                    "udp://203.0.113.1:9",
+                    "--app",
+                    "web"
+                ])
+                .0,
+            0
+        );
+    }
+    refuse(
+        &["drain", "add", "d5", "udp://203.0.113.1:9", "--app", "web"],
+        "per-app drain limit (5) reached",
+    );
+}
+
+/// A minimal HTTPS receiver: answers the first request with 503, the rest
+/// with 200, recording headers and bodies.
+#[test]
+fn https_drain_posts_logplex_batches_and_retries_one_frame_id() {
+    let certs = TempDir::new("https-certs");
+    let (ca, cert, key) = make_certs(&certs.0);
+    let port = free_port();
+    // A tiny python receiver over ssl (python3 is on every test machine).
+    let script = certs.0.join("rx.py");
+    std::fs::write(
+        &script,
+        format!(
+            r#"import http.server, ssl, sys
+count = 0
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        global count
+        n = int(self.headers.get('Content-Length', '0'))
+        body = self.rfile.read(n)
+        count += 1
+        sys.stdout.write("REQ %d %s %s %s %s\n" % (count, self.headers.get('Content-Type'), self.headers.get('Logplex-Msg-Count'), self.headers.get('Logplex-Frame-Id'), body.decode('utf-8', 'replace').replace('\n', '\\n')))
+        sys.stdout.flush()
+        self.send_response(503 if count == 1 else 200)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(('127.0.0.1', {port}), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain('{cert}', '{key}')
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+print('READY', flush=True)
+s.serve_forever()
+"#,
+            cert = cert.display(),
+            key = key.display()
+        ),
+    )
+    .unwrap();
+    let mut rx = Command::new("python3")
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 https receiver");
+    let mut out = BufReader::new(rx.stdout.take().unwrap()).lines();
+    assert_eq!(out.next().and_then(Result::ok).as_deref(), Some("READY"));
+    let server = ServerProcess::start(LOOPBACK);
+    let url = format!("https://localhost:{port}/logs?ca={}", ca.display());
+    let (code, o, e) = server.cli(&["drain", "add", "hp", &url, "--app", "web"]);
+    assert_eq!(code, 0, "{o}{e}");
+    server.wait_drain_state("hp", "RUNNING");
+    server.post_lines("web", &lines("batched", 3));
+    let first = out.next().and_then(Result::ok).unwrap_or_default();
+    let second = out.next().and_then(Result::ok).unwrap_or_default();
+    let _ = rx.kill();
+    let _ = rx.wait();
+    let f1: Vec<&str> = first.splitn(6, ' ').collect();
+    let f2: Vec<&str> = second.splitn(6, ' ').collect();
+    assert_eq!(f1.len(), 6, "{first}");
+    assert_eq!(f1[2], "application/logplex-1");
+    assert_eq!(f1[3], "3", "Logplex-Msg-Count: {first}");
+    assert_eq!(f1[4], f2[4], "the retry keeps its Logplex-Frame-Id");
+    assert_eq!(f1[5], f2[5], "the retry sends the same body");
+    // The body is octet-counted RFC 5424 frames.
+    let body = f2[5].replace("\\n", "\n");
+    let mut rest = body.as_str();
+    for i in 0..3 {
+        let (len, tail) = rest.split_once(' ').expect("octet count");
+        let n: usize = len.parse().expect("count is a number");
+        let (frame, tail) = tail.split_at(n);
+        assert!(
+            frame.starts_with("<14>1 ") && frame.ends_with(&format!("batched {i}\n")),
+            "{frame:?}"
+        );
+        rest = tail;
+    }
+    assert!(rest.is_empty());
+    let v = server.drain_status("hp");
+    assert_eq!(v["status"]["sent"], 3, "{v}");
+}
