@@ -71,6 +71,62 @@ pub fn format_syslog(
     omit_metadata: bool,
     out: &mut Vec<u8>,
 ) {
+    format_syslog_with(env, message, omit_metadata, &SyslogExtras::default(), out);
+}
+
+/// What logspout routes add to each syslog message: a suffix to APP-NAME
+/// (`options.append_tag`) and structured data elements written before the
+/// tags element (`options.structured_data`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyslogExtras {
+    pub append_tag: Option<String>,
+    pub structured_data: Vec<(String, Vec<(String, String)>)>,
+}
+
+impl SyslogExtras {
+    /// Checks and splits the route options; the structured data must be
+    /// RFC 5424 SD-ELEMENTs (parsed with this crate's own parser).
+    pub fn parse(append_tag: Option<&str>, structured_data: Option<&str>) -> Result<Self, String> {
+        let mut extras = SyslogExtras {
+            append_tag: append_tag.filter(|t| !t.is_empty()).map(str::to_owned),
+            structured_data: Vec::new(),
+        };
+        if let Some(sd) = structured_data.filter(|s| !s.is_empty()) {
+            let probe = format!("<14>1 - - - - - {sd} x");
+            let parsed = crate::syslog::parse(probe.as_bytes(), 0);
+            if parsed.format != crate::syslog::SyslogFormat::Rfc5424
+                || parsed.structured_data.is_empty()
+                || parsed.message != b"x"
+            {
+                return Err(format!(
+                    "structured data {sd:?} is not RFC 5424 SD-ELEMENTs like [id@1 k=\"v\"]"
+                ));
+            }
+            extras.structured_data = parsed
+                .structured_data
+                .iter()
+                .map(|e| {
+                    let params = e
+                        .params
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), v.to_string()))
+                        .collect();
+                    (e.id.to_owned(), params)
+                })
+                .collect();
+        }
+        Ok(extras)
+    }
+}
+
+/// [`format_syslog`] with a route's [`SyslogExtras`].
+pub fn format_syslog_with(
+    env: &Envelope,
+    message: Option<&[u8]>,
+    omit_metadata: bool,
+    extras: &SyslogExtras,
+    out: &mut Vec<u8>,
+) {
     let pri = match env.log_type() {
         Some(LogType::Err) => 11,
         _ => 14,
@@ -86,18 +142,34 @@ pub fn format_syslog(
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect()
     };
-    let sd: &[SdParams<'_>] = &[(TAGS_SD_ID, &params)];
-    let sd = if params.is_empty() { &[] } else { sd };
+    let extra: Vec<Vec<(&str, &str)>> = extras
+        .structured_data
+        .iter()
+        .map(|(_, p)| p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+        .collect();
+    let mut sd: Vec<SdParams<'_>> = extras
+        .structured_data
+        .iter()
+        .zip(&extra)
+        .map(|((id, _), p)| (id.as_str(), p.as_slice()))
+        .collect();
+    if !params.is_empty() {
+        sd.push((TAGS_SD_ID, &params));
+    }
+    let app_name = match &extras.append_tag {
+        Some(tag) => std::borrow::Cow::Owned(format!("{}{tag}", env.source_id)),
+        None => std::borrow::Cow::Borrowed(env.source_id.as_str()),
+    };
 
     format_rfc5424(
         out,
         pri,
         env.timestamp,
         &hostname,
-        &env.source_id,
+        &app_name,
         &proc_id,
         "",
-        sd,
+        &sd,
         b"",
     );
 
@@ -203,6 +275,28 @@ fn proc_id(source_type: &str, instance: &str) -> String {
         source_type.truncate(max - instance.len());
     }
     format!("[{source_type}/{instance}]")
+}
+
+#[cfg(test)]
+mod extras_tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn route_extras_go_into_the_message() {
+        let extras = SyslogExtras::parse(Some(".db"), Some("[x@1 k=\"v\"]")).unwrap();
+        let mut env = Envelope::log(0, "app", "0", Bytes::from_static(b"hi"), LogType::Out);
+        env.tags.insert("a".into(), "b".into());
+        let mut out = Vec::new();
+        format_syslog_with(&env, None, false, &extras, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(" app.db "), "{text}");
+        assert!(
+            text.contains("[x@1 k=\"v\"][tags@47450 a=\"b\"] hi\n"),
+            "{text}"
+        );
+        assert!(SyslogExtras::parse(None, Some("not sd")).is_err());
+    }
 }
 
 #[cfg(test)]

@@ -131,6 +131,7 @@ impl DrainManager {
         let url = spec.validate()?;
         self.check_literal_address(&url)?;
         self.resolve_format(&spec, &url)?;
+        spec_extras(&spec)?;
         {
             let drains = self.inner.drains.lock();
             if drains.contains_key(&spec.name) {
@@ -282,6 +283,7 @@ impl DrainManager {
     fn launch(&self, spec: DrainSpec) -> Result<(), DrainError> {
         let url = spec.validate()?;
         let format = self.resolve_format(&spec, &url)?;
+        let extras = spec_extras(&spec)?;
         let metrics = Arc::clone(self.inner.bus.metrics());
         let status = Arc::new(Status::new(now_ns()));
         let cancel = self.inner.shutdown.child_token();
@@ -297,6 +299,7 @@ impl DrainManager {
                 format,
                 policy: Arc::clone(&self.inner.config.policy),
                 metrics: Arc::clone(&metrics),
+                syslog_extras: Arc::new(extras),
             },
             policy: batch_policy(url.scheme),
             app: spec.apps.first().cloned(),
@@ -526,6 +529,20 @@ impl DrainTask {
         }
         self.bus.publish(vec![notice]);
     }
+}
+
+/// The route options of a spec, checked.
+fn spec_extras(spec: &DrainSpec) -> Result<codec::loggregator::SyslogExtras, DrainError> {
+    codec::loggregator::SyslogExtras::parse(
+        spec.append_tag.as_deref(),
+        spec.structured_data.as_deref(),
+    )
+    .map_err(|reason| {
+        DrainError::Spec(SpecError::Url {
+            url: spec.url.clone(),
+            reason,
+        })
+    })
 }
 
 fn now_ns() -> i64 {

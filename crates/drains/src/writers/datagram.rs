@@ -38,10 +38,7 @@ struct DatagramWriter {
 
 pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
     let encoder = match ctx.url.scheme {
-        Scheme::SyslogUdp => Encoder::Syslog(SyslogEncoder::new(
-            ctx.format.clone(),
-            ctx.url.omit_metadata,
-        )),
+        Scheme::SyslogUdp => Encoder::Syslog(SyslogEncoder::new(ctx)),
         _ => Encoder::Plain(LineEncoder::new(ctx.format.clone(), Format::Verbatim)),
     };
     let mut errors = Vec::new();

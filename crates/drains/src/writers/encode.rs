@@ -11,15 +11,17 @@ use crate::format::Format;
 pub(super) struct SyslogEncoder {
     format: Option<Format>,
     omit_metadata: bool,
+    extras: std::sync::Arc<codec::loggregator::SyslogExtras>,
     custom: Vec<u8>,
     message: Vec<u8>,
 }
 
 impl SyslogEncoder {
-    pub(super) fn new(format: Option<Format>, omit_metadata: bool) -> Self {
+    pub(super) fn new(ctx: &super::WriterContext) -> Self {
         SyslogEncoder {
-            format,
-            omit_metadata,
+            format: ctx.format.clone(),
+            omit_metadata: ctx.url.omit_metadata,
+            extras: std::sync::Arc::clone(&ctx.syslog_extras),
             custom: Vec::new(),
             message: Vec::new(),
         }
@@ -35,7 +37,13 @@ impl SyslogEncoder {
             }
             None => None,
         };
-        codec::loggregator::format_syslog(&entry.envelope, custom, self.omit_metadata, out);
+        codec::loggregator::format_syslog_with(
+            &entry.envelope,
+            custom,
+            self.omit_metadata,
+            &self.extras,
+            out,
+        );
     }
 
     /// Appends one octet-counted frame: `LEN SP MSG`, MSG ending in LF.

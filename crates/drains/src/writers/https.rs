@@ -92,7 +92,7 @@ pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>,
         url,
         target,
         basic_auth: super::userinfo(&ctx.url.raw),
-        encoder: SyslogEncoder::new(ctx.format.clone(), ctx.url.omit_metadata),
+        encoder: SyslogEncoder::new(ctx),
     }))
 }
 

@@ -63,6 +63,9 @@ pub struct WriterContext {
     pub format: Option<Format>,
     pub policy: Arc<NetPolicy>,
     pub metrics: Arc<Metrics>,
+    /// A logspout route's `append_tag` and `structured_data`, for the
+    /// syslog schemes and HTTPS.
+    pub syslog_extras: Arc<codec::loggregator::SyslogExtras>,
 }
 
 #[derive(Debug, thiserror::Error)]

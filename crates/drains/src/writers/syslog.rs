@@ -9,7 +9,7 @@ use super::stream::{peer_name, StreamWriter};
 use super::{tls, DrainWriter, WriteError, WriterContext, HANDSHAKE_TIMEOUT};
 
 fn encoder(ctx: &WriterContext) -> impl FnMut(&envelope::Entry, &mut Vec<u8>) + Send {
-    let mut syslog = SyslogEncoder::new(ctx.format.clone(), ctx.url.omit_metadata);
+    let mut syslog = SyslogEncoder::new(ctx);
     move |entry, out| syslog.frame(entry, out)
 }
 

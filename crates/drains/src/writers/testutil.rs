@@ -29,6 +29,7 @@ pub(super) fn ctx_with(url: &str, policy: NetPolicy, format: Option<Format>) -> 
         format,
         policy: Arc::new(policy),
         metrics: Arc::new(Metrics::default()),
+        syslog_extras: Arc::default(),
     }
 }
 
