@@ -8,6 +8,7 @@ use envelope::{key, Entry, Envelope, Selector};
 
 use crate::metrics::Metrics;
 use crate::queue::{close_all, Queue, Subscription};
+use crate::routes::Routes;
 use crate::sequence::Sequencer;
 
 /// A synchronous consumer that sees every published batch before the
@@ -38,7 +39,7 @@ pub struct Bus {
 }
 
 pub(crate) struct BusInner {
-    queues: ArcSwap<Vec<Arc<Queue>>>,
+    routes: ArcSwap<Routes>,
     taps: ArcSwap<Vec<Arc<dyn Tap>>>,
     sequencer: Sequencer,
     next_id: AtomicU64,
@@ -50,7 +51,7 @@ impl Bus {
     pub fn new(config: BusConfig, metrics: Arc<Metrics>) -> Self {
         Bus {
             inner: Arc::new(BusInner {
-                queues: ArcSwap::from_pointee(Vec::new()),
+                routes: ArcSwap::from_pointee(Routes::default()),
                 taps: ArcSwap::from_pointee(Vec::new()),
                 sequencer: Sequencer::default(),
                 next_id: AtomicU64::new(1),
@@ -117,11 +118,7 @@ impl Bus {
         for tap in self.inner.taps.load().iter() {
             tap.append(entries);
         }
-        let queues = self.inner.queues.load();
-        let mut dropped = 0;
-        for q in queues.iter() {
-            dropped += q.offer(entries);
-        }
+        let dropped = self.inner.routes.load().offer(entries);
         if dropped > 0 {
             self.inner.metrics.count_drop("queue_full", dropped);
         }
@@ -141,10 +138,10 @@ impl Bus {
     ) -> Subscription {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(Queue::new(id, selector, capacity, kind));
-        self.inner.queues.rcu(|qs| {
-            let mut v = Vec::clone(qs);
-            v.push(Arc::clone(&queue));
-            v
+        self.inner.routes.rcu(|routes| {
+            let mut all = routes.all.clone();
+            all.push(Arc::clone(&queue));
+            Routes::build(all)
         });
         self.inner.metrics.subscribers.inc();
         Subscription {
@@ -156,23 +153,23 @@ impl Bus {
 
     /// Current number of subscriptions.
     pub fn subscriber_count(&self) -> usize {
-        self.inner.queues.load().len()
+        self.inner.routes.load().all.len()
     }
 
     /// Ends every subscription: each `recv` returns what is left, then `None`.
     pub fn close(&self) {
-        let queues = self.inner.queues.swap(Arc::new(Vec::new()));
-        close_all(&queues);
+        let routes = self.inner.routes.swap(Arc::new(Routes::default()));
+        close_all(&routes.all);
     }
 }
 
 impl BusInner {
     pub(crate) fn unsubscribe(&self, id: u64) {
         let mut removed = false;
-        self.queues.rcu(|qs| {
-            let v: Vec<_> = qs.iter().filter(|q| q.id != id).cloned().collect();
-            removed = v.len() != qs.len();
-            v
+        self.routes.rcu(|routes| {
+            let all: Vec<_> = routes.all.iter().filter(|q| q.id != id).cloned().collect();
+            removed = all.len() != routes.all.len();
+            Routes::build(all)
         });
         if removed {
             self.metrics.subscribers.dec();
@@ -239,6 +236,29 @@ mod tests {
         assert!(d.loss.is_none());
         assert_eq!(d.entries.len(), 25);
         assert_eq!(bus.metrics().dropped("queue_full"), 15);
+    }
+
+    #[tokio::test]
+    async fn indexed_subscriptions_get_their_app_only() {
+        let bus = bus();
+        let app_sel = |a: &str| Selector {
+            apps: vec![a.into()],
+            ..Default::default()
+        };
+        let mut web = bus.subscribe(app_sel("web"), "drain");
+        let mut by_guid = bus.subscribe(app_sel("a"), "drain");
+        let mut others: Vec<_> = (0..100)
+            .map(|i| bus.subscribe(app_sel(&format!("app{i}")), "drain"))
+            .collect();
+        let mut tagged = log("a", "x");
+        tagged.tags.insert("app_name".into(), "web".into());
+        bus.publish(vec![tagged, log("b", "y"), log("web", "z")]);
+        // "web" matches the app_name tag of a's entry and the source id "web".
+        assert_eq!(web.recv(10).await.unwrap().entries.len(), 2);
+        assert_eq!(by_guid.recv(10).await.unwrap().entries.len(), 1);
+        assert!(others.iter_mut().all(|s| s.try_recv(10).is_none()));
+        drop(others);
+        assert_eq!(bus.subscriber_count(), 2);
     }
 
     #[tokio::test]

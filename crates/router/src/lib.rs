@@ -17,6 +17,7 @@
 pub mod bus;
 pub mod metrics;
 pub mod queue;
+mod routes;
 pub mod sequence;
 
 pub use bus::{Bus, BusConfig, Tap};
