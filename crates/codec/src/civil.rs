@@ -108,6 +108,28 @@ impl CivilTime {
     }
 }
 
+impl CivilTime {
+    /// Appends `YYYY-MM-DDThh:mm:ss` (RFC 3339 without fraction or zone).
+    pub(crate) fn push_rfc3339_seconds(self, out: &mut Vec<u8>) {
+        push_digits(out, self.year as u64, 4);
+        out.push(b'-');
+        push_digits(out, u64::from(self.month), 2);
+        out.push(b'-');
+        push_digits(out, u64::from(self.day), 2);
+        out.push(b'T');
+        self.push_clock(out);
+    }
+
+    /// Appends `hh:mm:ss`.
+    pub(crate) fn push_clock(self, out: &mut Vec<u8>) {
+        push_digits(out, u64::from(self.hour), 2);
+        out.push(b':');
+        push_digits(out, u64::from(self.minute), 2);
+        out.push(b':');
+        push_digits(out, u64::from(self.second), 2);
+    }
+}
+
 /// Writes `n` as exactly `width` decimal digits (zero-padded, high digits
 /// dropped if it is wider).
 pub(crate) fn push_digits(out: &mut Vec<u8>, n: u64, width: u32) {

@@ -368,14 +368,7 @@ fn source(env: &Envelope) -> &str {
 
 /// `2026-11-21T13:14:58+00:00`.
 fn push_human_time(out: &mut Vec<u8>, ns: i64) {
-    let t = CivilTime::from_unix_nanos(ns);
-    push_digits(out, t.year as u64, 4);
-    out.push(b'-');
-    push_digits(out, u64::from(t.month), 2);
-    out.push(b'-');
-    push_digits(out, u64::from(t.day), 2);
-    out.push(b'T');
-    push_clock(out, t);
+    CivilTime::from_unix_nanos(ns).push_rfc3339_seconds(out);
     out.extend_from_slice(b"+00:00");
 }
 
@@ -398,15 +391,7 @@ fn push_stamp(out: &mut Vec<u8>, ns: i64) {
         push_digits(out, u64::from(t.day), 2);
     }
     out.push(b' ');
-    push_clock(out, t);
-}
-
-fn push_clock(out: &mut Vec<u8>, t: CivilTime) {
-    push_digits(out, u64::from(t.hour), 2);
-    out.push(b':');
-    push_digits(out, u64::from(t.minute), 2);
-    out.push(b':');
-    push_digits(out, u64::from(t.second), 2);
+    t.push_clock(out);
 }
 
 #[cfg(test)]

@@ -83,17 +83,7 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
 /// 1677 to 2262, so the year always has 4 digits).
 fn push_timestamp(out: &mut Vec<u8>, ns: i64) {
     let t = CivilTime::from_unix_nanos(ns);
-    push_digits(out, t.year as u64, 4);
-    out.push(b'-');
-    push_digits(out, u64::from(t.month), 2);
-    out.push(b'-');
-    push_digits(out, u64::from(t.day), 2);
-    out.push(b'T');
-    push_digits(out, u64::from(t.hour), 2);
-    out.push(b':');
-    push_digits(out, u64::from(t.minute), 2);
-    out.push(b':');
-    push_digits(out, u64::from(t.second), 2);
+    t.push_rfc3339_seconds(out);
     out.push(b'.');
     push_digits(out, u64::from(t.nanosecond / 1000), 6);
     out.push(b'Z');

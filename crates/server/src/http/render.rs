@@ -100,7 +100,7 @@ impl Renderer {
     fn text(&mut self, entry: &Entry, out: &mut Vec<u8>) {
         let env = &entry.envelope;
         if !self.prefix {
-            push_message_text(&env.message, out);
+            push_message_text(env, out);
             out.push(b'\n');
             return;
         }
@@ -118,7 +118,7 @@ impl Renderer {
         out.extend(std::iter::repeat_n(b' ', pad));
         out.extend_from_slice(name.as_bytes());
         out.push(b'|');
-        push_message_text(&env.message, out);
+        push_message_text(env, out);
         if self.colors {
             out.extend_from_slice(RESET.as_bytes());
         }
@@ -126,12 +126,11 @@ impl Renderer {
     }
 }
 
-/// Appends the human text of a message: the payload of a log (invalid
-/// UTF-8 replaced, without its line end), `title: body` of an event, a
-/// short form of a metric. Valid UTF-8, the common case, is copied as is.
-pub fn push_message_text(message: &Option<Message>, out: &mut Vec<u8>) {
-    use std::io::Write as _;
-    match message {
+/// Appends the human text of a message: a log's payload (invalid UTF-8
+/// replaced, line end trimmed; valid UTF-8, the common case, is copied as
+/// is), else the drains' verbatim text of events and metrics.
+pub fn push_message_text(env: &envelope::Envelope, out: &mut Vec<u8>) {
+    match &env.message {
         Some(Message::Log(log)) => {
             let mut text: &[u8] = &log.payload;
             while let [rest @ .., b'\n' | b'\r'] = text {
@@ -142,26 +141,7 @@ pub fn push_message_text(message: &Option<Message>, out: &mut Vec<u8>) {
                 Err(_) => out.extend_from_slice(String::from_utf8_lossy(text).as_bytes()),
             }
         }
-        Some(Message::Event(e)) => {
-            let _ = write!(out, "{}: {}", e.title, e.body);
-        }
-        Some(Message::Counter(c)) => {
-            let _ = write!(
-                out,
-                "counter {} delta={} total={}",
-                c.name, c.delta, c.total
-            );
-        }
-        Some(Message::Gauge(g)) => {
-            out.extend_from_slice(b"gauge");
-            for (k, v) in &g.metrics {
-                let _ = write!(out, " {k}={} {}", v.value, v.unit);
-            }
-        }
-        Some(Message::Timer(t)) => {
-            let _ = write!(out, "timer {} {}ns", t.name, t.stop.saturating_sub(t.start));
-        }
-        None => {}
+        _ => codec::logyard::write_text(env, out),
     }
 }
 
