@@ -51,7 +51,9 @@ use envelope::v2::Envelope;
 use envelope::LogType;
 
 use crate::logyard;
-use crate::rfc5424::{format_rfc5424, SdParams};
+use std::collections::BTreeMap;
+
+use crate::rfc5424::{push_prefix, push_rest_of_header, SdParams};
 
 /// The SD-ID of the tags element (Cloud Foundry's IANA enterprise number).
 pub const TAGS_SD_ID: &str = "tags@47450";
@@ -127,13 +129,88 @@ pub fn format_syslog_with(
     extras: &SyslogExtras,
     out: &mut Vec<u8>,
 ) {
-    let pri = match env.log_type() {
-        Some(LogType::Err) => 11,
-        _ => 14,
-    };
+    LoggregatorEncoder::new(omit_metadata, extras.clone()).encode(env, message, out);
+}
+
+/// Formats a stream of envelopes as [`format_syslog_with`] does, caching
+/// the part of the header that depends only on the source (HOSTNAME,
+/// APP-NAME, PROCID, MSGID, structured data): consecutive envelopes of one
+/// source with the same tags, the common case in a drain's batch, reuse
+/// it, and only PRI, TIMESTAMP and MSG are written per message.
+#[derive(Clone, Debug, Default)]
+pub struct LoggregatorEncoder {
+    omit_metadata: bool,
+    extras: SyslogExtras,
+    /// `(source_id, instance_id, tags)` the cached header was made for.
+    cached_for: Option<(String, String, BTreeMap<String, String>)>,
+    cached_header: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl LoggregatorEncoder {
+    pub fn new(omit_metadata: bool, extras: SyslogExtras) -> Self {
+        LoggregatorEncoder {
+            omit_metadata,
+            extras,
+            ..Default::default()
+        }
+    }
+
+    /// Appends one RFC 5424 message with its trailing LF, no framing.
+    pub fn encode(&mut self, env: &Envelope, message: Option<&[u8]>, out: &mut Vec<u8>) {
+        let pri = match env.log_type() {
+            Some(LogType::Err) => 11,
+            _ => 14,
+        };
+        push_prefix(out, pri, env.timestamp);
+        let hit = self.cached_for.as_ref().is_some_and(|(s, i, t)| {
+            *s == env.source_id && *i == env.instance_id && *t == env.tags
+        });
+        if !hit {
+            self.cached_header.clear();
+            rest_of_header(
+                env,
+                self.omit_metadata,
+                &self.extras,
+                &mut self.cached_header,
+            );
+            self.cached_for = Some((
+                env.source_id.clone(),
+                env.instance_id.clone(),
+                env.tags.clone(),
+            ));
+        }
+        out.extend_from_slice(&self.cached_header);
+        out.push(b' ');
+        let msg = match message {
+            Some(msg) => msg,
+            None => match env.as_log() {
+                Some(log) => &log.payload[..],
+                None => {
+                    self.scratch.clear();
+                    logyard::write_text(env, &mut self.scratch);
+                    &self.scratch
+                }
+            },
+        };
+        let mut end = msg.len();
+        while end > 0 && matches!(msg[end - 1], b'\r' | b'\n' | 0) {
+            end -= 1;
+        }
+        let msg = &msg[..end];
+        if msg.contains(&0) {
+            out.extend(msg.iter().copied().filter(|b| *b != 0));
+        } else {
+            out.extend_from_slice(msg);
+        }
+        out.push(b'\n');
+    }
+}
+
+/// ` HOSTNAME APP-NAME PROCID - SD` of an envelope.
+fn rest_of_header(env: &Envelope, omit_metadata: bool, extras: &SyslogExtras, out: &mut Vec<u8>) {
     let hostname = hostname(env);
     let proc_id = proc_id(env.tag(SOURCE_TYPE).unwrap_or_default(), &env.instance_id);
-
     let params: Vec<(&str, &str)> = if omit_metadata {
         Vec::new()
     } else {
@@ -160,39 +237,7 @@ pub fn format_syslog_with(
         Some(tag) => std::borrow::Cow::Owned(format!("{}{tag}", env.source_id)),
         None => std::borrow::Cow::Borrowed(env.source_id.as_str()),
     };
-
-    format_rfc5424(
-        out,
-        pri,
-        env.timestamp,
-        &hostname,
-        &app_name,
-        &proc_id,
-        "",
-        &sd,
-        b"",
-    );
-
-    out.push(b' ');
-    let text;
-    let msg = match message {
-        Some(msg) => msg,
-        None => match env.as_log() {
-            Some(log) => &log.payload[..],
-            None => {
-                let mut buf = Vec::new();
-                logyard::write_text(env, &mut buf);
-                text = buf;
-                &text
-            }
-        },
-    };
-    let mut end = msg.len();
-    while end > 0 && matches!(msg[end - 1], b'\r' | b'\n' | 0) {
-        end -= 1;
-    }
-    out.extend(msg[..end].iter().copied().filter(|b| *b != 0));
-    out.push(b'\n');
+    push_rest_of_header(out, &hostname, &app_name, &proc_id, "", &sd);
 }
 
 /// `org.space.app`, or the `host` tag (see the module docs).

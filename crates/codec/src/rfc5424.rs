@@ -32,21 +32,8 @@ pub fn format_rfc5424(
     sd: &[SdParams<'_>],
     msg: &[u8],
 ) {
-    out.push(b'<');
-    push_decimal(out, u64::from(pri.min(MAX_PRI)));
-    out.extend_from_slice(b">1 ");
-    push_timestamp(out, timestamp_ns);
-    for (field, max_len) in [
-        (hostname, 255),
-        (app_name, 48),
-        (proc_id, 128),
-        (msg_id, 32),
-    ] {
-        out.push(b' ');
-        push_header_field(out, field, max_len, |_| true);
-    }
-    out.push(b' ');
-    push_structured_data(out, sd);
+    push_prefix(out, pri, timestamp_ns);
+    push_rest_of_header(out, hostname, app_name, proc_id, msg_id, sd);
     if !msg.is_empty() {
         out.push(b' ');
         out.extend_from_slice(msg);
@@ -77,6 +64,38 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
         }
     }
     out.extend_from_slice(&digits[start..]);
+}
+
+/// Writes `<PRI>1 TIMESTAMP`, the part of a header that changes with
+/// every message.
+pub fn push_prefix(out: &mut Vec<u8>, pri: u8, timestamp_ns: i64) {
+    out.push(b'<');
+    push_decimal(out, u64::from(pri.min(MAX_PRI)));
+    out.extend_from_slice(b">1 ");
+    push_timestamp(out, timestamp_ns);
+}
+
+/// Writes ` HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA`, the part of a
+/// header that follows [`push_prefix`] (callers may cache it per source).
+pub fn push_rest_of_header(
+    out: &mut Vec<u8>,
+    hostname: &str,
+    app_name: &str,
+    proc_id: &str,
+    msg_id: &str,
+    sd: &[SdParams<'_>],
+) {
+    for (field, max_len) in [
+        (hostname, 255),
+        (app_name, 48),
+        (proc_id, 128),
+        (msg_id, 32),
+    ] {
+        out.push(b' ');
+        push_header_field(out, field, max_len, |_| true);
+    }
+    out.push(b' ');
+    push_structured_data(out, sd);
 }
 
 /// `YYYY-MM-DDThh:mm:ss.uuuuuuZ` (an `i64` of nanoseconds spans years

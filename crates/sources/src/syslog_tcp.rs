@@ -127,6 +127,12 @@ async fn connection(
         if eof || framing_lost {
             break;
         }
+        // A busy sender's socket is always readable, so without this the
+        // task would run until tokio's budget forces a yield (some 128
+        // reads, tens of thousands of messages): long enough for the
+        // consumers it just woke (drains, tails) to overflow their queues
+        // on a small machine. Yielding after each read lets them keep pace.
+        tokio::task::yield_now().await;
     }
     open.dec();
     debug!(%peer, "disconnected");

@@ -10,8 +10,7 @@ use crate::format::Format;
 /// format, when it has one, replaces the MSG part.
 pub(super) struct SyslogEncoder {
     format: Option<Format>,
-    omit_metadata: bool,
-    extras: std::sync::Arc<codec::loggregator::SyslogExtras>,
+    encoder: codec::loggregator::LoggregatorEncoder,
     custom: Vec<u8>,
     message: Vec<u8>,
 }
@@ -20,8 +19,10 @@ impl SyslogEncoder {
     pub(super) fn new(ctx: &super::WriterContext) -> Self {
         SyslogEncoder {
             format: ctx.format.clone(),
-            omit_metadata: ctx.url.omit_metadata,
-            extras: std::sync::Arc::clone(&ctx.syslog_extras),
+            encoder: codec::loggregator::LoggregatorEncoder::new(
+                ctx.url.omit_metadata,
+                (*ctx.syslog_extras).clone(),
+            ),
             custom: Vec::new(),
             message: Vec::new(),
         }
@@ -37,13 +38,7 @@ impl SyslogEncoder {
             }
             None => None,
         };
-        codec::loggregator::format_syslog_with(
-            &entry.envelope,
-            custom,
-            self.omit_metadata,
-            &self.extras,
-            out,
-        );
+        self.encoder.encode(&entry.envelope, custom, out);
     }
 
     /// Appends one octet-counted frame: `LEN SP MSG`, MSG ending in LF.
