@@ -24,7 +24,7 @@ use crate::spec::Scheme;
 pub const MAX_DATAGRAM: usize = 65_507;
 
 enum Encoder {
-    Syslog(SyslogEncoder),
+    Syslog(Box<SyslogEncoder>),
     Plain(LineEncoder),
 }
 
@@ -38,7 +38,7 @@ struct DatagramWriter {
 
 pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
     let encoder = match ctx.url.scheme {
-        Scheme::SyslogUdp => Encoder::Syslog(SyslogEncoder::new(ctx)),
+        Scheme::SyslogUdp => Encoder::Syslog(Box::new(SyslogEncoder::new(ctx))),
         _ => Encoder::Plain(LineEncoder::new(ctx.format.clone(), Format::Verbatim)),
     };
     let mut errors = Vec::new();

@@ -45,8 +45,20 @@ pub fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiErro
 
 pub async fn add(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let spec: DrainSpec = json_body(&body)?;
-    let info = state.drains.add(spec)?;
+    let info = add_blocking(&state, spec).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// Adding a drain writes its file with fsync: off the async workers.
+pub async fn add_blocking(
+    state: &AppState,
+    spec: DrainSpec,
+) -> Result<drains::manager::DrainInfo, ApiError> {
+    let drains = state.drains.clone();
+    tokio::task::spawn_blocking(move || drains.add(spec))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
 }
 
 pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
@@ -65,7 +77,10 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.drains.delete(&name)?;
+    let drains = state.drains.clone();
+    tokio::task::spawn_blocking(move || drains.delete(&name))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -144,7 +144,7 @@ pub async fn add(State(state): State<AppState>, body: Bytes) -> Result<Response,
     } else {
         route.id.clone()
     };
-    let info = state.drains.add(route.into_spec(id)?)?;
+    let info = super::drains::add_blocking(&state, route.into_spec(id)?).await?;
     Ok((StatusCode::CREATED, Json(Route::from_info(info))).into_response())
 }
 
