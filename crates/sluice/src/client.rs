@@ -21,6 +21,15 @@ pub struct ServerArg {
     /// Base URL of the sluice server.
     #[arg(long = "server", value_name = "URL", env = "SLUICE_SERVER", default_value = DEFAULT_SERVER, global = true)]
     pub server: String,
+    /// Bearer token for a server that requires one (any listener off loopback).
+    #[arg(
+        long = "token",
+        value_name = "TOKEN",
+        env = "SLUICE_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 impl ServerArg {
@@ -64,8 +73,16 @@ pub fn endpoint(base: &Url, segments: &[&str]) -> Url {
 /// The HTTP client both commands use. Proxies from the environment are
 /// ignored: the log server is a local or internal peer, and sending a
 /// workload's logs through an egress proxy would surprise.
-pub fn http_client() -> Result<reqwest::Client> {
+pub fn http_client(token: Option<&str>) -> Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("the token must be printable ASCII")?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .no_proxy()
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)

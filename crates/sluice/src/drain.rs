@@ -76,7 +76,7 @@ fn block_on<F: std::future::Future<Output = Result<u8>>>(f: F) -> Result<u8> {
 
 async fn drain(args: DrainArgs) -> Result<u8> {
     let base = args.server.url()?;
-    let client = http_client()?;
+    let client = http_client(args.server.token.as_deref())?;
     match args.command {
         DrainCommand::Add {
             name,
@@ -158,7 +158,7 @@ async fn drain(args: DrainArgs) -> Result<u8> {
 
 async fn format(args: FormatArgs) -> Result<u8> {
     let base = args.server.url()?;
-    let client = http_client()?;
+    let client = http_client(args.server.token.as_deref())?;
     match args.command {
         FormatCommand::Set { name, template } => {
             let resp = client

@@ -103,7 +103,7 @@ async fn logs(args: LogsArgs, base: Url) -> Result<u8> {
     if io::stderr().is_terminal() {
         eprintln!("{}\n", filter.header());
     }
-    let client = client::http_client()?;
+    let client = client::http_client(args.server.token.as_deref())?;
     let mut out = Output {
         printer: Printer::new(args.json, io::stdout().is_terminal()),
         seen: Seen::new(DEDUP_CAPACITY, client::now_ns()),

@@ -127,7 +127,7 @@ async fn run(args: RunArgs, server: reqwest::Url) -> Result<u8> {
     let (close, closing) = watch::channel(false);
     let shipper = tokio::spawn(
         Shipper {
-            client: client::http_client()?,
+            client: client::http_client(args.server.token.as_deref())?,
             url: client::endpoint(&server, &["logs"]),
             queue: queue.clone(),
             identity: identity.clone(),
