@@ -1,6 +1,7 @@
 //! Router fan-out: publish batches of 100 log envelopes to 1, 10 and 100
 //! subscribers (each selecting everything, drained between iterations so
-//! queues never drop). Measures the ingest-side cost of fan-out.
+//! queues never drop), and to 1,000 app drains of which one matches.
+//! Measures the ingest-side cost of fan-out.
 
 use std::sync::Arc;
 
@@ -52,6 +53,41 @@ fn fanout(c: &mut Criterion) {
             },
         );
     }
+    group.finish();
+
+    // Drains name their apps: 1,000 of them, one of which wants the batch,
+    // cost an index lookup per entry rather than 1,000 selector checks.
+    let mut group = c.benchmark_group("fanout_app_drains");
+    group.throughput(Throughput::Elements(template.len() as u64));
+    let bus = Bus::new(BusConfig::default(), Arc::new(Metrics::default()));
+    let mut wanted = bus.subscribe(
+        Selector {
+            apps: vec!["web".into()],
+            ..Default::default()
+        },
+        "drain",
+    );
+    let _idle: Vec<_> = (0..999)
+        .map(|i| {
+            bus.subscribe(
+                Selector {
+                    apps: vec![format!("app{i}")],
+                    ..Default::default()
+                },
+                "drain",
+            )
+        })
+        .collect();
+    group.bench_function("1000", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |envelopes| {
+                bus.publish(envelopes);
+                while wanted.try_recv(10_000).is_some() {}
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
     group.finish();
 }
 
