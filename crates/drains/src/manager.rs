@@ -92,6 +92,9 @@ struct Inner {
     persist: Persist,
     drains: Mutex<BTreeMap<String, Running>>,
     formats: RwLock<HashMap<String, String>>,
+    /// Serialises add and delete, so a name's check, file and task change
+    /// together (adds run in parallel on blocking threads).
+    changes: Mutex<()>,
     shutdown: CancellationToken,
 }
 
@@ -114,6 +117,7 @@ impl DrainManager {
                 persist,
                 drains: Mutex::new(BTreeMap::new()),
                 formats: RwLock::new(formats.into_iter().collect()),
+                changes: Mutex::new(()),
                 shutdown,
             }),
         };
@@ -128,6 +132,7 @@ impl DrainManager {
 
     /// Validates, persists and starts a new drain.
     pub fn add(&self, mut spec: DrainSpec) -> Result<DrainInfo, DrainError> {
+        let _change = self.inner.changes.lock();
         let url = spec.validate()?;
         self.check_literal_address(&url)?;
         self.resolve_format(&spec, &url)?;
@@ -166,6 +171,7 @@ impl DrainManager {
 
     /// Stops and forgets a drain.
     pub fn delete(&self, name: &str) -> Result<(), DrainError> {
+        let _change = self.inner.changes.lock();
         let running = self
             .inner
             .drains
@@ -312,16 +318,23 @@ impl DrainManager {
         };
         let span = info_span!("drain", name = %spec.name);
         let handle = tokio::spawn(task.run().instrument(span));
-        self.inner.drains.lock().insert(
-            spec.name.clone(),
-            Running {
-                spec,
-                status,
-                cancel,
-                task: handle,
-            },
-        );
-        Ok(())
+        match self.inner.drains.lock().entry(spec.name.clone()) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                // Cannot happen under `changes`; never leak a running task.
+                cancel.cancel();
+                handle.abort();
+                Err(DrainError::Exists(spec.name))
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(Running {
+                    spec,
+                    status,
+                    cancel,
+                    task: handle,
+                });
+                Ok(())
+            }
+        }
     }
 }
 

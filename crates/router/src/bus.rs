@@ -43,6 +43,8 @@ pub(crate) struct BusInner {
     taps: ArcSwap<Vec<Arc<dyn Tap>>>,
     sequencer: Sequencer,
     next_id: AtomicU64,
+    /// Set by [`Bus::close`]: later subscriptions start closed.
+    closed: std::sync::atomic::AtomicBool,
     config: BusConfig,
     metrics: Arc<Metrics>,
 }
@@ -55,6 +57,7 @@ impl Bus {
                 taps: ArcSwap::from_pointee(Vec::new()),
                 sequencer: Sequencer::default(),
                 next_id: AtomicU64::new(1),
+                closed: std::sync::atomic::AtomicBool::new(false),
                 config,
                 metrics,
             }),
@@ -138,6 +141,15 @@ impl Bus {
     ) -> Subscription {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(Queue::new(id, selector, capacity, kind));
+        if self.inner.closed.load(Ordering::Acquire) {
+            // After shutdown began: a subscription that ends at once.
+            close_all(std::slice::from_ref(&queue));
+            return Subscription {
+                queue,
+                bus: std::sync::Weak::new(),
+                metrics: Arc::clone(&self.inner.metrics),
+            };
+        }
         self.inner.routes.rcu(|routes| {
             let mut all = routes.all.clone();
             all.push(Arc::clone(&queue));
@@ -158,6 +170,7 @@ impl Bus {
 
     /// Ends every subscription: each `recv` returns what is left, then `None`.
     pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
         let routes = self.inner.routes.swap(Arc::new(Routes::default()));
         close_all(&routes.all);
     }
@@ -269,6 +282,14 @@ mod tests {
         drop(sub);
         assert_eq!(bus.subscriber_count(), 0);
         bus.publish(vec![log("a", "x")]);
+    }
+
+    #[tokio::test]
+    async fn subscribing_after_close_ends_at_once() {
+        let bus = bus();
+        bus.close();
+        let mut sub = bus.subscribe(Selector::all(), "stream");
+        assert!(sub.recv(10).await.is_none());
     }
 
     #[tokio::test]

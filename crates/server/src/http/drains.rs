@@ -61,6 +61,15 @@ pub async fn add_blocking(
         .map_err(ApiError::from)
 }
 
+/// Deleting removes a file: off the async workers too.
+pub async fn delete_blocking(state: &AppState, name: String) -> Result<(), ApiError> {
+    let drains = state.drains.clone();
+    tokio::task::spawn_blocking(move || drains.delete(&name))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}
+
 pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
     Json(serde_json::json!({ "drains": state.drains.list() }))
 }
@@ -77,10 +86,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let drains = state.drains.clone();
-    tokio::task::spawn_blocking(move || drains.delete(&name))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    delete_blocking(&state, name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

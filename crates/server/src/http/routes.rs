@@ -170,6 +170,6 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.drains.delete(&id)?;
+    super::drains::delete_blocking(&state, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
