@@ -5,9 +5,8 @@
 //! a lock. Three limits apply: per source the newest `max_per_source`
 //! entries, per source nothing older than `max_age`, and across all sources
 //! a memory budget. When the budget is exceeded the globally oldest entries
-//! go first: eviction repeatedly finds the source whose oldest entry is
-//! oldest and trims it down to the next-oldest source's front (a scan over
-//! sources per round; rounds are few because whole runs are trimmed at once).
+//! go first: eviction moves a time cutoff forward in growing steps and trims
+//! every source below it (see `enforce_budget`).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -134,53 +133,55 @@ impl MemoryStore {
 
     /// Trims the globally oldest entries until the total is under 95% of
     /// the budget. One evictor at a time; others skip (it works for them).
+    ///
+    /// Rounds move a time cutoff forward from the oldest entry, by a step
+    /// that grows fourfold each round (1 ns, 4 ns, … hours in ~22 rounds),
+    /// and trim every source below it in one pass: O(sources + trimmed) per
+    /// round, however the sources' timestamps interleave.
     fn enforce_budget(&self) {
         let Some(_guard) = self.eviction.try_lock() else {
             return;
         };
         let target = (self.config.memory_budget as u64) / 100 * 95;
-        while self.bytes.load(Ordering::Relaxed) > target {
-            // Find the source with the oldest front, and the runner-up front.
-            let mut oldest: Option<(i64, usize, Arc<str>)> = None;
-            let mut runner_up = i64::MAX;
-            for (i, shard) in self.shards.iter().enumerate() {
-                for (id, log) in shard.lock().iter() {
-                    let Some(ts) = log.oldest() else { continue };
-                    match &oldest {
-                        Some((best, ..)) if ts >= *best => runner_up = runner_up.min(ts),
-                        _ => {
-                            if let Some((best, ..)) = &oldest {
-                                runner_up = runner_up.min(*best);
-                            }
-                            oldest = Some((ts, i, Arc::clone(id)));
-                        }
+        let over = || self.bytes.load(Ordering::Relaxed) > target;
+        if !over() {
+            return;
+        }
+        let oldest = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                let shard = shard.lock();
+                shard.values().filter_map(SourceLog::oldest).min()
+            })
+            .min();
+        let Some(oldest) = oldest else { return };
+        let mut step: i64 = 1;
+        while over() {
+            let cutoff = oldest.saturating_add(step);
+            let mut any_left = false;
+            for shard in &self.shards {
+                let mut shard = shard.lock();
+                let (mut n, mut freed) = (0u64, 0usize);
+                shard.retain(|_, log| {
+                    while log.oldest().is_some_and(|ts| ts < cutoff)
+                        && self.bytes.load(Ordering::Relaxed) > target + freed as u64
+                    {
+                        freed += log.pop_oldest().unwrap_or(0);
+                        n += 1;
                     }
+                    !log.entries.is_empty()
+                });
+                any_left |= !shard.is_empty();
+                drop(shard);
+                if n > 0 {
+                    self.removed(n, freed, false);
                 }
             }
-            let Some((_, shard_index, id)) = oldest else {
+            if !any_left || step == i64::MAX {
                 return;
-            };
-            let mut shard = self.shards[shard_index].lock();
-            let Some(log) = shard.get_mut(&id) else {
-                continue;
-            };
-            let (mut n, mut freed) = (0u64, 0usize);
-            // Always make progress: take at least one entry per round.
-            while let Some(ts) = log.oldest() {
-                if n > 0
-                    && (ts > runner_up
-                        || self.bytes.load(Ordering::Relaxed) <= target + freed as u64)
-                {
-                    break;
-                }
-                freed += log.pop_oldest().unwrap_or(0);
-                n += 1;
             }
-            if log.entries.is_empty() {
-                shard.remove(&id);
-            }
-            drop(shard);
-            self.removed(n, freed, false);
+            step = step.saturating_mul(4);
         }
     }
 }
@@ -435,6 +436,35 @@ mod tests {
         assert_eq!(s.read("new", &ReadQuery::default()).len(), 15);
         assert!(s.read("old", &ReadQuery::default()).len() < 15);
         assert!(stats.evicted > 0);
+    }
+
+    #[test]
+    fn eviction_with_many_interleaved_sources_is_quick_and_fair() {
+        let one = entry("s0000", 0, 0).envelope.approx_size() + ENTRY_OVERHEAD;
+        let s = store(1_000_000, one * 20_000);
+        // 2,000 sources whose timestamps interleave, 20 entries each: twice
+        // the budget.
+        for round in 0..20i64 {
+            let batch: Vec<_> = (0..2_000)
+                .map(|i| entry(&format!("s{i:04}"), round * 2_000 + i, round as u64))
+                .collect();
+            s.append(&batch);
+        }
+        let stats = s.stats();
+        assert!(stats.bytes <= (one * 20_000) as u64, "{stats:?}");
+        // The oldest went first: what is left is the newest half or so.
+        let kept: Vec<i64> = s
+            .recent(&Selector::all(), i64::MIN, usize::MAX)
+            .iter()
+            .map(|e| e.timestamp())
+            .collect();
+        let newest = 20 * 2_000 - 1;
+        assert_eq!(kept.last(), Some(&newest));
+        assert!(
+            kept.first().is_some_and(|t| *t >= 20_000 - 2_000),
+            "{:?}",
+            kept.first()
+        );
     }
 
     #[test]
