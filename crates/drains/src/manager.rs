@@ -32,6 +32,9 @@ use crate::spec::{DrainSpec, DrainUrl, SpecError};
 use crate::status::{State, Status, StatusView};
 use crate::writers::{self, batch_policy, BatchPolicy, DrainWriter, WriteError, WriterContext};
 
+/// How long a stopping drain may spend on its last batch.
+pub const STOP_FLUSH: Duration = Duration::from_millis(1500);
+
 /// Settings of the drain subsystem, from `sluice.toml` `[drains]`.
 #[derive(Clone, Debug)]
 pub struct DrainsConfig {
@@ -264,6 +267,7 @@ impl DrainManager {
                 .collect()
         };
         let _ = tokio::time::timeout(deadline, futures_util::future::join_all(tasks)).await;
+        // Tasks past the deadline are aborted when the runtime shuts down.
     }
 
     fn check_literal_address(&self, url: &DrainUrl) -> Result<(), DrainError> {
@@ -299,6 +303,7 @@ impl DrainManager {
             self.inner.config.queue_capacity.max(1),
         );
         let task = DrainTask {
+            carry: std::collections::VecDeque::new(),
             ctx: WriterContext {
                 name: spec.name.clone(),
                 url: url.clone(),
@@ -340,6 +345,8 @@ impl DrainManager {
 
 struct DrainTask {
     ctx: WriterContext,
+    /// Entries received beyond a batch's limits, sent first next time.
+    carry: std::collections::VecDeque<Arc<Entry>>,
     policy: BatchPolicy,
     app: Option<String>,
     retry: RetryState,
@@ -370,7 +377,12 @@ impl DrainTask {
             let Some(w) = writer.as_mut() else { continue };
             let sent = tokio::select! {
                 r = w.send(&pending) => r,
-                _ = self.cancel.cancelled() => break,
+                _ = self.cancel.cancelled() => {
+                    // A send cut short may have left half a frame on the
+                    // wire: this writer must not be used again.
+                    writer = None;
+                    break;
+                }
             };
             match sent {
                 Ok(()) => {
@@ -396,12 +408,51 @@ impl DrainTask {
                     }
                 }
                 Err(WriteError::Fatal(e)) => {
+                    let n = pending.len() as u64;
+                    self.lost(n);
                     self.fatal(e).await;
                     return;
                 }
             }
         }
+        self.flush_on_stop(writer.as_mut(), pending).await;
         self.status.set(State::Stopped, None, now_ns());
+    }
+
+    /// At shutdown: one last batch of what is held and queued, sent within
+    /// [`STOP_FLUSH`] when connected; whatever is not delivered is counted
+    /// as lost, so the drain's numbers stay exact.
+    async fn flush_on_stop(
+        &mut self,
+        writer: Option<&mut Box<dyn DrainWriter>>,
+        mut batch: Vec<Arc<Entry>>,
+    ) {
+        batch.extend(self.carry.drain(..));
+        if let Some(d) = self.subscription.try_recv(self.policy.max_entries) {
+            if let Some(loss) = d.loss {
+                self.lost(loss.count);
+            }
+            batch.extend(d.entries);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len() as u64;
+        let delivered = match writer {
+            Some(w) => matches!(
+                tokio::time::timeout(STOP_FLUSH, w.send(&batch)).await,
+                Ok(Ok(()))
+            ),
+            None => false,
+        };
+        if delivered {
+            self.status
+                .sent
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            self.counters.sent.inc_by(n);
+        } else {
+            self.lost(n);
+        }
     }
 
     /// Connects, retrying on the schedule; `None` when cancelled or FATAL.
@@ -464,35 +515,68 @@ impl DrainTask {
         self.cancel.cancelled().await;
     }
 
-    /// Fills `pending` as the batch policy asks; false when cancelled.
+    /// Fills `pending` as the batch policy asks (entries and bytes); false
+    /// when cancelled. What a delivery brings beyond the limits waits in
+    /// `carry` for the next batch.
     async fn gather(&mut self, pending: &mut Vec<Arc<Entry>>) -> bool {
-        let max = self.policy.max_entries;
+        if !self.carry.is_empty() {
+            pending.extend(self.carry.drain(..));
+            if self.cap(pending) || self.policy.max_wait.is_zero() {
+                return true;
+            }
+            return self.fill(pending).await;
+        }
         let first = tokio::select! {
-            d = self.subscription.recv(max) => d,
+            d = self.subscription.recv(self.policy.max_entries) => d,
             _ = self.cancel.cancelled() => return false,
         };
         let Some(delivery) = first else { return false };
         self.take(delivery.loss, delivery.entries, pending);
-        if self.policy.max_wait.is_zero() {
+        if self.cap(pending) || self.policy.max_wait.is_zero() {
             return true;
         }
+        self.fill(pending).await
+    }
+
+    /// Waits up to `max_wait` for more entries, within the limits.
+    async fn fill(&mut self, pending: &mut Vec<Arc<Entry>>) -> bool {
+        let max = self.policy.max_entries;
         let deadline = Instant::now() + self.policy.max_wait;
-        let mut bytes: usize = pending.iter().map(|e| e.envelope.approx_size()).sum();
-        while pending.len() < max && bytes < self.policy.max_bytes {
+        while pending.len() < max {
             let next = tokio::select! {
                 d = self.subscription.recv(max - pending.len()) => d,
                 _ = tokio::time::sleep_until(deadline) => break,
                 _ = self.cancel.cancelled() => return false,
             };
             let Some(d) = next else { break };
-            bytes += d
-                .entries
-                .iter()
-                .map(|e| e.envelope.approx_size())
-                .sum::<usize>();
             self.take(d.loss, d.entries, pending);
+            if self.cap(pending) {
+                break;
+            }
         }
         true
+    }
+
+    /// Moves what exceeds the entry and byte limits (keeping at least one
+    /// entry) into `carry`; true when a limit was reached.
+    fn cap(&mut self, pending: &mut Vec<Arc<Entry>>) -> bool {
+        let mut bytes = 0usize;
+        let mut keep = pending.len().min(self.policy.max_entries);
+        for (i, e) in pending.iter().enumerate().take(keep) {
+            bytes += e.envelope.approx_size();
+            if bytes >= self.policy.max_bytes {
+                keep = i + 1;
+                break;
+            }
+        }
+        let keep = keep.max(1);
+        let reached = keep < pending.len()
+            || bytes >= self.policy.max_bytes
+            || keep >= self.policy.max_entries;
+        for e in pending.drain(keep..).rev() {
+            self.carry.push_front(e);
+        }
+        reached
     }
 
     fn take(

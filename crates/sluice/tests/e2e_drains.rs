@@ -628,3 +628,18 @@ s.serve_forever()
     }
     assert!(rest.is_empty());
 }
+
+#[test]
+fn shutdown_flushes_what_drains_hold() {
+    let dir = TempDir::new("flush");
+    let path = dir.0.join("out.log");
+    let mut server = ServerProcess::start(&[]);
+    let url = format!("file://{}", path.display());
+    assert_eq!(server.cli(&["drain", "add", "f", &url]).0, 0);
+    server.wait_drain_state("f", "RUNNING");
+    server.post_lines("web", &lines("last", 5_000));
+    server.stop();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(text.lines().count(), 5_000);
+    assert!(text.ends_with("last 4999\n"));
+}
