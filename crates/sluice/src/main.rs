@@ -2,7 +2,8 @@
 //!
 //! - `sluice server`: run the log subsystem with its embedded defaults;
 //! - `sluice run --app NAME -- CMD…`: run an app and ship its output;
-//! - `sluice logs [APP]`: tail or dump logs in `cf logs` format.
+//! - `sluice logs [APP]`: tail or dump logs in `cf logs` format;
+//! - `sluice drain …`, `sluice format …`: manage drains and saved formats.
 
 mod client;
 mod drain;
