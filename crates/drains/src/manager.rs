@@ -375,14 +375,22 @@ impl DrainTask {
                 break;
             }
             let Some(w) = writer.as_mut() else { continue };
-            let sent = tokio::select! {
-                r = w.send(&pending) => r,
-                _ = self.cancel.cancelled() => {
-                    // A send cut short may have left half a frame on the
-                    // wire: this writer must not be used again.
-                    writer = None;
-                    break;
+            // On shutdown a send under way may finish (within STOP_FLUSH);
+            // one cut short may have left half a frame on the wire, so its
+            // writer is not used again.
+            let outcome = {
+                let send = w.send(&pending);
+                tokio::pin!(send);
+                tokio::select! {
+                    r = &mut send => Some(r),
+                    _ = self.cancel.cancelled() => {
+                        tokio::time::timeout(STOP_FLUSH, &mut send).await.ok()
+                    }
                 }
+            };
+            let Some(sent) = outcome else {
+                writer = None;
+                break;
             };
             match sent {
                 Ok(()) => {
@@ -419,39 +427,49 @@ impl DrainTask {
         self.status.set(State::Stopped, None, now_ns());
     }
 
-    /// At shutdown: one last batch of what is held and queued, sent within
+    /// At shutdown: what is held and queued is sent, batch by batch, within
     /// [`STOP_FLUSH`] when connected; whatever is not delivered is counted
     /// as lost, so the drain's numbers stay exact.
     async fn flush_on_stop(
         &mut self,
-        writer: Option<&mut Box<dyn DrainWriter>>,
+        mut writer: Option<&mut Box<dyn DrainWriter>>,
         mut batch: Vec<Arc<Entry>>,
     ) {
-        batch.extend(self.carry.drain(..));
-        if let Some(d) = self.subscription.try_recv(self.policy.max_entries) {
-            if let Some(loss) = d.loss {
-                self.lost(loss.count);
+        let deadline = Instant::now() + STOP_FLUSH;
+        loop {
+            batch.extend(self.carry.drain(..));
+            if batch.len() < self.policy.max_entries {
+                if let Some(d) = self
+                    .subscription
+                    .try_recv(self.policy.max_entries - batch.len())
+                {
+                    if let Some(loss) = d.loss {
+                        self.lost(loss.count);
+                    }
+                    batch.extend(d.entries);
+                }
             }
-            batch.extend(d.entries);
-        }
-        if batch.is_empty() {
-            return;
-        }
-        let n = batch.len() as u64;
-        let delivered = match writer {
-            Some(w) => matches!(
-                tokio::time::timeout(STOP_FLUSH, w.send(&batch)).await,
-                Ok(Ok(()))
-            ),
-            None => false,
-        };
-        if delivered {
-            self.status
-                .sent
-                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-            self.counters.sent.inc_by(n);
-        } else {
-            self.lost(n);
+            if batch.is_empty() {
+                return;
+            }
+            let n = batch.len() as u64;
+            let delivered = match writer.as_mut() {
+                Some(w) => matches!(
+                    tokio::time::timeout_at(deadline, w.send(&batch)).await,
+                    Ok(Ok(()))
+                ),
+                None => false,
+            };
+            batch.clear();
+            if delivered {
+                self.status
+                    .sent
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                self.counters.sent.inc_by(n);
+            } else {
+                self.lost(n);
+                writer = None;
+            }
         }
     }
 

@@ -183,7 +183,9 @@ impl Server {
         let closing_drains = drains.clone();
         tasks.spawn(async move {
             closing.cancelled().await;
-            closing_drains.stop_all(Duration::from_secs(2)).await;
+            closing_drains
+                .stop_all(2 * drains::manager::STOP_FLUSH + Duration::from_millis(500))
+                .await;
             closing_bus.close();
         });
 
