@@ -8,6 +8,34 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
+/// A BSD (RFC 3164) timestamp two days ago: older than the accepted
+/// clock skew, so ingest stamps the receive time and arrival order holds
+/// whatever time of day the test runs.
+fn bsd_two_days_ago() -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = sources::now_ns() / 1_000_000_000 - 2 * 86_400;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!(
+        "{} {:>2} {:02}:{:02}:{:02}",
+        MONTHS[(month - 1) as usize],
+        day,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 fn octet(msg: &str) -> String {
     format!("{} {}", msg.len(), msg)
 }
@@ -18,9 +46,10 @@ async fn mixed_framings_on_one_connection() {
     let mut tcp = TcpStream::connect(s.syslog).await.unwrap();
     let a = "<14>1 - host web - - - first";
     let stream = format!(
-        "{}<14>1 - host web - - - second\n{}<13>Nov 21 13:14:58 host web[1]: fourth\r\nplain fifth\n",
+        "{}<14>1 - host web - - - second\n{}<13>{} host web[1]: fourth\r\nplain fifth\n",
         octet(a),
-        octet("<11>1 - host web [APP/PROC/WEB/2] - - third")
+        octet("<11>1 - host web [APP/PROC/WEB/2] - - third"),
+        bsd_two_days_ago()
     );
     // Byte by byte: framing must survive arbitrary splits.
     for b in stream.as_bytes() {
@@ -145,12 +174,11 @@ async fn idle_connections_are_closed() {
 async fn udp_datagrams() {
     let s = common::start(|_| {}).await;
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    sock.send_to(b"<14>1 2026-11-21T13:14:58Z h web - - - dgram one\n", s.udp)
+    sock.send_to(b"<14>1 2020-01-02T03:04:05Z h web - - - dgram one\n", s.udp)
         .await
         .unwrap();
-    sock.send_to(b"<11>Nov 21 13:14:58 h web: dgram two", s.udp)
-        .await
-        .unwrap();
+    let two = format!("<11>{} h web: dgram two", bsd_two_days_ago());
+    sock.send_to(two.as_bytes(), s.udp).await.unwrap();
     s.wait_for_entries(2).await;
     assert_eq!(s.payloads("web").await, vec!["dgram one", "dgram two"]);
     assert_eq!(

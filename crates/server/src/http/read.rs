@@ -1,7 +1,9 @@
 //! Log Cache's read API: `GET /api/v1/read/{source_id}` and `/api/v1/meta`.
 //!
 //! Query parameters as Log Cache takes them: `start_time` (ns, inclusive,
-//! default 0), `end_time` (ns, exclusive, default now), `envelope_types`
+//! default 0), `end_time` (ns, exclusive; by default no bound, unlike Log
+//! Cache's "now", so entries a sender stamped slightly ahead of our clock —
+//! accepted within the configured skew — are readable at once), `envelope_types`
 //! (repeatable or comma-separated: LOG, COUNTER, GAUGE, TIMER, EVENT),
 //! `limit` (default 100, at most 1000) and `descending`. A client pages
 //! forward by asking again from the last timestamp + 1.
@@ -23,15 +25,15 @@ pub async fn read(
     Path(source_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    let query = parse_read_query(query.as_deref().unwrap_or(""), sources::now_ns())?;
+    let query = parse_read_query(query.as_deref().unwrap_or(""))?;
     let entries = state.store.read(&source_id, &query);
     let body = envelope::json::batch_to_json(entries.iter().map(|e| &e.envelope));
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
 
-pub fn parse_read_query(raw: &str, now: i64) -> Result<ReadQuery, ApiError> {
+pub fn parse_read_query(raw: &str) -> Result<ReadQuery, ApiError> {
     let mut q = ReadQuery {
-        end_time: now.saturating_add(1),
+        end_time: i64::MAX,
         limit: DEFAULT_LIMIT,
         ..Default::default()
     };
@@ -101,19 +103,17 @@ mod tests {
     #[test]
     fn read_query_parsing() {
         let q = parse_read_query(
-            "start_time=5&end_time=50&envelope_types=LOG&envelope_types=gauge,EVENT&limit=7&descending=true",
-            100,
-        )
+            "start_time=5&end_time=50&envelope_types=LOG&envelope_types=gauge,EVENT&limit=7&descending=true")
         .unwrap();
         assert_eq!(
             (q.start_time, q.end_time, q.limit, q.descending),
             (5, 50, 7, true)
         );
         assert_eq!(q.envelope_types.len(), 3);
-        let q = parse_read_query("", 100).unwrap();
-        assert_eq!((q.start_time, q.end_time, q.limit), (0, 101, 100));
-        assert!(parse_read_query("limit=1001", 100).is_err());
-        assert!(parse_read_query("start_time=abc", 100).is_err());
-        assert!(parse_read_query("envelope_types=LOGS", 100).is_err());
+        let q = parse_read_query("").unwrap();
+        assert_eq!((q.start_time, q.end_time, q.limit), (0, i64::MAX, 100));
+        assert!(parse_read_query("limit=1001").is_err());
+        assert!(parse_read_query("start_time=abc").is_err());
+        assert!(parse_read_query("envelope_types=LOGS").is_err());
     }
 }
