@@ -72,10 +72,6 @@ impl Status {
         }
     }
 
-    pub fn state(&self) -> State {
-        self.inner.lock().0
-    }
-
     pub fn view(&self) -> StatusView {
         let g = self.inner.lock();
         StatusView {

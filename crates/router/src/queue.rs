@@ -8,7 +8,6 @@
 //! follow it, so the loss can be told in-band.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -81,7 +80,6 @@ pub(crate) struct Queue {
     capacity: usize,
     state: Mutex<QueueState>,
     notify: Notify,
-    pub(crate) closed: AtomicBool,
 }
 
 impl Queue {
@@ -98,7 +96,6 @@ impl Queue {
                 closed: false,
             }),
             notify: Notify::new(),
-            closed: AtomicBool::new(false),
         }
     }
 
@@ -131,7 +128,6 @@ impl Queue {
     }
 
     fn close(&self) {
-        self.closed.store(true, Ordering::Release);
         self.state.lock().closed = true;
         self.notify.notify_one();
     }
