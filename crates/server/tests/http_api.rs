@@ -146,47 +146,20 @@ async fn read_pages_through_100k_lines_by_time() {
     let mut start = 0i64;
     let mut seen = 0usize;
     loop {
-        let body = client
-            .get(format!(
-                "{}/api/v1/read/big?start_time={start}&limit=1000",
-                s.http
-            ))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let batch = envelope::json::batch_from_json(&body).unwrap().batch;
-        if batch.is_empty() {
-            break;
-        }
-        for e in &batch {
-            let text = String::from_utf8_lossy(&e.as_log().unwrap().payload).into_owned();
+        let batch = s
+            .read("big", &format!("start_time={start}&limit=1000"))
+            .await;
+        let Some(last) = batch.last() else { break };
+        start = last.timestamp + 1;
+        for text in common::texts(&batch) {
             assert_eq!(text, format!("line {seen}"));
             seen += 1;
         }
-        start = batch.last().unwrap().timestamp + 1;
     }
     assert_eq!(seen, 100_000);
     // Newest first, and limits checked.
-    let body = client
-        .get(format!(
-            "{}/api/v1/read/big?descending=true&limit=2",
-            s.http
-        ))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let batch = envelope::json::batch_from_json(&body).unwrap().batch;
-    let texts: Vec<_> = batch
-        .iter()
-        .map(|e| String::from_utf8_lossy(&e.as_log().unwrap().payload).into_owned())
-        .collect();
-    assert_eq!(texts, vec!["line 99999", "line 99998"]);
+    let newest = s.read("big", "descending=true&limit=2").await;
+    assert_eq!(common::texts(&newest), vec!["line 99999", "line 99998"]);
     let resp = client
         .get(format!("{}/api/v1/read/big?limit=5000", s.http))
         .send()

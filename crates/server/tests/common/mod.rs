@@ -90,20 +90,31 @@ impl TestServer {
             .unwrap_or(0)
     }
 
-    /// Payloads of a source, oldest first, via Log Cache's read API.
-    pub async fn payloads(&self, source: &str) -> Vec<String> {
-        let body = reqwest::get(format!("{}/api/v1/read/{source}?limit=1000", self.http))
+    /// Log Cache's read of a source with a query string.
+    pub async fn read(&self, source: &str, query: &str) -> Vec<envelope::Envelope> {
+        let body = reqwest::get(format!("{}/api/v1/read/{source}?{query}", self.http))
             .await
             .expect("read")
             .bytes()
             .await
             .expect("body");
-        let batch = envelope::json::batch_from_json(&body).expect("read json");
-        batch
+        envelope::json::batch_from_json(&body)
+            .expect("read json")
             .batch
-            .iter()
-            .filter_map(|e| e.as_log())
-            .map(|l| String::from_utf8_lossy(&l.payload).into_owned())
-            .collect()
     }
+
+    /// Payloads of a source, oldest first, via Log Cache's read API.
+    pub async fn payloads(&self, source: &str) -> Vec<String> {
+        texts(&self.read(source, "limit=1000").await)
+    }
+}
+
+/// The log payloads of envelopes, as text.
+#[allow(dead_code)]
+pub fn texts(envelopes: &[envelope::Envelope]) -> Vec<String> {
+    envelopes
+        .iter()
+        .filter_map(|e| e.as_log())
+        .map(|l| String::from_utf8_lossy(&l.payload).into_owned())
+        .collect()
 }
