@@ -153,7 +153,10 @@ proptest! {
             }
         }
         let app_name = header(&env.source_id, 48, |_| true);
-        prop_assert_eq!(parsed.app_name, (!app_name.is_empty()).then_some(app_name.as_str()));
+        // An empty APP-NAME is written as NILVALUE, and a source id that is
+        // literally "-" cannot be told from it.
+        let expected = (!app_name.is_empty() && app_name != "-").then_some(app_name.as_str());
+        prop_assert_eq!(parsed.app_name, expected);
         let proc_id = parsed.proc_id.unwrap_or_default();
         prop_assert!(proc_id.starts_with('[') && proc_id.ends_with(']') && proc_id.len() <= 128, "{}", proc_id);
         prop_assert_eq!(parsed.msg_id, None);
