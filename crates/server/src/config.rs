@@ -182,6 +182,16 @@ pub struct DrainsSection {
     /// Queue depth per drain; the oldest are dropped beyond it, counted and
     /// told in the app's stream.
     pub queue_capacity: usize,
+    /// Directories `file://` drains may write into (and below). Empty (the
+    /// default) refuses every file drain, so an API caller can never name an
+    /// arbitrary file. Flag: `--allow-file-dirs DIR,…`.
+    pub file_dirs: Vec<PathBuf>,
+    /// Directories `?ca=`, `?cert=` and `?key=` of drain URLs may read
+    /// from. Empty (the default) means `<data_dir>/tls`.
+    pub tls_dirs: Vec<PathBuf>,
+    /// Longest rendered record in bytes (a formatted line, syslog message
+    /// or JSON object); longer ones are truncated and counted.
+    pub max_record: usize,
 }
 
 impl Default for DrainsSection {
@@ -191,6 +201,9 @@ impl Default for DrainsSection {
             per_app_limit: 5,
             max_drains: 10_000,
             queue_capacity: 10_000,
+            file_dirs: Vec::new(),
+            tls_dirs: Vec::new(),
+            max_record: 64 * 1024,
         }
     }
 }

@@ -32,6 +32,10 @@ pub struct ServerArgs {
     /// CIDR (e.g. 127.0.0.0/8,10.0.0.0/8); added to [drains] allow_ranges.
     #[arg(long, value_name = "CIDRS", value_delimiter = ',')]
     allow_drain_ranges: Vec<String>,
+    /// Directories file:// drains may write into, comma-separated; added to
+    /// [drains] file_dirs (default: none, so file drains are refused).
+    #[arg(long, value_name = "DIRS", value_delimiter = ',')]
+    allow_file_dirs: Vec<PathBuf>,
     /// Bearer token for the HTTP API (repeatable; required off loopback).
     #[arg(long = "token", value_name = "TOKEN", env = "SLUICE_TOKEN")]
     tokens: Vec<String>,
@@ -60,6 +64,7 @@ impl ServerArgs {
         }
         config.auth.tokens.extend(self.tokens);
         config.drains.allow_ranges.extend(self.allow_drain_ranges);
+        config.drains.file_dirs.extend(self.allow_file_dirs);
         Ok(config)
     }
 }
