@@ -36,13 +36,38 @@ pub struct ServerArgs {
     /// [drains] file_dirs (default: none, so file drains are refused).
     #[arg(long, value_name = "DIRS", value_delimiter = ',')]
     allow_file_dirs: Vec<PathBuf>,
-    /// Bearer token for the HTTP API (repeatable; required off loopback).
-    #[arg(long = "token", value_name = "TOKEN", env = "SLUICE_TOKEN")]
+    /// Bearer token the HTTP API accepts (repeatable; required off
+    /// loopback). Added to [auth] tokens and to $SLUICE_SERVER_TOKENS
+    /// (comma-separated); $SLUICE_TOKEN is the client commands' and is not
+    /// read here.
+    #[arg(long = "token", value_name = "TOKEN")]
     tokens: Vec<String>,
 }
 
+/// The environment variable the server reads tokens from. Not
+/// `SLUICE_TOKEN`: that one is exported for the client commands, and a
+/// client's token must not turn on (or break) auth on a local server.
+pub const SERVER_TOKENS_ENV: &str = "SLUICE_SERVER_TOKENS";
+
+/// Tokens from the value of [`SERVER_TOKENS_ENV`]: comma-separated, blanks
+/// around them ignored, empty entries skipped.
+fn tokens_from_env(value: Option<std::ffi::OsString>) -> Result<Vec<String>> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let Some(value) = value.to_str() else {
+        anyhow::bail!("{SERVER_TOKENS_ENV} is not valid UTF-8");
+    };
+    Ok(value
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 impl ServerArgs {
-    fn config(self) -> Result<Config> {
+    fn config(self, env_tokens: Vec<String>) -> Result<Config> {
         let mut config = match &self.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
@@ -63,6 +88,7 @@ impl ServerArgs {
             config.store.memory_budget_mb = mb;
         }
         config.auth.tokens.extend(self.tokens);
+        config.auth.tokens.extend(env_tokens);
         config.drains.allow_ranges.extend(self.allow_drain_ranges);
         config.drains.file_dirs.extend(self.allow_file_dirs);
         Ok(config)
@@ -78,26 +104,36 @@ pub fn main(args: ServerArgs) -> Result<u8> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = args.config()?;
+    let config = args.config(tokens_from_env(std::env::var_os(SERVER_TOKENS_ENV))?)?;
+    if config.auth.tokens.is_empty() && std::env::var_os("SLUICE_TOKEN").is_some() {
+        tracing::warn!(
+            "SLUICE_TOKEN is the client commands' token and is not read by the server; \
+             use --token or {SERVER_TOKENS_ENV} to require one"
+        );
+    }
     let data_dir = config.data_dir.clone();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let server = Server::start(config, shutdown.clone()).await?;
-        println!("sluice server listening");
-        println!(
-            "  http    http://{}  (try: curl -N http://{}/logs)",
+        // Written, not println!: a closed stdout must not stop the server.
+        let mut banner = format!(
+            "sluice server listening\n  http    http://{}  (try: curl -N http://{}/logs)\n",
             server.http_addr, server.http_addr
         );
         if let Some(addr) = server.syslog_tcp_addr {
-            println!("  syslog  tcp {addr}");
+            banner.push_str(&format!("  syslog  tcp {addr}\n"));
         }
         if let Some(addr) = server.syslog_udp_addr {
-            println!("  syslog  udp {addr}");
+            banner.push_str(&format!("  syslog  udp {addr}\n"));
         }
-        println!("  data    {}", data_dir.display());
+        banner.push_str(&format!("  data    {}\n", data_dir.display()));
         use std::io::Write as _;
-        let _ = std::io::stdout().flush();
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .write_all(banner.as_bytes())
+            .and_then(|()| stdout.flush());
+        drop(stdout);
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown();
@@ -122,5 +158,44 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    #[test]
+    fn server_tokens_env_is_comma_separated() {
+        assert!(tokens_from_env(None).unwrap().is_empty());
+        assert!(tokens_from_env(Some("".into())).unwrap().is_empty());
+        assert_eq!(
+            tokens_from_env(Some(" aaaaaaaaaaaaaaaa, ,bbbbbbbbbbbbbbbb,".into())).unwrap(),
+            ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
+        );
+        use std::os::unix::ffi::OsStringExt as _;
+        let bad = std::ffi::OsString::from_vec(vec![0xff, b'a']);
+        assert!(tokens_from_env(Some(bad)).is_err());
+    }
+
+    #[test]
+    fn tokens_come_from_flags_config_and_server_env() {
+        let args = Cli::try_parse_from(["server", "--token", "from-the-flag-0001"])
+            .unwrap()
+            .server;
+        let config = args.config(vec!["from-the-env-00001".into()]).unwrap();
+        assert_eq!(
+            config.auth.tokens,
+            ["from-the-flag-0001", "from-the-env-00001"]
+        );
+        let args = Cli::try_parse_from(["server"]).unwrap().server;
+        assert!(args.config(Vec::new()).unwrap().auth.tokens.is_empty());
     }
 }

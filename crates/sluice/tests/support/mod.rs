@@ -53,13 +53,35 @@ impl ServerProcess {
         s
     }
 
+    /// Starts on port 0 everywhere with a fresh data dir, with these
+    /// environment variables set for the server.
+    pub fn start_with_env(extra: &[&str], envs: &[(&str, &str)]) -> Self {
+        let dir = TempDir::new("server");
+        let data = dir.0.clone();
+        let mut s = Self::start_at_with_env("127.0.0.1:0", "127.0.0.1:0", &data, extra, envs);
+        s._dir = Some(dir);
+        s
+    }
+
     /// Starts at given addresses (to restart on the same ports).
     pub fn start_at(http: &str, syslog: &str, data_dir: &std::path::Path, extra: &[&str]) -> Self {
+        Self::start_at_with_env(http, syslog, data_dir, extra, &[])
+    }
+
+    /// [`start_at`](Self::start_at) with environment variables set.
+    pub fn start_at_with_env(
+        http: &str,
+        syslog: &str,
+        data_dir: &std::path::Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(sluice_bin())
             .args(["server", "--http", http, "--syslog", syslog, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("SLUICE_LOG", "warn")
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
