@@ -104,6 +104,28 @@ pub fn describe_error(err: &reqwest::Error) -> String {
     cause.to_string()
 }
 
+/// The message in a failed answer's body: its JSON `error` field, or the
+/// start of the body; trimmed, with control characters escaped (it is
+/// remote text bound for a terminal). Empty if there is none.
+pub fn error_message(body: &[u8]) -> String {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+    crate::term::escape_controls(message.trim()).into_owned()
+}
+
+/// For a 401 or 403: what to do about the token.
+pub fn auth_hint(status: reqwest::StatusCode, has_token: bool) -> Option<&'static str> {
+    let denied =
+        status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN;
+    match (denied, has_token) {
+        (false, _) => None,
+        (true, false) => Some("the server requires a token: pass --token or set SLUICE_TOKEN"),
+        (true, true) => Some("the server refused the token: check --token or SLUICE_TOKEN"),
+    }
+}
+
 /// Now, in Unix nanoseconds (0 if the clock is before 1970).
 pub fn now_ns() -> i64 {
     SystemTime::now()
@@ -154,6 +176,25 @@ mod tests {
             endpoint(&base, &["logs", "app:my app"]).as_str(),
             "http://h:1/logs/app:my%20app"
         );
+    }
+
+    #[test]
+    fn error_messages_are_escaped() {
+        assert_eq!(
+            error_message(br#"{"error":" bad \u001b[2J thing "}"#),
+            "bad \\x1b[2J thing"
+        );
+        assert_eq!(error_message(b"oops\x1b]0;x\x07"), "oops\\x1b]0;x\\x07");
+        assert_eq!(error_message(b""), "");
+    }
+
+    #[test]
+    fn auth_hints() {
+        use reqwest::StatusCode;
+        assert!(auth_hint(StatusCode::UNAUTHORIZED, false)
+            .is_some_and(|h| h.contains("--token") && h.contains("SLUICE_TOKEN")));
+        assert!(auth_hint(StatusCode::FORBIDDEN, true).is_some_and(|h| h.contains("refused")));
+        assert_eq!(auth_hint(StatusCode::NOT_FOUND, false), None);
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! `sluice drain …` and `sluice format …`: manage drains and saved formats
 //! through the server's `/v1/drains` and `/v1/formats` API.
+//!
+//! What they print goes through [`term::Stdout`]: escaped on a terminal
+//! (drain names, URLs and errors are remote text), quiet on a closed pipe.
 
 use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
 
-use crate::client::{endpoint, http_client, ServerArg};
+use crate::client::{auth_hint, endpoint, error_message, http_client, ServerArg};
+use crate::term::Stdout;
 
 #[derive(clap::Args)]
 pub struct DrainArgs {
@@ -77,6 +81,8 @@ fn block_on<F: std::future::Future<Output = Result<u8>>>(f: F) -> Result<u8> {
 async fn drain(args: DrainArgs) -> Result<u8> {
     let base = args.server.url()?;
     let client = http_client(args.server.token.as_deref())?;
+    let token = args.server.token.is_some();
+    let mut out = Stdout::new();
     match args.command {
         DrainCommand::Add {
             name,
@@ -94,13 +100,13 @@ async fn drain(args: DrainArgs) -> Result<u8> {
                 .send()
                 .await
                 .with_context(|| format!("cannot reach the server at {base}"))?;
-            answer(resp).await?;
-            println!("drain {name} added");
+            answer(resp, token).await?;
+            out.line(&format!("drain {name} added"))?;
         }
         DrainCommand::List { json } => {
-            let drains = fetch_drains(&client, &base).await?;
+            let drains = fetch_drains(&client, &base, token).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&drains)?);
+                out.json_line(&serde_json::to_string_pretty(&drains)?)?;
             } else {
                 for d in drains.as_array().into_iter().flatten() {
                     let apps = d["apps"]
@@ -112,7 +118,7 @@ async fn drain(args: DrainArgs) -> Result<u8> {
                                 .join(",")
                         })
                         .unwrap_or_default();
-                    println!(
+                    out.line(&format!(
                         "{:<20} {}{}",
                         d["name"].as_str().unwrap_or("?"),
                         d["url"].as_str().unwrap_or("?"),
@@ -121,7 +127,7 @@ async fn drain(args: DrainArgs) -> Result<u8> {
                         } else {
                             format!("  apps={apps}")
                         }
-                    );
+                    ))?;
                 }
             }
         }
@@ -131,11 +137,11 @@ async fn drain(args: DrainArgs) -> Result<u8> {
                 .send()
                 .await
                 .with_context(|| format!("cannot reach the server at {base}"))?;
-            answer(resp).await?;
-            println!("drain {name} deleted");
+            answer(resp, token).await?;
+            out.line(&format!("drain {name} deleted"))?;
         }
         DrainCommand::Status { name } => {
-            let drains = fetch_drains(&client, &base).await?;
+            let drains = fetch_drains(&client, &base, token).await?;
             let now = now_ns();
             let mut shown = 0;
             for d in drains.as_array().into_iter().flatten() {
@@ -144,7 +150,7 @@ async fn drain(args: DrainArgs) -> Result<u8> {
                     continue;
                 }
                 shown += 1;
-                println!("{dname:<20} {}", status_line(&d["status"], now));
+                out.line(&format!("{dname:<20} {}", status_line(&d["status"], now)))?;
             }
             if shown == 0 {
                 if let Some(n) = name {
@@ -159,6 +165,8 @@ async fn drain(args: DrainArgs) -> Result<u8> {
 async fn format(args: FormatArgs) -> Result<u8> {
     let base = args.server.url()?;
     let client = http_client(args.server.token.as_deref())?;
+    let token = args.server.token.is_some();
+    let mut out = Stdout::new();
     match args.command {
         FormatCommand::Set { name, template } => {
             let resp = client
@@ -167,8 +175,8 @@ async fn format(args: FormatArgs) -> Result<u8> {
                 .send()
                 .await
                 .with_context(|| format!("cannot reach the server at {base}"))?;
-            answer(resp).await?;
-            println!("format {name} saved");
+            answer(resp, token).await?;
+            out.line(&format!("format {name} saved"))?;
         }
         FormatCommand::List => {
             let resp = client
@@ -176,10 +184,10 @@ async fn format(args: FormatArgs) -> Result<u8> {
                 .send()
                 .await
                 .with_context(|| format!("cannot reach the server at {base}"))?;
-            let v = answer(resp).await?;
+            let v = answer(resp, token).await?;
             if let Some(map) = v["formats"].as_object() {
                 for (k, t) in map {
-                    println!("{k:<20} {}", t.as_str().unwrap_or(""));
+                    out.line(&format!("{k:<20} {}", t.as_str().unwrap_or("")))?;
                 }
             }
         }
@@ -187,28 +195,28 @@ async fn format(args: FormatArgs) -> Result<u8> {
     Ok(0)
 }
 
-async fn fetch_drains(client: &reqwest::Client, base: &reqwest::Url) -> Result<Value> {
+async fn fetch_drains(client: &reqwest::Client, base: &reqwest::Url, token: bool) -> Result<Value> {
     let resp = client
         .get(endpoint(base, &["v1", "drains"]))
         .send()
         .await
         .with_context(|| format!("cannot reach the server at {base}"))?;
-    Ok(answer(resp).await?["drains"].take())
+    Ok(answer(resp, token).await?["drains"].take())
 }
 
-/// The JSON body of a successful answer, or the server's error message.
-async fn answer(resp: reqwest::Response) -> Result<Value> {
+/// The JSON body of a successful answer, or the server's error message
+/// (with what to do about the token on a 401/403; `token`: one was sent).
+async fn answer(resp: reqwest::Response, token: bool) -> Result<Value> {
     let status = resp.status();
     let bytes = resp.bytes().await.context("reading the server's answer")?;
-    let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !status.is_success() {
-        let msg = json["error"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        bail!("{msg} ({status})");
+        let msg = error_message(&bytes);
+        match auth_hint(status, token) {
+            Some(hint) => bail!("{msg} ({status}; {hint})"),
+            None => bail!("{msg} ({status})"),
+        }
     }
-    Ok(json)
+    Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 /// `RUNNING[53]`, `RETRYING[75] <last error>`, as Logyard shows them.

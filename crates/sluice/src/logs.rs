@@ -8,7 +8,8 @@
 //!   `--json` prints the server's NDJSON envelopes instead of text.
 //!
 //! Lines are printed in the `cf logs` format (`ERR` lines red on a
-//! terminal). When tailing, a lost connection or a restarted server is
+//! terminal; control characters from the entries shown escaped, `\x1b`, on
+//! a terminal unless `--raw`). When tailing, a lost connection or a restarted server is
 //! retried with backoff (a note on stderr) and the stream resumes from just
 //! before the last entry printed, skipping repeats ([`dedup`]). A server
 //! that cannot be reached is retried when tailing and an error (exit 1) with
@@ -63,6 +64,11 @@ pub struct LogsArgs {
     #[arg(long)]
     json: bool,
 
+    /// Print entries as they are, even to a terminal (by default control
+    /// characters such as ESC are shown escaped there: \x1b)
+    #[arg(long)]
+    raw: bool,
+
     /// Only these log types
     #[arg(long, value_name = "out,err", value_delimiter = ',')]
     types: Vec<LogKind>,
@@ -101,11 +107,15 @@ async fn logs(args: LogsArgs, base: Url) -> Result<u8> {
         org: args.org.clone(),
     };
     if io::stderr().is_terminal() {
-        eprintln!("{}\n", filter.header());
+        crate::say!("{}\n", filter.header());
     }
     let client = client::http_client(args.server.token.as_deref())?;
     let mut out = Output {
-        printer: Printer::new(args.json, io::stdout().is_terminal()),
+        printer: {
+            let tty = io::stdout().is_terminal();
+            Printer::new(args.json, tty, tty && !args.raw)
+        },
+        has_token: args.server.token.is_some(),
         seen: Seen::new(DEDUP_CAPACITY, client::now_ns()),
         bad_lines: 0,
     };
@@ -135,7 +145,7 @@ async fn recent(
     out: &mut Output,
 ) -> Result<u8> {
     let url = filter.url(base, Replay::Recent(n), false);
-    let response = match stream::connect(client, url).await {
+    let response = match stream::connect(client, url, out.has_token).await {
         Ok(response) => response,
         Err(ConnectError::Retry(why) | ConnectError::Fatal(why)) => {
             return Err(anyhow!("cannot read logs from {base}: {why}"));
@@ -166,20 +176,20 @@ async fn tail(
             _ => Replay::Since(out.seen.resume_since()),
         };
         let url = filter.url(base, replay, true);
-        let end = match stream::connect(client, url).await {
+        let end = match stream::connect(client, url, out.has_token).await {
             Err(ConnectError::Fatal(why)) => {
                 return Err(anyhow!("cannot stream logs from {base}: {why}"));
             }
             Err(ConnectError::Retry(why)) => {
                 if !std::mem::replace(&mut trouble, true) {
-                    eprintln!("sluice: cannot reach {base}: {why}; retrying...");
+                    crate::say!("sluice: cannot reach {base}: {why}; retrying...");
                 }
                 tokio::time::sleep(backoff.next_delay()).await;
                 continue;
             }
             Ok(response) => {
                 if std::mem::take(&mut trouble) {
-                    eprintln!("sluice: connected to {base}");
+                    crate::say!("sluice: connected to {base}");
                 }
                 connected_once = true;
                 backoff.reset();
@@ -188,8 +198,8 @@ async fn tail(
         };
         match end {
             End::Output(err) => return output_error(err),
-            End::Closed => eprintln!("sluice: the server closed the stream; reconnecting..."),
-            End::Broken(why) => eprintln!("sluice: lost the connection ({why}); reconnecting..."),
+            End::Closed => crate::say!("sluice: the server closed the stream; reconnecting..."),
+            End::Broken(why) => crate::say!("sluice: lost the connection ({why}); reconnecting..."),
         }
         trouble = true;
         tokio::time::sleep(backoff.next_delay()).await;
@@ -208,6 +218,8 @@ fn output_error(err: io::Error) -> Result<u8> {
 /// Parses, deduplicates and prints stream lines.
 struct Output {
     printer: Printer,
+    /// Whether a token is presented (for the hint on a 401).
+    has_token: bool,
     seen: Seen,
     bad_lines: u64,
 }
@@ -219,7 +231,7 @@ impl stream::Sink for Output {
             Err(err) => {
                 self.bad_lines += 1;
                 if self.bad_lines == 1 {
-                    eprintln!("sluice: skipping a line the server sent: {err}");
+                    crate::say!("sluice: skipping a line the server sent: {err}");
                 }
                 return Ok(());
             }
@@ -260,15 +272,16 @@ mod tests {
             "--types",
             "out,stderr",
             "--json",
+            "--raw",
         ])
         .unwrap();
         assert_eq!(args.app.as_deref(), Some("web"));
-        assert!(args.recent && args.json);
+        assert!(args.recent && args.json && args.raw);
         assert_eq!(args.num, Some(5));
         assert_eq!(args.types, [LogKind::Out, LogKind::Err]);
         assert!(parse(&["--types", "stdin"]).is_err());
         assert!(parse(&["--recent", "--tail"]).is_err());
         let args = parse(&[]).unwrap();
-        assert!(args.app.is_none() && !args.recent);
+        assert!(args.app.is_none() && !args.recent && !args.raw);
     }
 }

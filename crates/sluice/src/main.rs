@@ -4,12 +4,16 @@
 //! - `sluice run --app NAME -- CMD…`: run an app and ship its output;
 //! - `sluice logs [APP]`: tail or dump logs in `cf logs` format;
 //! - `sluice drain …`, `sluice format …`: manage drains and saved formats.
+//!
+//! Output that may hold remote text is escaped on a terminal, and a closed
+//! stdout ends a client command quietly with 0 (see [`term`]).
 
 mod client;
 mod drain;
 mod logs;
 mod run;
 mod serve;
+mod term;
 
 use clap::{Parser, Subcommand};
 
@@ -54,8 +58,9 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),
+        Err(err) if term::is_stdout_closed(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("sluice: {err:#}");
+            say!("sluice: {err:#}");
             std::process::ExitCode::from(1)
         }
     }

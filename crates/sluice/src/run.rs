@@ -12,6 +12,10 @@
 //! 127 if the command is not found, 126 if it cannot be run). When the
 //! child has exited, sluice flushes the buffer for at most 2 s and exits;
 //! an unreachable server is tried once more and then given up on.
+//!
+//! SIGPIPE stays ignored and notes to stderr never panic, so a closed
+//! stdout or stderr (with `--tee`, or `2>&1 | head`) does not stop sluice or
+//! its shipping; the child gets the default SIGPIPE disposition back.
 
 mod batch;
 mod buffer;
@@ -128,6 +132,7 @@ async fn run(args: RunArgs, server: reqwest::Url) -> Result<u8> {
     let shipper = tokio::spawn(
         Shipper {
             client: client::http_client(args.server.token.as_deref())?,
+            has_token: args.server.token.is_some(),
             url: client::endpoint(&server, &["logs"]),
             queue: queue.clone(),
             identity: identity.clone(),
@@ -148,7 +153,7 @@ async fn run(args: RunArgs, server: reqwest::Url) -> Result<u8> {
     let mut process = match child::spawn(&args.command) {
         Ok(process) => process,
         Err(err) => {
-            eprintln!("sluice: cannot run {command}: {}", err.error);
+            crate::say!("sluice: cannot run {command}: {}", err.error);
             enqueue(vec![
                 identity.failed_to_start(clock.stamp(), &err.error.to_string())
             ]);
@@ -196,7 +201,7 @@ async fn run(args: RunArgs, server: reqwest::Url) -> Result<u8> {
     let exit = match process.wait().await {
         Ok(status) => Exit::from_status(status),
         Err(err) => {
-            eprintln!("sluice: lost track of the command: {err}");
+            crate::say!("sluice: lost track of the command: {err}");
             Exit::Code(1)
         }
     };
@@ -236,7 +241,7 @@ async fn finish(
     tracing::debug!(dropped = queue.dropped_total(), "shipping ended");
     let undelivered = queue.len() as u64 + queue.loss().map_or(0, |l| l.count);
     if undelivered > 0 {
-        eprintln!("sluice: {undelivered} messages not delivered");
+        crate::say!("sluice: {undelivered} messages not delivered");
     }
 }
 

@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use reqwest::header::ACCEPT;
 use reqwest::{StatusCode, Url};
 
-use crate::client::describe_error;
+use crate::client::{auth_hint, describe_error, error_message};
 
 /// The server sends a heartbeat every 15 s by default; this much silence
 /// means the connection is dead.
@@ -46,10 +46,11 @@ pub trait Sink {
     fn flush(&mut self) -> io::Result<()>;
 }
 
-/// Opens the stream at `url`.
+/// Opens the stream at `url`; `has_token` tunes the hint on a 401/403.
 pub async fn connect(
     client: &reqwest::Client,
     url: Url,
+    has_token: bool,
 ) -> Result<reqwest::Response, ConnectError> {
     let response = client
         .get(url)
@@ -62,19 +63,15 @@ pub async fn connect(
         return Ok(response);
     }
     let body = response.bytes().await.unwrap_or_default();
-    let message = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| {
-            String::from_utf8_lossy(&body[..body.len().min(200)])
-                .trim()
-                .to_owned()
-        });
-    let why = if message.is_empty() {
+    let message = error_message(&body);
+    let mut why = if message.is_empty() {
         format!("HTTP {status}")
     } else {
         format!("HTTP {status}: {message}")
     };
+    if let Some(hint) = auth_hint(status, has_token) {
+        why = format!("{why} ({hint})");
+    }
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         Err(ConnectError::Retry(why))
     } else {

@@ -5,8 +5,12 @@
 //! buffer only once the server took it; on a network error, a timeout, 408,
 //! 429 or a 5xx it stays queued and the shipper waits (100 ms doubling to
 //! 5 s, jittered) before trying again, while the readers keep filling the
-//! buffer and dropping its oldest lines. A 413 halves the batch size; any
-//! other 4xx drops the batch (counted as lost, said once on stderr).
+//! buffer and dropping its oldest lines. A 401 or 403 (the server wants a
+//! token, or another one) is handled the same way, but said only once per
+//! run however long it lasts: the lines stay buffered (the oldest dropped
+//! when full) and are retried with backoff, never in a tight loop. A 413
+//! halves the batch size; any other 4xx drops the batch (counted as lost,
+//! said once on stderr).
 //!
 //! On close, what is queued is flushed until the flush deadline; any
 //! failure then ends the flush at once, so a dead server never holds up the
@@ -24,7 +28,7 @@ use super::batch::{next_batch, Limits};
 use super::buffer::Shared;
 use super::clock::Clock;
 use super::envelopes::{Identity, Item};
-use crate::client::{describe_error, Backoff};
+use crate::client::{auth_hint, describe_error, error_message, Backoff};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -51,6 +55,8 @@ impl Default for Settings {
 
 pub struct Shipper {
     pub client: reqwest::Client,
+    /// Whether `client` presents a token (for what a 401 is said to mean).
+    pub has_token: bool,
     /// `{server}/logs`.
     pub url: Url,
     pub queue: Arc<Shared<Item>>,
@@ -67,6 +73,17 @@ enum Outcome {
     TooLarge,
     Rejected(String),
     Retry(String),
+    /// 401/403: the server wants a (different) token.
+    Denied(String),
+}
+
+/// What has been said on stderr, so each trouble is said once.
+#[derive(Default)]
+struct Told {
+    /// In an outage now (said; "reachable again" is owed).
+    outage: bool,
+    denied: bool,
+    rejected: bool,
 }
 
 impl Shipper {
@@ -74,7 +91,7 @@ impl Shipper {
     pub async fn run(mut self) {
         let mut backoff = Backoff::new();
         let mut limits = self.settings.batch;
-        let mut outage = false;
+        let mut told = Told::default();
         let mut deadline: Option<Instant> = None;
         loop {
             if !self.is_closing() {
@@ -124,21 +141,52 @@ impl Shipper {
                     drop(queue);
                     backoff.reset();
                     limits = self.settings.batch;
-                    if std::mem::take(&mut outage) {
-                        eprintln!("sluice: log server {} is reachable again", self.url);
+                    if std::mem::take(&mut told.outage) {
+                        crate::say!("sluice: log server {} is reachable again", self.url);
                     }
                 }
                 Outcome::TooLarge => limits.max_items = (batch.entries / 2).max(1),
-                Outcome::Rejected(why) => self.reject(&batch, why),
+                Outcome::Rejected(why) => {
+                    if !std::mem::replace(&mut told.rejected, true) {
+                        crate::say!(
+                            "sluice: the log server rejected {} lines: {why}",
+                            batch.entries
+                        );
+                    }
+                    self.reject(&batch);
+                }
+                Outcome::Denied(why) => {
+                    // Said once for the whole run, however often it recurs.
+                    if !std::mem::replace(&mut told.denied, true) {
+                        crate::say!(
+                            "sluice: cannot ship logs to {}: {why}; {}",
+                            self.url,
+                            if deadline.is_some() {
+                                "giving up"
+                            } else {
+                                "retrying (keeping the newest lines)"
+                            }
+                        );
+                    }
+                    told.outage = true;
+                    if deadline.is_some() {
+                        return;
+                    }
+                    let delay = backoff.next_delay();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = closed(&mut self.closing) => {}
+                    }
+                }
                 Outcome::Retry(why) => {
                     if deadline.is_some() {
-                        if !outage {
-                            eprintln!("sluice: cannot ship logs to {}: {why}", self.url);
+                        if !told.outage {
+                            crate::say!("sluice: cannot ship logs to {}: {why}", self.url);
                         }
                         return;
                     }
-                    if !std::mem::replace(&mut outage, true) {
-                        eprintln!(
+                    if !std::mem::replace(&mut told.outage, true) {
+                        crate::say!(
                             "sluice: cannot ship logs to {}: {why}; retrying (keeping the newest lines)",
                             self.url
                         );
@@ -185,11 +233,7 @@ impl Shipper {
     }
 
     /// The server refused the batch for good: drop it, count it as lost.
-    fn reject(&self, batch: &super::batch::Batch, why: String) {
-        eprintln!(
-            "sluice: the log server rejected {} lines: {why}",
-            batch.entries
-        );
+    fn reject(&self, batch: &super::batch::Batch) {
         let mut queue = self.queue.lock();
         if let Some(last) = batch.last_seq {
             queue.ack(last);
@@ -227,7 +271,9 @@ impl Shipper {
             || status == StatusCode::REQUEST_TIMEOUT
             || status == StatusCode::TOO_MANY_REQUESTS;
         let why = error_text(status, response).await;
-        if retry {
+        if let Some(hint) = auth_hint(status, self.has_token) {
+            Outcome::Denied(format!("{why} ({hint})"))
+        } else if retry {
             Outcome::Retry(why)
         } else {
             Outcome::Rejected(why)
@@ -243,13 +289,10 @@ async fn closed(closing: &mut watch::Receiver<bool>) {
 /// `HTTP 400: <the server's "error" field>`.
 async fn error_text(status: StatusCode, response: reqwest::Response) -> String {
     let body = response.bytes().await.unwrap_or_default();
-    let message = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
-    if message.trim().is_empty() {
+    let message = error_message(&body);
+    if message.is_empty() {
         format!("HTTP {status}")
     } else {
-        format!("HTTP {status}: {}", message.trim())
+        format!("HTTP {status}: {message}")
     }
 }
