@@ -6,6 +6,10 @@
 //!   parsing and validation;
 //! - [`netpolicy`]: which addresses a drain may reach (SSRF protection),
 //!   checked on add and again on every connect;
+//! - [`paths`]: which files a drain may write (`[drains] file_dirs`) or
+//!   read TLS material from (`[drains] tls_dirs`), checked on add and again
+//!   on every open;
+//! - [`redact`]: passwords and tokens in drain URLs are never shown back;
 //! - [`format`]: how an entry becomes bytes (verbatim, Logyard JSON, `{{.field}}`
 //!   templates, saved and built-in named formats);
 //! - [`writers`]: one writer per URL scheme (syslog TCP/TLS/UDP, HTTPS
@@ -23,7 +27,9 @@
 pub mod format;
 pub mod manager;
 pub mod netpolicy;
+pub mod paths;
 pub mod persist;
+pub mod redact;
 pub mod retry;
 pub mod spec;
 pub mod status;

@@ -3,8 +3,13 @@
 //! A [`DrainSpec`] is what users create (`sluice drain add NAME URL …`,
 //! `POST /v1/drains`, logspout's `POST /routes`) and what is persisted. Its
 //! URL is parsed into a [`DrainUrl`] on add, and validated then: scheme,
-//! host, port, options, TLS files readable. Address policy (SSRF) is
-//! checked separately by [`crate::netpolicy`].
+//! host, port, options. Parsing touches no file: which files a drain may
+//! write (`file://`) or read (`ca=`, `cert=`, `key=`) is decided by
+//! [`crate::paths`], and which addresses it may reach by
+//! [`crate::netpolicy`], both on add and again when the writer opens.
+//!
+//! Drain and format names match `[A-Za-z0-9][A-Za-z0-9._-]{0,63}` (so
+//! never `.`, `..` or a hidden file name): see [`valid_name`].
 //!
 //! | scheme | receiver |
 //! | --- | --- |
@@ -34,21 +39,41 @@ pub const MAX_NAME: usize = 64;
 /// Default `limit` of a Redis drain (Logyard's history drains).
 pub const DEFAULT_REDIS_LIMIT: usize = 1500;
 
+/// What a valid name looks like, for messages.
+pub const NAME_RULE: &str =
+    "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit";
+
+/// Whether `name` can name a drain or a saved format:
+/// `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`. Names become file names in the data
+/// dir, so `.`, `..` and hidden names are refused.
+pub fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() <= MAX_NAME
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Errors name the URL with its secrets redacted ([`crate::redact`]).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
-    #[error("invalid drain name {0:?}: use 1-64 letters, digits, '.', '_' or '-'")]
+    #[error("invalid drain name {0:?}: use {NAME_RULE}")]
     Name(String),
     #[error("invalid drain URL {url:?}: {reason}")]
     Url { url: String, reason: String },
     #[error("unsupported drain scheme {0:?}; use syslog, syslog+udp, syslog-tls, https, http, tcp, udp, file or redis")]
     Scheme(String),
-    #[error("drain URL {url:?}: {option} file {path:?} is not readable: {reason}")]
-    File {
-        url: String,
-        option: &'static str,
-        path: String,
-        reason: String,
-    },
+}
+
+impl SpecError {
+    /// A URL error; the URL is kept with its secrets redacted.
+    pub fn url(raw: &str, reason: impl Into<String>) -> Self {
+        SpecError::Url {
+            url: crate::redact::url(raw),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// URL schemes a drain can use.
@@ -132,7 +157,8 @@ pub struct DrainUrl {
     /// Host name or address (empty for `file://`).
     pub host: String,
     pub port: u16,
-    /// `file://` path, or the HTTP path and query for `https://`.
+    /// `file://` path (percent-decoded, `.` and `..` resolved), or the
+    /// HTTP path and query for `https://`.
     pub path: String,
     pub drain_type: DrainType,
     pub format: Option<String>,
@@ -142,18 +168,17 @@ pub struct DrainUrl {
     pub redis_key: String,
     pub redis_limit: usize,
     pub redis_db: i64,
+    /// `ca=`, `cert=`, `key=` as given: checked and resolved against
+    /// `[drains] tls_dirs` by [`crate::paths::PathPolicy::tls_file`].
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
 }
 
 impl DrainUrl {
-    /// Parses and validates; TLS files must be readable now.
+    /// Parses and validates the URL; touches no file.
     pub fn parse(raw: &str) -> Result<Self, SpecError> {
-        let bad = |reason: &str| SpecError::Url {
-            url: raw.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let bad = |reason: &str| SpecError::url(raw, reason);
         let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
         let scheme = Scheme::parse(url.scheme())
             .ok_or_else(|| SpecError::Scheme(url.scheme().to_owned()))?;
@@ -220,10 +245,24 @@ impl DrainUrl {
                     "file drains take an absolute path: file:///var/log/x.log",
                 ));
             }
-            if url.path().is_empty() || url.path() == "/" {
-                return Err(bad("file drains need a path"));
+            if url.path().is_empty() || url.path().ends_with('/') {
+                return Err(bad("file drains need a path to a file"));
             }
-            out.path = url.path().to_owned();
+            // Percent-decoded (`%2F` is a `/`), then `.` and `..` resolved
+            // lexically, so what is checked is what is opened.
+            let decoded = url
+                .to_file_path()
+                .map_err(|()| bad("file drains take an absolute path: file:///var/log/x.log"))?;
+            let path = crate::paths::normalize(&decoded)
+                .ok_or_else(|| bad("file drains take an absolute path: file:///var/log/x.log"))?;
+            if path.parent().is_none() {
+                return Err(bad("file drains need a path to a file"));
+            }
+            out.path = path
+                .to_str()
+                .filter(|p| !p.contains('\0'))
+                .ok_or_else(|| bad("the path must be UTF-8 without NUL"))?
+                .to_owned();
             return Ok(out);
         }
         out.host = url
@@ -270,16 +309,16 @@ impl DrainUrl {
         if out.cert.is_some() != out.key.is_some() {
             return Err(bad("cert and key go together (mTLS)"));
         }
-        for (option, path) in [("ca", &out.ca), ("cert", &out.cert), ("key", &out.key)] {
-            if let Some(path) = path {
-                if let Err(e) = std::fs::File::open(path) {
-                    return Err(SpecError::File {
-                        url: raw.to_owned(),
-                        option,
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    });
-                }
+        if (out.ca.is_some() || out.cert.is_some())
+            && !matches!(scheme, Scheme::SyslogTls | Scheme::Https)
+        {
+            return Err(bad(
+                "ca, cert and key are options of syslog-tls and https drains",
+            ));
+        }
+        for path in [&out.ca, &out.cert, &out.key].into_iter().flatten() {
+            if path.as_os_str().is_empty() {
+                return Err(bad("ca, cert and key name a file"));
             }
         }
         Ok(out)
@@ -329,21 +368,15 @@ pub struct DrainSpec {
 impl DrainSpec {
     /// Checks the name and parses the URL.
     pub fn validate(&self) -> Result<DrainUrl, SpecError> {
-        let name_ok = !self.name.is_empty()
-            && self.name.len() <= MAX_NAME
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !name_ok {
+        if !valid_name(&self.name) {
             return Err(SpecError::Name(self.name.clone()));
         }
         for s in &self.streams {
             if !matches!(s.as_str(), "stdout" | "stderr") {
-                return Err(SpecError::Url {
-                    url: self.url.clone(),
-                    reason: format!("unknown stream {s:?}; use stdout or stderr"),
-                });
+                return Err(SpecError::url(
+                    &self.url,
+                    format!("unknown stream {s:?}; use stdout or stderr"),
+                ));
             }
         }
         if let Some(sd) = &self.structured_data {
@@ -352,20 +385,18 @@ impl DrainSpec {
                 && sd.ends_with(']')
                 && sd.bytes().all(|b| (32..127).contains(&b));
             if !valid {
-                return Err(SpecError::Url {
-                    url: self.url.clone(),
-                    reason: "structured_data must be RFC 5424 SD-ELEMENTs like [id@1 k=\"v\"] in printable ASCII, at most 1024 bytes".into(),
-                });
+                return Err(SpecError::url(
+                    &self.url,
+                    "structured_data must be RFC 5424 SD-ELEMENTs like [id@1 k=\"v\"] in printable ASCII, at most 1024 bytes",
+                ));
             }
         }
         if let Some(tag) = &self.append_tag {
             if tag.len() > 32 || !tag.bytes().all(|b| (33..127).contains(&b)) {
-                return Err(SpecError::Url {
-                    url: self.url.clone(),
-                    reason:
-                        "append_tag must be at most 32 printable ASCII characters without spaces"
-                            .into(),
-                });
+                return Err(SpecError::url(
+                    &self.url,
+                    "append_tag must be at most 32 printable ASCII characters without spaces",
+                ));
             }
         }
         DrainUrl::parse(&self.url)
@@ -442,7 +473,16 @@ mod tests {
         assert!(err("syslog://h:1?bogus=1").contains("unknown option \"bogus\""));
         assert!(err("redis://h/x").contains("database number"));
         assert!(err("file://host/x").contains("absolute path"));
-        assert!(err("syslog-tls://h:1?ca=/nonexistent/ca.pem").contains("not readable"));
+        // TLS files are checked where the allowed directories are known
+        // (crate::paths): parsing never opens a file.
+        assert!(DrainUrl::parse("syslog-tls://h:1?ca=/nonexistent/ca.pem").is_ok());
+        assert!(err("syslog://h:1?ca=/x.pem").contains("options of syslog-tls and https"));
+        // Secrets are not repeated in errors.
+        let e = err("https://u:pw@h:0/x?token=t");
+        assert!(
+            e.contains("https://u:***@h:0/x?token=***") && !e.contains("pw"),
+            "{e}"
+        );
         assert!(err("syslog-tls://h:1?cert=/etc/hostname").contains("cert and key go together"));
         assert!(err("not a url").contains("invalid drain URL"));
         assert!(err("udp://h:1?drain-type=everything").contains("drain-type"));
@@ -465,5 +505,41 @@ mod tests {
         assert_eq!(sel.envelope_types.len(), 2);
         spec.name = "bad name".into();
         assert!(matches!(spec.validate(), Err(SpecError::Name(_))));
+    }
+
+    #[test]
+    fn names_cannot_be_dot_files() {
+        for bad in [
+            ".",
+            "..",
+            ".hidden",
+            "-x",
+            "_x",
+            "",
+            "a/b",
+            "a b",
+            &"x".repeat(65),
+        ] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        for good in ["a", "pt", "tmp.x", "A-1_b.c", "0", &"x".repeat(64)] {
+            assert!(valid_name(good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn file_paths_are_decoded_and_normalised() {
+        let path = |u: &str| DrainUrl::parse(u).map(|d| d.path);
+        assert_eq!(
+            path("file:///var/log/a%20b.log").unwrap(),
+            "/var/log/a b.log"
+        );
+        assert_eq!(
+            path("file:///var/log/sluice/a%2F..%2F..%2F..%2Fetc%2Fpasswd").unwrap(),
+            "/var/etc/passwd"
+        );
+        assert_eq!(path("file:///var/log/../../etc/x").unwrap(), "/etc/x");
+        assert!(path("file:///var/log/x%00.log").is_err());
+        assert!(path("file:///var/log/").is_err());
     }
 }

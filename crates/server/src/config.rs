@@ -279,6 +279,9 @@ impl Config {
             per_app_limit: self.drains.per_app_limit,
             max_drains: self.drains.max_drains,
             policy: std::sync::Arc::new(policy),
+            file_dirs: self.drains.file_dirs.clone(),
+            tls_dirs: self.drains.tls_dirs.clone(),
+            max_record: self.drains.max_record.max(drains::manager::MIN_MAX_RECORD),
         })
     }
 

@@ -39,7 +39,7 @@ struct DatagramWriter {
 pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
     let encoder = match ctx.url.scheme {
         Scheme::SyslogUdp => Encoder::Syslog(Box::new(SyslogEncoder::new(ctx))),
-        _ => Encoder::Plain(LineEncoder::new(ctx.format.clone(), Format::Verbatim)),
+        _ => Encoder::Plain(LineEncoder::new(ctx, Format::Verbatim, true)),
     };
     let mut errors = Vec::new();
     for addr in super::resolve(ctx).await? {
@@ -71,17 +71,19 @@ async fn connect_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 impl DatagramWriter {
-    /// Encodes one entry into `buf`, cut to [`MAX_DATAGRAM`]; whether it was cut.
+    /// Encodes one entry into `buf`, cut to [`MAX_DATAGRAM`]; whether it
+    /// was cut here (the encoder counts its own cuts to `max_record`).
     fn encode(&mut self, entry: &Entry) -> bool {
         self.buf.clear();
-        match &mut self.encoder {
+        let cut = match &mut self.encoder {
             Encoder::Syslog(syslog) => syslog.message(entry, &mut self.buf),
             Encoder::Plain(lines) => lines.render(entry, &mut self.buf),
-        }
-        truncate(&mut self.buf)
+        };
+        truncate(&mut self.buf) && !cut
     }
 
-    async fn send_batch(&mut self, batch: &[Arc<Entry>]) -> Result<(), WriteError> {
+    /// One datagram per entry, so the whole batch.
+    async fn send_batch(&mut self, batch: &[Arc<Entry>]) -> Result<usize, WriteError> {
         let mut truncated = 0;
         let mut result = Ok(());
         for entry in batch {
@@ -118,7 +120,7 @@ impl DatagramWriter {
         if truncated > 0 {
             self.metrics.count_drop("truncated", truncated);
         }
-        result
+        result.map(|()| batch.len())
     }
 }
 
@@ -188,6 +190,8 @@ mod tests {
             .unwrap();
         writer.send(&batch(&["plain line"])).await.unwrap();
         assert_eq!(recv(&receiver).await, b"plain line");
+        writer.send(&batch(&["one\ntwo\r\0"])).await.unwrap();
+        assert_eq!(recv(&receiver).await, b"one\\ntwo\\r\\0");
     }
 
     #[tokio::test]

@@ -12,6 +12,9 @@
 //! policy refuses), 10 s to connect and 30 s per request. User and password
 //! in the drain URL are sent as basic auth.
 //!
+//! A POST carries at most 512 KiB of frames ([`super::batch_policy`]),
+//! counted after rendering; the rest of a batch goes in the next one.
+//!
 //! A 2xx answer delivers the batch; 429, 5xx, 3xx and network errors are
 //! [`WriteError::Retry`]; any other 4xx is [`WriteError::Reject`]: the
 //! receiver refused this batch for good.
@@ -40,6 +43,7 @@ struct HttpsWriter {
     target: String,
     basic_auth: Option<(String, Option<String>)>,
     encoder: SyslogEncoder,
+    max_bytes: usize,
 }
 
 pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
@@ -66,7 +70,7 @@ pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>,
     };
     let raw = format!("{scheme}://{target}{path}");
     let url = reqwest::Url::parse(&raw)
-        .map_err(|e| WriteError::Fatal(format!("drain URL {raw}: {e}")))?;
+        .map_err(|e| WriteError::Fatal(format!("drain URL {}: {e}", crate::redact::url(&raw))))?;
 
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -82,7 +86,8 @@ pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>,
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(WRITE_TIMEOUT);
     if ctx.url.scheme == Scheme::Https {
-        builder = builder.use_preconfigured_tls(tls::client_config(&ctx.url)?.as_ref().clone());
+        builder = builder
+            .use_preconfigured_tls(tls::client_config(&ctx.url, &ctx.paths)?.as_ref().clone());
     }
     let client = builder
         .build()
@@ -93,18 +98,29 @@ pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>,
         target,
         basic_auth: super::userinfo(&ctx.url.raw),
         encoder: SyslogEncoder::new(ctx),
+        max_bytes: ctx.max_bytes(),
     }))
 }
 
 impl HttpsWriter {
-    async fn send_batch(&mut self, batch: &[Arc<Entry>]) -> Result<(), WriteError> {
+    async fn send_batch(&mut self, batch: &[Arc<Entry>]) -> Result<usize, WriteError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        // Frames up to max_bytes (at least one); the same batch gives the
+        // same body again, so a resend keeps its frame id.
         let mut body = Vec::new();
+        let mut n = 0;
         for entry in batch {
+            let before = body.len();
             self.encoder.frame(entry, &mut body);
+            if n > 0 && body.len() > self.max_bytes {
+                body.truncate(before);
+                break;
+            }
+            n += 1;
         }
+        let batch = &batch[..n];
         let mut request = self
             .client
             .post(self.url.clone())
@@ -121,7 +137,7 @@ impl HttpsWriter {
         if status.is_success() {
             // Read what little there is so the connection can be reused.
             let _ = read_some(response, 64 * 1024).await;
-            return Ok(());
+            return Ok(n);
         }
         let text = read_some(response, MAX_ERROR_BODY).await;
         let text = text.trim();

@@ -2,8 +2,11 @@
 //! a writer only connects and delivers one batch at a time.
 //!
 //! Contract: [`connect`] opens a writer (resolving the host through the
-//! drain's [`NetPolicy`], so a forbidden address fails here too);
-//! [`DrainWriter::send`] delivers a whole batch or fails. On
+//! drain's [`NetPolicy`], so a forbidden address fails here too; a file
+//! drain checks its path against the [`PathPolicy`]);
+//! [`DrainWriter::send`] delivers the front of a batch, as many entries as
+//! fit in the scheme's [`BatchPolicy::max_bytes`] of *rendered* bytes (at
+//! least one), and says how many, or fails. On
 //! [`WriteError::Retry`] the manager reconnects (on its schedule) and sends
 //! the same batch again, so delivery is at-least-once across a broken
 //! connection; on [`WriteError::Reject`] it drops the batch and counts it;
@@ -35,6 +38,7 @@ use tokio::net::TcpStream;
 
 use crate::format::Format;
 use crate::netpolicy::{NetPolicy, PolicyError};
+use crate::paths::PathPolicy;
 use crate::spec::{DrainUrl, Scheme};
 
 mod datagram;
@@ -62,10 +66,25 @@ pub struct WriterContext {
     /// format replaces the MSG part of each RFC 5424 message.
     pub format: Option<Format>,
     pub policy: Arc<NetPolicy>,
+    /// Where file drains may write and TLS files may be read from.
+    pub paths: Arc<PathPolicy>,
+    /// Unix ns when the drain was created: `?overwrite=1` truncates only a
+    /// file born after it.
+    pub created: i64,
+    /// Longest rendered record, in bytes.
+    pub max_record: usize,
     pub metrics: Arc<Metrics>,
     /// A logspout route's `append_tag` and `structured_data`, for the
     /// syslog schemes and HTTPS.
     pub syslog_extras: Arc<codec::loggregator::SyslogExtras>,
+}
+
+impl WriterContext {
+    /// Rendered bytes a writer sends at once at most (one record more for
+    /// the stream schemes).
+    pub fn max_bytes(&self) -> usize {
+        batch_policy(self.url.scheme).max_bytes
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,16 +104,21 @@ pub enum WriteError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchPolicy {
     pub max_entries: usize,
-    /// Approximate payload bytes per batch.
+    /// Bytes per batch: the manager gathers about this much payload, and a
+    /// writer sends at most this much rendered output at once.
     pub max_bytes: usize,
     /// How long to wait for more entries once one is there.
     pub max_wait: Duration,
 }
 
-pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), WriteError>> + Send + 'a>>;
+/// How many entries of the batch were delivered.
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<usize, WriteError>> + Send + 'a>>;
 
 pub trait DrainWriter: Send {
-    /// Delivers a whole batch.
+    /// Delivers the front of `batch`: entries in order until their
+    /// rendering reaches [`WriterContext::max_bytes`] (at least one entry;
+    /// all of an empty batch), and returns how many. The manager sends the
+    /// rest next.
     fn send<'a>(&'a mut self, batch: &'a [Arc<Entry>]) -> SendFuture<'a>;
 }
 

@@ -1,5 +1,6 @@
 //! The byte-stream writer shared by `syslog://`, `syslog-tls://` and
-//! `tcp://`: a whole batch is encoded into one buffer and written with one
+//! `tcp://`: the front of a batch, up to `max_bytes` of encoded output
+//! (at least one entry), is encoded into one buffer and written with one
 //! `write_all` (and flush, which pushes out TLS records), bounded by
 //! [`WRITE_TIMEOUT`].
 //!
@@ -34,6 +35,7 @@ pub(super) struct StreamWriter<S, E> {
     peer: String,
     encoder: E,
     buf: Vec<u8>,
+    max_bytes: usize,
 }
 
 impl<S, E> StreamWriter<S, E>
@@ -41,12 +43,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
     E: Encode,
 {
-    pub(super) fn new(stream: S, peer: String, encoder: E) -> Self {
+    /// `max_bytes`: encoded bytes written at once (one entry more at most).
+    pub(super) fn new(stream: S, peer: String, encoder: E, max_bytes: usize) -> Self {
         StreamWriter {
             stream,
             peer,
             encoder,
             buf: Vec::new(),
+            max_bytes,
         }
     }
 
@@ -76,28 +80,38 @@ where
         Ok(())
     }
 
-    async fn send_batch(&mut self, batch: &[Arc<Entry>]) -> Result<(), WriteError> {
+    async fn send_batch(&mut self, batch: &[Arc<Entry>]) -> Result<usize, WriteError> {
         self.buf.clear();
+        let mut n = 0;
         for entry in batch {
             self.encoder.encode(entry, &mut self.buf);
+            n += 1;
+            if self.buf.len() >= self.max_bytes {
+                break;
+            }
         }
         if self.buf.is_empty() {
-            return Ok(());
+            return Ok(n);
         }
         self.check_open()?;
         let write = async {
             self.stream.write_all(&self.buf).await?;
             self.stream.flush().await
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Ok(Ok(())) => Ok(()),
+        let result = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(())) => Ok(n),
             Ok(Err(e)) => Err(WriteError::Retry(format!("write to {}: {e}", self.peer))),
             Err(_) => Err(WriteError::Retry(format!(
                 "write to {}: timed out after {} s",
                 self.peer,
                 WRITE_TIMEOUT.as_secs()
             ))),
+        };
+        // Do not keep a large buffer around between batches.
+        if self.buf.capacity() > 2 * self.max_bytes {
+            self.buf = Vec::new();
         }
+        result
     }
 }
 

@@ -18,14 +18,19 @@ pub(super) async fn connect_tcp(ctx: &WriterContext) -> Result<Box<dyn DrainWrit
     let (stream, addr) = super::connect_tcp(ctx).await?;
     let peer = peer_name(&ctx.url.host, addr);
     tracing::debug!(drain = %ctx.name, %peer, "syslog drain connected");
-    Ok(Box::new(StreamWriter::new(stream, peer, encoder(ctx))))
+    Ok(Box::new(StreamWriter::new(
+        stream,
+        peer,
+        encoder(ctx),
+        ctx.max_bytes(),
+    )))
 }
 
 /// TLS: the server is verified against the system roots, or only against
 /// `?ca=` when given; `?cert=` and `?key=` present a client certificate.
 pub(super) async fn connect_tls(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
     // Files first: a bad certificate is fatal whether or not the receiver is up.
-    let config = tls::client_config(&ctx.url)?;
+    let config = tls::client_config(&ctx.url, &ctx.paths)?;
     let server_name = tls::server_name(&ctx.url.host)?;
     let (stream, addr) = super::connect_tcp(ctx).await?;
     let peer = peer_name(&ctx.url.host, addr);
@@ -41,7 +46,12 @@ pub(super) async fn connect_tls(ctx: &WriterContext) -> Result<Box<dyn DrainWrit
         }
     };
     tracing::debug!(drain = %ctx.name, %peer, "syslog-tls drain connected");
-    Ok(Box::new(StreamWriter::new(stream, peer, encoder(ctx))))
+    Ok(Box::new(StreamWriter::new(
+        stream,
+        peer,
+        encoder(ctx),
+        ctx.max_bytes(),
+    )))
 }
 
 #[cfg(test)]

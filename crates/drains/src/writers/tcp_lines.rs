@@ -1,5 +1,7 @@
 //! `tcp://` drains (Logyard's): one line per entry, the drain's format
-//! rendering (verbatim by default) followed by LF, over plain TCP.
+//! rendering (verbatim by default) followed by LF, over plain TCP. CR, LF
+//! and NUL inside a record are escaped (`\r`, `\n`, `\0`), so one message
+//! is always one line (see [`super::encode`]).
 
 use super::encode::LineEncoder;
 use super::stream::{peer_name, StreamWriter};
@@ -10,11 +12,12 @@ pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>,
     let (stream, addr) = super::connect_tcp(ctx).await?;
     let peer = peer_name(&ctx.url.host, addr);
     tracing::debug!(drain = %ctx.name, %peer, "tcp drain connected");
-    let lines = LineEncoder::new(ctx.format.clone(), Format::Verbatim);
+    let lines = LineEncoder::new(ctx, Format::Verbatim, true);
     Ok(Box::new(StreamWriter::new(
         stream,
         peer,
         move |entry: &envelope::Entry, out: &mut Vec<u8>| lines.line(entry, out),
+        ctx.max_bytes(),
     )))
 }
 
@@ -60,5 +63,21 @@ mod tests {
         }
         let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(value["text"], "json");
+    }
+
+    #[tokio::test]
+    async fn a_payload_cannot_forge_lines() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut writer = connect(&ctx(&format!("tcp://127.0.0.1:{port}")))
+            .await
+            .unwrap();
+        let (mut conn, _) = listener.accept().await.unwrap();
+        writer
+            .send(&batch(&["real\nforged admin login\r\0", "next"]))
+            .await
+            .unwrap();
+        let expected = "real\\nforged admin login\\r\\0\nnext\n";
+        assert_eq!(read_exactly(&mut conn, expected.len()).await, expected);
     }
 }

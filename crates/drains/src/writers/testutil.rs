@@ -11,9 +11,24 @@ use router::Metrics;
 use super::WriterContext;
 use crate::format::Format;
 use crate::netpolicy::NetPolicy;
+use crate::paths::PathPolicy;
 use crate::spec::DrainUrl;
 
-/// A context for `url` whose policy allows loopback.
+/// A test needs `program`, which could not be started (`error`): with
+/// `CI=true` in the environment the test fails; elsewhere it is skipped
+/// with a note on stderr.
+pub(super) fn missing_program(program: &str, error: &std::io::Error) {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    assert!(
+        !in_ci,
+        "{program} is needed by this test and could not be started ({error}); install it (CI=true: not skipping)"
+    );
+    eprintln!("note: {program} could not be started ({error}): SKIPPING this test (it fails when CI=true)");
+}
+
+/// A context for `url` whose policy allows loopback, whose file drains
+/// and TLS files may be anywhere under the temp dir, with the default
+/// `max_record`.
 pub(super) fn ctx(url: &str) -> WriterContext {
     ctx_with(
         url,
@@ -28,6 +43,12 @@ pub(super) fn ctx_with(url: &str, policy: NetPolicy, format: Option<Format>) -> 
         url: DrainUrl::parse(url).expect("drain url"),
         format,
         policy: Arc::new(policy),
+        paths: Arc::new(PathPolicy::new(
+            &[std::env::temp_dir()],
+            &[std::env::temp_dir()],
+        )),
+        created: 0,
+        max_record: 64 * 1024,
         metrics: Arc::new(Metrics::default()),
         syslog_extras: Arc::default(),
     }

@@ -6,8 +6,10 @@
 //! certificates in that PEM file (a private CA). `?cert=` and `?key=`
 //! present a client certificate (mTLS); the key may be PKCS#8, PKCS#1 (RSA)
 //! or SEC1 (EC) PEM. Files are read on every connect, so renewed
-//! certificates are picked up on the next reconnect. A file that cannot be
-//! used is a [`WriteError::Fatal`] naming the file.
+//! certificates are picked up on the next reconnect, and only from
+//! `[drains] tls_dirs` ([`PathPolicy::tls_file`], checked on every
+//! connect too). A file that cannot be used is a [`WriteError::Fatal`]
+//! naming the file.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -17,11 +19,24 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use super::WriteError;
+use crate::paths::PathPolicy;
 use crate::spec::DrainUrl;
 
-/// The client configuration for `url`'s `ca`, `cert` and `key` options.
-pub fn client_config(url: &DrainUrl) -> Result<Arc<ClientConfig>, WriteError> {
-    let roots = match &url.ca {
+/// The client configuration for `url`'s `ca`, `cert` and `key` options,
+/// read from where `paths` allows.
+pub fn client_config(url: &DrainUrl, paths: &PathPolicy) -> Result<Arc<ClientConfig>, WriteError> {
+    let allowed = |option: &'static str, path: &Option<std::path::PathBuf>| {
+        path.as_deref()
+            .map(|p| paths.tls_file(option, p, false))
+            .transpose()
+            .map_err(|e| WriteError::Fatal(e.to_string()))
+    };
+    let (ca, cert, key) = (
+        allowed("ca", &url.ca)?,
+        allowed("cert", &url.cert)?,
+        allowed("key", &url.key)?,
+    );
+    let roots = match &ca {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             for cert in read_certs("ca", ca)? {
@@ -41,7 +56,7 @@ pub fn client_config(url: &DrainUrl) -> Result<Arc<ClientConfig>, WriteError> {
             .with_safe_default_protocol_versions()
             .map_err(|e| WriteError::Fatal(format!("TLS setup: {e}")))?
             .with_root_certificates(roots);
-    let config = match (&url.cert, &url.key) {
+    let config = match (&cert, &key) {
         (Some(cert), Some(key)) => {
             let chain = read_certs("cert", cert)?;
             let key_der = read_key(key)?;

@@ -24,9 +24,10 @@ use super::AppState;
 impl From<DrainError> for ApiError {
     fn from(e: DrainError) -> Self {
         let status = match &e {
-            DrainError::Spec(_) | DrainError::Format(_) | DrainError::Policy(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            DrainError::Spec(_)
+            | DrainError::Format(_)
+            | DrainError::Policy(_)
+            | DrainError::Path(_) => StatusCode::BAD_REQUEST,
             DrainError::Exists(_) | DrainError::PerAppLimit { .. } | DrainError::TooMany(_) => {
                 StatusCode::CONFLICT
             }
