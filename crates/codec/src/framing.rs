@@ -140,6 +140,13 @@ impl FrameDecoder {
         self.max_frame
     }
 
+    /// Whether a frame has begun and not ended: the decoder is inside one,
+    /// or `buf` (the same buffer passed to [`decode`](Self::decode)) holds
+    /// the start of one.
+    pub fn in_frame(&self, buf: &BytesMut) -> bool {
+        self.state != State::Start || !buf.is_empty()
+    }
+
     /// Takes the next complete frame off the front of `buf`; `Ok(None)`
     /// means more bytes are needed. After an error the stream's framing is
     /// lost and the decoder should not be used again.

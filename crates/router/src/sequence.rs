@@ -8,8 +8,11 @@
 //! `start_time = last + 1`, and without this they would skip entries that
 //! share a timestamp. Entries further out of order keep their timestamp.
 //! The map is sharded by source so concurrent ingest connections rarely meet
-//! on a lock. It is bounded: when a shard holds more than its share of
-//! [`Sequencer::MAX_SOURCES`] it is cleared, and those sources restart at 1
+//! on a lock. It is bounded in entries and in bytes: when a shard holds more
+//! than its share of [`Sequencer::MAX_SOURCES`] or of
+//! [`Sequencer::MAX_BYTES`] (source ids are bounded at ingest, but a
+//! million 256-byte ids would still be a lot) it is cleared, and those
+//! sources restart at 1
 //! (consumers that order by `(timestamp, seq)` are unaffected; gap detection
 //! sees a reset, which is what happened).
 
@@ -22,15 +25,24 @@ const SHARDS: usize = 32;
 /// Ties and small steps back within this window are nudged forward.
 pub const NUDGE_WINDOW_NS: i64 = 1_000_000_000;
 
+/// Bookkeeping bytes per tracked source beyond its id.
+const ENTRY_OVERHEAD: usize = 48;
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<String, (u64, i64)>,
+    bytes: usize,
+}
+
 pub struct Sequencer {
-    shards: Vec<Mutex<HashMap<String, (u64, i64)>>>,
+    shards: Vec<Mutex<Shard>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl Default for Sequencer {
     fn default() -> Self {
         Sequencer {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: Default::default(),
         }
     }
@@ -39,16 +51,19 @@ impl Default for Sequencer {
 impl Sequencer {
     /// How many sources are tracked before shards start resetting.
     pub const MAX_SOURCES: usize = 1 << 20;
+    /// Approximate bytes of tracked sources before shards start resetting.
+    pub const MAX_BYTES: usize = 64 << 20;
 
-    fn shard(&self, source_id: &str) -> &Mutex<HashMap<String, (u64, i64)>> {
+    fn shard(&self, source_id: &str) -> &Mutex<Shard> {
         &self.shards[(self.hasher.hash_one(source_id) as usize) % SHARDS]
     }
 
     /// The next sequence number of `source_id`, and the timestamp to use
     /// for an entry stamped `timestamp` (see the module docs).
     pub fn next(&self, source_id: &str, timestamp: i64) -> (u64, i64) {
-        let mut shard = self.shard(source_id).lock();
-        if let Some((seq, last)) = shard.get_mut(source_id) {
+        let mut guard = self.shard(source_id).lock();
+        let shard = &mut *guard;
+        if let Some((seq, last)) = shard.map.get_mut(source_id) {
             *seq += 1;
             let ts = if timestamp <= *last && *last - timestamp < NUDGE_WINDOW_NS {
                 last.saturating_add(1)
@@ -58,10 +73,15 @@ impl Sequencer {
             *last = (*last).max(ts);
             return (*seq, ts);
         }
-        if shard.len() >= Self::MAX_SOURCES / SHARDS {
-            shard.clear();
+        let size = source_id.len() + ENTRY_OVERHEAD;
+        if shard.map.len() >= Self::MAX_SOURCES / SHARDS
+            || shard.bytes + size > Self::MAX_BYTES / SHARDS
+        {
+            shard.map = HashMap::new();
+            shard.bytes = 0;
         }
-        shard.insert(source_id.to_owned(), (1, timestamp));
+        shard.map.insert(source_id.to_owned(), (1, timestamp));
+        shard.bytes += size;
         (1, timestamp)
     }
 }
@@ -77,6 +97,29 @@ mod tests {
         assert_eq!(s.next("a", 200).0, 2);
         assert_eq!(s.next("b", 100).0, 1);
         assert_eq!(s.next("a", 300).0, 3);
+    }
+
+    #[test]
+    fn bounded_in_bytes() {
+        let s = Sequencer::default();
+        let long = "x".repeat(64 * 1024);
+        for i in 0..4096 {
+            s.next(&format!("{i}{long}"), 1);
+        }
+        let bytes: usize = s.shards.iter().map(|sh| sh.lock().bytes).sum();
+        let counted: usize = s
+            .shards
+            .iter()
+            .map(|sh| {
+                sh.lock()
+                    .map
+                    .keys()
+                    .map(|k| k.len() + ENTRY_OVERHEAD)
+                    .sum::<usize>()
+            })
+            .sum();
+        assert_eq!(bytes, counted);
+        assert!(bytes <= Sequencer::MAX_BYTES, "{bytes}");
     }
 
     #[test]

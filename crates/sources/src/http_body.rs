@@ -141,7 +141,9 @@ impl IngestContext {
             env.timestamp = self.limits.timestamp(sent, now);
             if let Some(Message::Log(log)) = env.message.as_mut() {
                 if log.payload.len() > self.limits.max_message {
-                    log.payload.truncate(self.limits.max_message);
+                    // A copy, so the cut payload does not keep the decoded
+                    // buffer alive.
+                    log.payload = Bytes::copy_from_slice(&log.payload[..self.limits.max_message]);
                     self.bus.metrics().count_drop("truncated", 1);
                 }
             }
@@ -187,21 +189,23 @@ impl IngestContext {
                 .iter()
                 .position(|b| *b == b'\n')
                 .map_or(body.len(), |p| start + p);
-            let mut line = body.slice(start..end);
+            let mut line = &body[start..end];
             start = end + 1;
             if line.last() == Some(&b'\r') {
-                line.truncate(line.len() - 1);
+                line = &line[..line.len() - 1];
             }
             if line.is_empty() {
                 continue;
             }
             if line.len() > self.limits.max_message {
-                line.truncate(self.limits.max_message);
+                line = &line[..self.limits.max_message];
                 self.bus.metrics().count_drop("truncated", 1);
             }
             let mut env = template.clone();
             if let Some(Message::Log(log)) = env.message.as_mut() {
-                log.payload = line;
+                // Copied out: a slice of the body would keep the whole
+                // request body alive for as long as the line is stored.
+                log.payload = Bytes::copy_from_slice(line);
             }
             out.push(env);
         }

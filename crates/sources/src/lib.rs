@@ -5,13 +5,16 @@
 //! - [`http_body`]: decoding of `POST /logs` bodies (logplex-1, NDJSON,
 //!   text), used by the server's HTTP handler;
 //! - [`mapping`]: how a syslog message becomes a Loggregator envelope;
-//! - [`limits`]: every ingest limit with its default.
+//! - [`limits`]: every ingest limit with its default;
+//! - [`connections`]: the open connections of a listener, and which one to
+//!   close at the limit (syslog TCP here, HTTP in the server).
 //!
 //! Every source publishes through [`router::Bus::publish`], which never
 //! waits on a consumer, so a sender is only ever slowed by its own socket.
 //! Bad input is counted in the shared [`router::Metrics`] and never panics.
 //! This crate must never depend on the store, drains or server code.
 
+pub mod connections;
 pub mod http_body;
 pub mod limits;
 pub mod mapping;
@@ -38,6 +41,43 @@ pub struct IngestContext {
 }
 
 impl IngestContext {
+    /// Publishes a decoded batch: the one door every source goes through.
+    /// Identity fields are bounded here ([`limits::FieldLimits`]), each cut
+    /// counted (`sluice_drops_total{reason="truncated"}`,
+    /// `{reason="too_many_tags"}`), so per-source state stays small whatever
+    /// a sender puts in them.
+    pub fn publish(&self, mut batch: Vec<envelope::Envelope>) {
+        let metrics = self.bus.metrics();
+        let (mut truncated, mut tags_dropped) = (0, 0);
+        for env in &mut batch {
+            let cuts = self.limits.fields.apply(env);
+            truncated += cuts.truncated;
+            tags_dropped += cuts.tags_dropped;
+            truncated += u64::from(self.bound_body(env));
+        }
+        if truncated > 0 {
+            metrics.count_drop("truncated", truncated);
+        }
+        if tags_dropped > 0 {
+            metrics.count_drop("too_many_tags", tags_dropped);
+        }
+        self.bus.publish(batch);
+    }
+
+    /// Bounds a log payload or an event body by `max_message`. A cut
+    /// payload is copied, so it never keeps a larger buffer alive.
+    fn bound_body(&self, env: &mut envelope::Envelope) -> bool {
+        let max = self.limits.max_message;
+        match env.message.as_mut() {
+            Some(envelope::v2::Message::Log(log)) if log.payload.len() > max => {
+                log.payload = bytes::Bytes::copy_from_slice(&log.payload[..max]);
+                true
+            }
+            Some(envelope::v2::Message::Event(e)) => limits::truncate_utf8(&mut e.body, max),
+            _ => false,
+        }
+    }
+
     /// Turns one syslog frame into an envelope, counting truncation and
     /// parse errors. The payload is copied out of the read buffer so that a
     /// stored message holds only its own bytes (the store's memory budget

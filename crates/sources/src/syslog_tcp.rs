@@ -1,11 +1,18 @@
 //! Syslog over TCP (RFC 6587): octet-counted or LF-framed, per frame.
 //!
-//! One task per connection, at most `max_connections` at once (further
-//! connections wait in the listen backlog). Each read is decoded into frames
-//! and published as one batch. A connection that stays silent past
-//! `idle_timeout` is closed; a framing error (an absurd octet count) closes
-//! the connection after publishing what came before it, since framing is
-//! lost; everything else (bad syslog, bad UTF-8, oversized frames) is kept,
+//! One task per connection, at most `max_connections` at once. At the limit
+//! a new connection is not made to wait: the open connection that completed
+//! a frame longest ago (or never did) is closed to make room, counted as
+//! `sluice_ingress_errors_total{reason="evicted"}`. So a crowd of slow or
+//! silent connections (slowloris) cannot lock real senders out: a new
+//! sender gets in at once and the crowd is what goes.
+//!
+//! Each read is decoded into frames and published as one batch. A
+//! connection is closed when it stays silent past `idle_timeout`, or when a
+//! frame it began is not finished within `frame_timeout` (`frame_timeout`
+//! in the metrics); a framing error (an absurd octet count) closes the
+//! connection after publishing what came before it, since framing is lost;
+//! everything else (bad syslog, bad UTF-8, oversized frames) is kept,
 //! truncated or counted without closing.
 
 use std::net::SocketAddr;
@@ -16,46 +23,43 @@ use codec::framing::{Frame, FrameDecoder};
 use router::metrics::IngressCounters;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
+use crate::connections::{Admitted, ConnectionTable, Slot};
 use crate::{now_ns, IngestContext};
 
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Accepts connections until `shutdown` fires.
 pub async fn run(listener: TcpListener, ctx: IngestContext, shutdown: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(ctx.limits.max_connections.max(1)));
     let counters = ctx.bus.metrics().ingress_counters("syslog_tcp");
+    let connections = ConnectionTable::new(ctx.limits.max_connections);
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&permits).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = shutdown.cancelled() => return,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(err) => {
                     // EMFILE and friends: back off instead of spinning.
                     warn!(%err, "syslog tcp accept failed");
+                    ctx.bus.metrics().error("accept_failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },
             _ = shutdown.cancelled() => return,
         };
+        let (registration, admitted) = connections.admit(&shutdown);
+        if admitted == Admitted::Evicted {
+            debug!("connection limit reached; closed the connection idle longest");
+            ctx.bus.metrics().error("evicted");
+        }
         let ctx = ctx.clone();
         let counters = counters.clone();
-        let shutdown = shutdown.clone();
         let span = info_span!("syslog_tcp", %peer);
         tokio::spawn(
             async move {
-                let _permit = permit;
-                connection(stream, peer, ctx, counters, shutdown).await;
+                connection(stream, peer, &ctx, counters, &registration.slot).await;
             }
             .instrument(span),
         );
@@ -65,9 +69,9 @@ pub async fn run(listener: TcpListener, ctx: IngestContext, shutdown: Cancellati
 async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
-    ctx: IngestContext,
+    ctx: &IngestContext,
     counters: IngressCounters,
-    shutdown: CancellationToken,
+    slot: &Slot,
 ) {
     let metrics = Arc::clone(ctx.bus.metrics());
     let open = metrics.connection_gauge("syslog_tcp");
@@ -75,13 +79,27 @@ async fn connection(
     debug!(%peer, "connected");
     let mut decoder = FrameDecoder::new(ctx.limits.max_frame());
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // When the frame under way began (None at a frame boundary).
+    let mut frame_began: Option<tokio::time::Instant> = None;
     loop {
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
+        // Silent for idle_timeout, or one frame taking frame_timeout:
+        // whichever comes first closes the connection.
+        let idle = (
+            tokio::time::Instant::now() + ctx.limits.idle_timeout,
+            "idle_timeout",
+        );
+        let (deadline, reason) = match frame_began {
+            Some(began) if began + ctx.limits.frame_timeout < idle.0 => {
+                (began + ctx.limits.frame_timeout, "frame_timeout")
+            }
+            _ => idle,
+        };
         let read = tokio::select! {
-            r = tokio::time::timeout(ctx.limits.idle_timeout, stream.read_buf(&mut buf)) => r,
-            _ = shutdown.cancelled() => break,
+            r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => r,
+            _ = slot.close.cancelled() => break,
         };
         let eof = match read {
             Ok(Ok(0)) => true,
@@ -92,8 +110,8 @@ async fn connection(
                 true
             }
             Err(_) => {
-                debug!("idle timeout");
-                metrics.error("idle_timeout");
+                debug!(reason, "timed out; closing");
+                metrics.error(reason);
                 true
             }
         };
@@ -122,8 +140,17 @@ async fn connection(
                 }
             }
         }
+        if !batch.is_empty() {
+            slot.touch();
+            frame_began = None;
+        }
+        if decoder.in_frame(&buf) {
+            frame_began.get_or_insert_with(tokio::time::Instant::now);
+        } else {
+            frame_began = None;
+        }
         counters.record(batch.len() as u64, bytes);
-        ctx.bus.publish(batch);
+        ctx.publish(batch);
         if eof || framing_lost {
             break;
         }

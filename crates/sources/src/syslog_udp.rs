@@ -55,7 +55,7 @@ pub async fn run(socket: UdpSocket, ctx: IngestContext, shutdown: CancellationTo
             }
         }
         counters.record(batch.len() as u64, bytes);
-        ctx.bus.publish(batch);
+        ctx.publish(batch);
         // As syslog_tcp does: a flooded socket is always readable, so give
         // the consumers just woken a turn.
         tokio::task::yield_now().await;

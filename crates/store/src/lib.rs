@@ -32,8 +32,10 @@ pub trait RecentStore: Send + Sync {
     /// and are newer than `after` (Unix ns, exclusive), oldest first.
     fn recent(&self, selector: &Selector, after: i64, limit: usize) -> Vec<Arc<Entry>>;
 
-    /// Per-source counts and time range, sorted by source id.
-    fn meta(&self) -> Vec<SourceMeta>;
+    /// Per-source counts and time range, sorted by source id: the first
+    /// `limit` sources whose id sorts after `after` (all when `None`). Memory
+    /// is bounded by `limit`, not by the number of sources.
+    fn meta(&self, after: Option<&str>, limit: usize) -> Vec<SourceMeta>;
 
     /// Totals for metrics.
     fn stats(&self) -> StoreStats;

@@ -88,6 +88,26 @@ impl SourceLog {
 
 type Shard = Mutex<HashMap<Arc<str>, SourceLog>>;
 
+/// Orders metas by source id, for the bounded heap in `meta`.
+struct MetaById(SourceMeta);
+
+impl PartialEq for MetaById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.source_id == other.0.source_id
+    }
+}
+impl Eq for MetaById {}
+impl PartialOrd for MetaById {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for MetaById {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.source_id.cmp(&other.0.source_id)
+    }
+}
+
 pub struct MemoryStore {
     config: StoreConfig,
     shards: Vec<Shard>,
@@ -294,19 +314,37 @@ impl RecentStore for MemoryStore {
         found
     }
 
-    fn meta(&self) -> Vec<SourceMeta> {
-        let mut out = Vec::new();
+    fn meta(&self, after: Option<&str>, limit: usize) -> Vec<SourceMeta> {
+        // The `limit` smallest ids after `after`, kept in a max-heap so a
+        // million sources never become a million-entry answer in memory.
+        let mut best: std::collections::BinaryHeap<MetaById> = Default::default();
+        if limit == 0 {
+            return Vec::new();
+        }
         for shard in &self.shards {
-            for (id, log) in shard.lock().iter() {
-                out.push(SourceMeta {
+            let shard = shard.lock();
+            for (id, log) in shard.iter() {
+                if after.is_some_and(|a| id.as_ref() <= a) {
+                    continue;
+                }
+                if best.len() >= limit {
+                    match best.peek() {
+                        Some(worst) if id.as_ref() < worst.0.source_id.as_str() => {
+                            best.pop();
+                        }
+                        _ => continue,
+                    }
+                }
+                best.push(MetaById(SourceMeta {
                     source_id: id.to_string(),
                     count: log.entries.len() as u64,
                     expired: log.expired,
                     oldest_timestamp: log.oldest().unwrap_or(0),
                     newest_timestamp: log.entries.back().map(|(e, _)| e.timestamp()).unwrap_or(0),
-                });
+                }));
             }
         }
+        let mut out: Vec<SourceMeta> = best.into_iter().map(|m| m.0).collect();
         out.sort_by(|a, b| a.source_id.cmp(&b.source_id));
         out
     }
@@ -403,10 +441,23 @@ mod tests {
             .map(|e| e.timestamp())
             .collect();
         assert_eq!(got, vec![8, 9, 10]);
-        let meta = s.meta();
+        let meta = s.meta(None, usize::MAX);
         assert_eq!(meta[0].count, 3);
         assert_eq!(meta[0].expired, 7);
         assert_eq!(s.stats().entries, 3);
+    }
+
+    #[test]
+    fn meta_pages_by_source_id() {
+        let s = store(10, 1 << 30);
+        let batch: Vec<_> = (0..50).map(|i| entry(&format!("s{i:02}"), i, 1)).collect();
+        s.append(&batch);
+        let ids = |m: Vec<SourceMeta>| m.into_iter().map(|m| m.source_id).collect::<Vec<_>>();
+        assert_eq!(ids(s.meta(None, 3)), vec!["s00", "s01", "s02"]);
+        assert_eq!(ids(s.meta(Some("s02"), 2)), vec!["s03", "s04"]);
+        assert_eq!(ids(s.meta(Some("s48"), 5)), vec!["s49"]);
+        assert_eq!(s.meta(None, usize::MAX).len(), 50);
+        assert!(s.meta(None, 0).is_empty());
     }
 
     #[test]
@@ -417,7 +468,7 @@ mod tests {
         s.expire(hour + 10);
         assert_eq!(s.read("a", &ReadQuery::default()).len(), 1);
         s.expire(3 * hour);
-        assert!(s.meta().is_empty());
+        assert!(s.meta(None, 10).is_empty());
         assert_eq!(s.stats().entries, 0);
         assert_eq!(s.stats().bytes, 0);
     }
