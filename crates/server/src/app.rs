@@ -67,8 +67,12 @@ pub struct Server {
 
 impl Server {
     /// Binds every listener and starts serving.
-    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Self, StartError> {
+    pub async fn start(
+        mut config: Config,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
         config.validate()?;
+        raise_open_files_limit();
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -98,6 +102,8 @@ impl Server {
         };
         let http_listener = bind("http", config.http.listen).await?;
         let http_addr = local_addr(&http_listener, config.http.listen);
+        // The real port (when 0 was asked), for the Host check.
+        config.http.listen = http_addr;
 
         let mut syslog_tcp_addr = None;
         if config.syslog.tcp {
@@ -153,15 +159,17 @@ impl Server {
             drains.clone(),
         );
         let app = http::router(state);
-        let http_shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(http_listener, app)
-                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-                .await;
-            if let Err(err) = served {
-                warn!(%err, "http server failed");
-            }
-        });
+        let limits = http::listener::ListenerLimits {
+            max_connections: config.http.max_connections.max(1),
+            header_timeout: Duration::from_secs(config.http.header_timeout_secs.max(1)),
+        };
+        tasks.spawn(http::listener::serve(
+            http_listener,
+            app,
+            limits,
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        ));
 
         // Age out history even for sources that went quiet.
         let expiry_store = Arc::clone(&store);
@@ -215,6 +223,36 @@ impl Server {
             warn!("tasks still running at the shutdown deadline; exiting anyway");
             self.tasks.abort_all();
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every connection
+/// and drain is a descriptor, and Debian's default soft limit (1024) is
+/// below the connection limits. Reported in the log either way.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            warn!("cannot read the open files limit");
+            return;
+        }
+        let before = limit.rlim_cur;
+        if before < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                warn!(
+                    soft = before,
+                    hard = limit.rlim_max,
+                    "cannot raise the open files limit"
+                );
+                return;
+            }
+        }
+        info!(from = before, to = limit.rlim_cur, "open files limit");
     }
 }
 

@@ -61,6 +61,20 @@ pub struct HttpConfig {
     pub heartbeat_secs: u64,
     /// Concurrent live streams; more are refused with 503.
     pub max_streams: usize,
+    /// Concurrent HTTP connections. At the limit the oldest connection that
+    /// has not yet sent a complete request is closed to make room (counted
+    /// as `sluice_ingress_errors_total{reason="http_evicted"}`); when every
+    /// connection is busy, new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Seconds a client may take to send a whole request body.
+    pub body_timeout_secs: u64,
+    /// Host names (with or without `:port`) served besides the loopback
+    /// names. On a loopback listener only `localhost`, `127.0.0.0/8` and
+    /// `[::1]` with the listener's port are served by default, which stops
+    /// DNS rebinding; list the names a reverse proxy or remote clients use.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -69,6 +83,10 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             heartbeat_secs: 15,
             max_streams: 1024,
+            max_connections: 2048,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -105,6 +123,22 @@ pub struct IngestConfig {
     pub max_connections: usize,
     /// Seconds a syslog TCP connection may stay silent before it is closed.
     pub idle_timeout_secs: u64,
+    /// Seconds a syslog TCP connection may spend on one frame (counted from
+    /// its first byte); slower ones are closed and counted.
+    pub frame_timeout_secs: u64,
+    /// Bytes of HTTP request bodies buffered at once across all requests;
+    /// beyond it requests get 503 with `Retry-After`.
+    pub max_inflight_bytes: usize,
+    /// Longest source id in bytes; longer ones are truncated and counted.
+    pub max_source_id: usize,
+    /// Longest instance id in bytes; longer ones are truncated and counted.
+    pub max_instance_id: usize,
+    /// Most tags per envelope; further tags are dropped and counted.
+    pub max_tags: usize,
+    /// Longest tag name in bytes; such tags are dropped and counted.
+    pub max_tag_key: usize,
+    /// Longest tag value in bytes; longer ones are truncated and counted.
+    pub max_tag_value: usize,
     /// Largest UDP datagram read, in bytes.
     pub max_datagram: usize,
     /// Seconds a sender's timestamp may lie in the future before the
@@ -123,6 +157,13 @@ impl Default for IngestConfig {
             max_body: d.max_body,
             max_connections: d.max_connections,
             idle_timeout_secs: d.idle_timeout.as_secs(),
+            frame_timeout_secs: d.frame_timeout.as_secs(),
+            max_inflight_bytes: d.max_inflight_bytes,
+            max_source_id: d.fields.max_source_id,
+            max_instance_id: d.fields.max_instance_id,
+            max_tags: d.fields.max_tags,
+            max_tag_key: d.fields.max_tag_key,
+            max_tag_value: d.fields.max_tag_value,
             max_datagram: d.max_datagram,
             max_future_skew_secs: d.max_future_skew.as_secs(),
             max_past_skew_secs: d.max_past_skew.as_secs(),
@@ -264,6 +305,15 @@ impl Config {
             max_body: i.max_body.max(1),
             max_connections: i.max_connections.max(1),
             idle_timeout: Duration::from_secs(i.idle_timeout_secs.max(1)),
+            frame_timeout: Duration::from_secs(i.frame_timeout_secs.max(1)),
+            max_inflight_bytes: i.max_inflight_bytes.max(i.max_body.max(1)),
+            fields: sources::limits::FieldLimits {
+                max_source_id: i.max_source_id.max(1),
+                max_instance_id: i.max_instance_id.max(1),
+                max_tags: i.max_tags,
+                max_tag_key: i.max_tag_key.max(1),
+                max_tag_value: i.max_tag_value.max(1),
+            },
             max_datagram: i.max_datagram.max(512),
             max_future_skew: Duration::from_secs(i.max_future_skew_secs),
             max_past_skew: Duration::from_secs(i.max_past_skew_secs),

@@ -187,3 +187,65 @@ async fn udp_datagrams() {
         2
     );
 }
+
+#[tokio::test]
+async fn a_frame_that_never_ends_is_closed() {
+    let s = common::start(|c| c.ingest.frame_timeout_secs = 1).await;
+    let mut tcp = TcpStream::connect(s.syslog).await.unwrap();
+    let started = std::time::Instant::now();
+    // A byte now and then keeps the connection from being idle, but the
+    // frame never completes.
+    let mut closed = false;
+    for _ in 0..40 {
+        if tcp.write_all(b"x").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(
+            Duration::from_millis(100),
+            tokio::io::AsyncReadExt::read(&mut tcp, &mut buf),
+        )
+        .await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a trickling frame kept its connection");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        s.metric("sluice_ingress_errors_total{reason=\"frame_timeout\"}")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn slowloris_crowds_cannot_lock_senders_out() {
+    let s = common::start(|c| c.ingest.max_connections = 50).await;
+    let mut crowd = Vec::new();
+    for _ in 0..60 {
+        let mut c = TcpStream::connect(s.syslog).await.unwrap();
+        c.write_all(b"<").await.unwrap();
+        crowd.push(c);
+    }
+    let started = std::time::Instant::now();
+    let mut sender = TcpStream::connect(s.syslog).await.unwrap();
+    sender
+        .write_all(b"<14>1 - h web - - - got in\n")
+        .await
+        .unwrap();
+    s.wait_for_entries(1).await;
+    assert_eq!(s.payloads("web").await, vec!["got in"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        s.metric("sluice_ingress_errors_total{reason=\"evicted\"}")
+            .await
+            >= 11
+    );
+}

@@ -62,6 +62,6 @@ pub async fn post_logs(
     metrics
         .ingress_counters(protocol)
         .record(accepted as u64, size);
-    state.bus.publish(envelopes);
+    state.ingest.publish(envelopes);
     Ok(Json(serde_json::json!({ "accepted": accepted })))
 }

@@ -9,13 +9,20 @@
 //! | `/v1/drains[/NAME]`, `/v1/formats[/NAME]` | drains and saved formats ([`drains`]) |
 //! | `/routes[/ID]` | logspout's routes API over the same drains ([`routes`]) |
 //!
-//! Errors are JSON bodies `{"error": "…"}` with a fitting status. When auth
-//! tokens are configured every route but `/health` wants
-//! `Authorization: Bearer <token>` (or `?token=` for browsers' WebSockets).
+//! Errors are JSON bodies `{"error": "…"}` with a fitting status.
+//!
+//! Every request passes, outermost first: [`guard`] (Host on every route;
+//! Origin and JSON-only on state-changing ones), [`auth`] (bearer tokens,
+//! all but `/health`), [`body`] (size, time and memory bounds on request
+//! bodies). [`listener`] bounds connections and header time.
 
+pub mod auth;
+pub mod body;
 pub mod drains;
 pub mod error;
+pub mod guard;
 pub mod ingest;
+pub mod listener;
 pub mod ops;
 pub mod read;
 pub mod render;
@@ -25,9 +32,7 @@ pub mod stream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use axum::routing::get;
 use axum::Router;
 use router::Bus;
@@ -36,7 +41,6 @@ use store::RecentStore;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use error::ApiError;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -48,6 +52,8 @@ pub struct AppState {
     pub streams: Arc<Semaphore>,
     pub drains: ::drains::DrainManager,
     tokens: Arc<Vec<String>>,
+    hosts: Arc<guard::HostPolicy>,
+    bodies: body::BodyBudget,
 }
 
 impl AppState {
@@ -66,6 +72,15 @@ impl AppState {
             streams: Arc::new(Semaphore::new(config.http.max_streams.max(1))),
             drains,
             tokens: Arc::new(config.auth.tokens.clone()),
+            hosts: Arc::new(guard::HostPolicy::new(
+                config.http.listen,
+                &config.http.allowed_hosts,
+            )),
+            bodies: body::BodyBudget::new(
+                config.ingest.max_inflight_bytes,
+                config.ingest.max_body.max(1),
+                Duration::from_secs(config.http.body_timeout_secs.max(1)),
+            ),
         }
     }
 }
@@ -83,38 +98,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/formats/{name}", axum::routing::put(drains::set_format))
         .route("/routes", get(routes::list).post(routes::add))
         .route("/routes/{id}", get(routes::get).delete(routes::delete))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(state.clone(), body::bounded))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .route("/health", get(ops::health))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check))
         .with_state(state)
-}
-
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if state.tokens.is_empty() {
-        return next.run(request).await;
-    }
-    let bearer = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    let from_query = request.uri().query().and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.into_owned())
-    });
-    let presented = bearer.or(from_query);
-    let ok = presented.is_some_and(|p| state.tokens.iter().any(|t| constant_time_eq(t, &p)));
-    if ok {
-        next.run(request).await
-    } else {
-        state.bus.metrics().error("unauthorized");
-        ApiError::unauthorized().into_response()
-    }
-}
-
-/// Compares without an early exit, so timing does not leak the token.
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

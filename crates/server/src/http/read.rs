@@ -79,21 +79,59 @@ pub fn parse_read_query(raw: &str) -> Result<ReadQuery, ApiError> {
     Ok(q)
 }
 
-/// `{"meta":{"<source>":{"count":"…","expired":"…","oldestTimestamp":"…","newestTimestamp":"…"}}}`
-pub async fn meta(State(state): State<AppState>) -> impl IntoResponse {
-    let mut meta = serde_json::Map::new();
-    for m in state.store.meta() {
-        meta.insert(
-            m.source_id,
-            serde_json::json!({
-                "count": m.count.to_string(),
-                "expired": m.expired.to_string(),
-                "oldestTimestamp": m.oldest_timestamp.to_string(),
-                "newestTimestamp": m.newest_timestamp.to_string(),
-            }),
-        );
+/// Sources in one `/api/v1/meta` answer at most (and by default).
+pub const MAX_META: usize = 100_000;
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct MetaQuery {
+    /// Sources per answer (1..=100000, default 100000).
+    pub limit: Option<usize>,
+    /// Only sources whose id sorts after this one (the previous `next`).
+    pub after: Option<String>,
+}
+
+/// `{"meta":{"<source>":{"count":"…","expired":"…","oldestTimestamp":"…","newestTimestamp":"…"}}}`,
+/// as Log Cache answers, sorted by source id, at most `limit` sources; when
+/// the answer is full it also carries `"next": "<last source id>"` to pass
+/// as `?after=`. Built on a blocking thread: with millions of sources it is
+/// real work, and the async workers must keep serving `/health` and ingest.
+pub async fn meta(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<MetaQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = q.limit.unwrap_or(MAX_META);
+    if !(1..=MAX_META).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_META}, got {limit}"
+        )));
     }
-    axum::Json(serde_json::json!({ "meta": meta }))
+    let store = std::sync::Arc::clone(&state.store);
+    let body = tokio::task::spawn_blocking(move || {
+        let page = store.meta(q.after.as_deref(), limit);
+        let next = (page.len() == limit)
+            .then(|| page.last().map(|m| m.source_id.clone()))
+            .flatten();
+        let mut meta = serde_json::Map::new();
+        for m in page {
+            meta.insert(
+                m.source_id,
+                serde_json::json!({
+                    "count": m.count.to_string(),
+                    "expired": m.expired.to_string(),
+                    "oldestTimestamp": m.oldest_timestamp.to_string(),
+                    "newestTimestamp": m.newest_timestamp.to_string(),
+                }),
+            );
+        }
+        let mut answer = serde_json::json!({ "meta": meta });
+        if let Some(next) = next {
+            answer["next"] = serde_json::Value::String(next);
+        }
+        serde_json::to_vec(&answer).unwrap_or_default()
+    })
+    .await
+    .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
 
 #[cfg(test)]

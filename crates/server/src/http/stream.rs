@@ -37,6 +37,9 @@ use super::AppState;
 
 /// Replayed entries at most (per-source history is 100,000 by default).
 pub const MAX_REPLAY: usize = 100_000;
+/// Largest inbound WebSocket frame or message; streams only ever receive
+/// pings, pongs and close frames.
+pub const WS_MAX_INBOUND: usize = 4096;
 /// Entries rendered into one chunk.
 const CHUNK: usize = 1024;
 
@@ -79,7 +82,12 @@ async fn serve(
 ) -> Response {
     match prepare(&state, spec.as_deref(), &query) {
         Ok(stream) => match ws.ok() {
-            Some(ws) => ws.on_upgrade(move |socket| websocket(socket, stream, state)),
+            // sluice reads nothing from a stream's socket but control
+            // frames: anything bigger is refused, not buffered.
+            Some(ws) => ws
+                .max_message_size(WS_MAX_INBOUND)
+                .max_frame_size(WS_MAX_INBOUND)
+                .on_upgrade(move |socket| websocket(socket, stream, state)),
             None => {
                 let format = negotiate(&headers);
                 http_stream(stream, format, &query, state.heartbeat)
