@@ -166,6 +166,9 @@ pub fn truncate_utf8(s: &mut String, max: usize) -> bool {
         end -= 1;
     }
     s.truncate(end);
+    // Give the cut-off capacity back: a 1 MiB id cut to 256 bytes must not
+    // keep its 1 MiB.
+    s.shrink_to_fit();
     true
 }
 
