@@ -109,10 +109,10 @@ impl DrainsConfig {
                 })
                 .collect()
         };
-        PathPolicy::new(
-            &absolute(&self.file_dirs),
-            &absolute(&self.effective_tls_dirs()),
-        )
+        let tls_dirs = absolute(&self.effective_tls_dirs());
+        let mut reserved = absolute(std::slice::from_ref(&self.data_dir));
+        reserved.extend(tls_dirs.iter().cloned());
+        PathPolicy::new(&absolute(&self.file_dirs), &tls_dirs).reserve(&reserved)
     }
 }
 
@@ -897,7 +897,8 @@ mod tests {
         );
         assert!(!target.exists());
 
-        let logs = data.0.join("logs");
+        let logs_dir = Dir::new("filedirs-logs");
+        let logs = logs_dir.0.join("logs");
         let (m, _) = manager(&data.0, |c| c.file_dirs = vec![logs.clone()]);
         // Missing directories inside an allowed one are made on add.
         let url = format!("file://{}/sluice/all.log", logs.display());
@@ -909,6 +910,11 @@ mod tests {
             add(&m, spec("esc", &url)).await,
             Err(DrainError::Path(_))
         ));
+        // Never into the data dir, even when an allowed dir holds it.
+        let (m2, _) = manager(&data.0, |c| c.file_dirs = vec![data.0.clone()]);
+        let url = format!("file://{}/drains/evil.json", data.0.display());
+        let err = add(&m2, spec("evil", &url)).await.unwrap_err().to_string();
+        assert!(err.contains("data dir"), "{err}");
         // Overwrite never truncates a file that was there before the drain.
         std::fs::write(logs.join("precious.log"), "keep\n").unwrap();
         let url = format!("file://{}/precious.log?overwrite=1", logs.display());
@@ -1026,7 +1032,8 @@ mod tests {
     #[tokio::test]
     async fn template_amplification_is_bounded_end_to_end() {
         let data = Dir::new("amplify");
-        let logs = data.0.join("logs");
+        let logs_dir = Dir::new("amplify-logs");
+        let logs = logs_dir.0.join("logs");
         let (m, bus) = manager(&data.0, |c| {
             c.file_dirs = vec![logs.clone()];
             c.max_record = 16 * 1024;

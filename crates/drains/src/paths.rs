@@ -10,8 +10,10 @@
 //!   existing one is resolved (symlinks followed) and must still lie inside
 //!   the allowed directory, resolved the same way, so a symlinked directory
 //!   cannot lead outside. The file itself is opened with `O_NOFOLLOW`: a
-//!   symlink there is refused. The check runs on add and again whenever
-//!   the writer opens or reopens the file.
+//!   symlink there is refused. Nothing is written inside sluice's data dir
+//!   or a TLS directory even when an allowed directory holds them (log
+//!   lines there could plant a drain definition or a CA). The check runs
+//!   on add and again whenever the writer opens or reopens the file.
 //! - `ca=`, `cert=` and `key=` files are read only from `[drains]
 //!   tls_dirs` (by default the data dir's `tls/`); a relative path is taken
 //!   inside the first of them. A path outside is refused with an error
@@ -26,6 +28,8 @@ use std::path::{Component, Path, PathBuf};
 pub struct PathPolicy {
     file_dirs: Vec<PathBuf>,
     tls_dirs: Vec<PathBuf>,
+    /// Where file drains never write, even inside `file_dirs`.
+    reserved: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,6 +38,10 @@ pub enum PathError {
     FileNotAllowed { path: String, dirs: String },
     #[error("{path} leads outside [drains] file_dirs through a symbolic link")]
     Escapes { path: String },
+    #[error(
+        "{path} is inside sluice's data dir or a TLS directory, where file drains may not write"
+    )]
+    Reserved { path: String },
     #[error("{path} is {what}; a file drain writes a regular file")]
     NotAFile { path: String, what: &'static str },
     #[error("{path} exists already: ?overwrite=1 truncates only a file the drain creates; remove the file or drop overwrite=1 (the drain then appends)")]
@@ -115,7 +123,15 @@ impl PathPolicy {
         PathPolicy {
             file_dirs: norm(file_dirs),
             tls_dirs: norm(tls_dirs),
+            reserved: Vec::new(),
         }
+    }
+
+    /// Refuses file drains inside `dirs` (the data dir, the TLS dirs).
+    pub fn reserve(mut self, dirs: &[PathBuf]) -> Self {
+        self.reserved
+            .extend(dirs.iter().filter_map(|d| normalize(d)));
+        self
     }
 
     pub fn file_dirs(&self) -> &[PathBuf] {
@@ -146,6 +162,12 @@ impl PathPolicy {
             .filter(|d| parent.starts_with(d))
             .max_by_key(|d| d.as_os_str().len())
             .ok_or_else(not_allowed)?;
+        let reserved = || PathError::Reserved {
+            path: path.to_owned(),
+        };
+        if self.reserved.iter().any(|r| norm.starts_with(r)) {
+            return Err(reserved());
+        }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o750)
@@ -195,6 +217,12 @@ impl PathPolicy {
             }
         }
         let target = current.join(name);
+        // Again as resolved, in case a symlink leads there.
+        for r in &self.reserved {
+            if r.canonicalize().is_ok_and(|r| target.starts_with(r)) {
+                return Err(reserved());
+            }
+        }
         match std::fs::symlink_metadata(&target) {
             Ok(m) if m.file_type().is_symlink() => Err(PathError::NotAFile {
                 path: path.to_owned(),
@@ -346,6 +374,25 @@ mod tests {
             p.prepare_file(&at("inside/x.log")).unwrap(),
             allowed.join("real/x.log")
         );
+    }
+
+    #[test]
+    fn never_into_the_data_dir_or_tls_dirs() {
+        let root = Dir::new("reserved");
+        let data = root.0.join("data");
+        let tls = data.join("tls");
+        let p = PathPolicy::new(std::slice::from_ref(&root.0), std::slice::from_ref(&tls))
+            .reserve(&[data.clone(), tls.clone()]);
+        for bad in ["data/drains/evil.json", "data/tls/ca.pem", "data/x.log"] {
+            let err = p
+                .prepare_file(&format!("{}/{bad}", root.0.display()))
+                .unwrap_err();
+            assert!(matches!(err, PathError::Reserved { .. }), "{bad}: {err}");
+        }
+        assert!(!data.join("drains").exists());
+        assert!(p
+            .prepare_file(&format!("{}/logs/x.log", root.0.display()))
+            .is_ok());
     }
 
     #[test]
