@@ -222,3 +222,129 @@ async fn logspout_routes() {
         .unwrap()
         .contains("unsupported route option"));
 }
+
+#[tokio::test]
+async fn secrets_in_urls_are_never_shown() {
+    let s = common::start(|c| c.drains.allow_ranges = vec!["127.0.0.0/8".into()]).await;
+    let url = format!("{}/v1/drains", s.http);
+    let spec = json!({
+        "name": "withsecrets",
+        "url": "https://user:hunter2@127.0.0.1:9/in?token=s3cr3t&app=web",
+    });
+    let (status, v) = send(reqwest::Method::POST, url.clone(), Some(spec)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let shown = "https://user:***@127.0.0.1:9/in?token=***&app=web";
+    assert_eq!(v["url"], shown);
+    let (_, v) = send(reqwest::Method::GET, format!("{url}/withsecrets"), None).await;
+    assert_eq!(v["url"], shown);
+    let (_, list) = send(reqwest::Method::GET, url.clone(), None).await;
+    assert_eq!(list["drains"][0]["url"], shown);
+    let (_, routes) = send(reqwest::Method::GET, format!("{}/routes", s.http), None).await;
+    assert_eq!(
+        routes[0]["address"],
+        "user:***@127.0.0.1:9/in?token=***&app=web"
+    );
+    // The status (last error) and everything else: no secret anywhere.
+    for body in [list.to_string(), routes.to_string()] {
+        assert!(
+            !body.contains("hunter2") && !body.contains("s3cr3t"),
+            "{body}"
+        );
+    }
+    // Errors that quote a URL mask it too.
+    let (status, v) = send(
+        reqwest::Method::POST,
+        url,
+        Some(json!({"name": "bad", "url": "https://u:hunter2@h:0/x?token=s3cr3t"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let text = v.to_string();
+    assert!(
+        !text.contains("hunter2") && !text.contains("s3cr3t") && text.contains("u:***@"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn files_names_and_addresses_are_checked_on_add() {
+    let allowed = common::TempDir::new("drain-files");
+    let dir = allowed.0.clone();
+    let s = common::start(move |c| c.drains.file_dirs = vec![dir]).await;
+    let url = format!("{}/v1/drains", s.http);
+    let post = |body: Value| send(reqwest::Method::POST, url.clone(), Some(body));
+    // Outside the allowed directories: refused, naming the setting.
+    let (status, v) = post(json!({"name": "f", "url": "file:///etc/cron.d/x"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let err = v["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("[drains] file_dirs") && err.contains("--allow-file-dirs"),
+        "{v}"
+    );
+    assert!(!std::path::Path::new("/etc/cron.d/x").exists());
+    // Inside: accepted, missing directories made, lines written one per
+    // message.
+    let target = allowed.0.join("sub").join("all.log");
+    let (status, v) =
+        post(json!({"name": "f", "url": format!("file://{}", target.display())})).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    wait_state(&s, "f", "RUNNING").await;
+    s.server
+        .bus
+        .publish(vec![log("web", "one\ntwo", LogType::Out)]);
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = std::fs::read_to_string(&target).unwrap_or_default();
+        if !text.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(text, "one\\ntwo\n");
+    // TLS files only from the data dir's tls/, without saying what exists.
+    for ca in ["/etc/passwd", "/nonexistent.pem"] {
+        let (status, v) =
+            post(json!({"name": "t", "url": format!("syslog-tls://203.0.113.1:6514?ca={ca}")}))
+                .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let err = v["error"].as_str().unwrap_or_default();
+        assert!(err.contains("[drains] tls_dirs"), "{v}");
+        assert!(!err.contains("No such file"), "{v}");
+    }
+    // `.` and `..` are not names.
+    for name in [".", ".."] {
+        let (status, v) = post(json!({"name": name, "url": "udp://203.0.113.1:9"})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("invalid drain name"),
+            "{v}"
+        );
+        // (The router may answer 404 before the name is even checked.)
+        let (status, _) = send(
+            reqwest::Method::PUT,
+            format!(
+                "{}/v1/formats/{}",
+                s.http,
+                if name == "." { "%2E" } else { "%2E%2E" }
+            ),
+            Some(json!({"template": "{{.text}}"})),
+        )
+        .await;
+        assert!(status.is_client_error(), "format {name}: {status}");
+        let (_, v) = send(reqwest::Method::GET, format!("{}/v1/formats", s.http), None).await;
+        assert!(v["formats"].get(name).is_none(), "{v}");
+    }
+    // A name that resolves to loopback is refused on add, not at connect.
+    let (status, v) = post(json!({"name": "sneaky", "url": "syslog://localhost:9"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--allow-drain-ranges"),
+        "{v}"
+    );
+}
