@@ -1,7 +1,9 @@
 //! End to end: drains from the `sluice server` binary to real receivers —
 //! rsyslog over TCP and TLS (fields checked one by one), redis-server, a
 //! local HTTPS receiver, files with rotation — plus outages, persistence
-//! across restarts, and refused URLs.
+//! across restarts, refused URLs, files and names, and secrets that are
+//! never shown back. A test that needs a peer program (rsyslogd, openssl,
+//! redis-server, python3) fails when it is missing; it never skips.
 
 mod support;
 
@@ -14,6 +16,17 @@ use std::time::Duration;
 use support::{eventually, free_port, require, ServerProcess, TempDir};
 
 const LOOPBACK: &[&str] = &["--allow-drain-ranges", "127.0.0.0/8"];
+
+/// Copies `file` into the server's TLS directory (`<data dir>/tls`, the
+/// only place drain URLs may name TLS files from by default) and returns
+/// the copy's path.
+fn install_tls_file(server: &ServerProcess, file: &Path) -> std::path::PathBuf {
+    let dir = server.data_dir.join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let to = dir.join(file.file_name().unwrap());
+    std::fs::copy(file, &to).unwrap();
+    to
+}
 
 fn lines(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix} {i}")).collect()
@@ -234,7 +247,13 @@ fn syslog_tls_drain_to_rsyslog() {
         "{v}"
     );
     assert_eq!(server.cli(&["drain", "delete", "untrusted"]).0, 0);
-    // With the CA: delivered over TLS.
+    // A CA outside the server's TLS directory is refused.
+    let url = format!("syslog-tls://localhost:{}?ca={}", rx.port, ca.display());
+    let (code, _, err) = server.cli(&["drain", "add", "tls", &url, "--app", "web"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("[drains] tls_dirs"), "{err}");
+    // With the CA in the data dir's tls/: delivered over TLS.
+    let ca = install_tls_file(&server, &ca);
     let url = format!("syslog-tls://localhost:{}?ca={}", rx.port, ca.display());
     let (code, out, err) = server.cli(&["drain", "add", "tls", &url, "--app", "web"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -313,7 +332,8 @@ fn redis_drain_keeps_the_newest_limit() {
 fn file_drain_follows_rotation() {
     let dir = TempDir::new("filedrain");
     let path = dir.0.join("all.log");
-    let server = ServerProcess::start(&[]);
+    let allowed = dir.0.to_str().unwrap();
+    let server = ServerProcess::start(&["--allow-file-dirs", allowed]);
     let url = format!("file://{}", path.display());
     let (code, out, err) = server.cli(&[
         "drain",
@@ -450,8 +470,11 @@ fn drains_and_formats_survive_a_restart() {
     let data = TempDir::new("persist");
     let http = format!("127.0.0.1:{}", free_port());
     let syslog = format!("127.0.0.1:{}", free_port());
-    let file = data.0.join("out.log");
-    let mut server = ServerProcess::start_at(&http, &syslog, &data.0, &[]);
+    // Outside the data dir: file drains never write inside it.
+    let logs = TempDir::new("persist-logs");
+    let file = logs.0.join("out.log");
+    let allow = ["--allow-file-dirs", logs.0.to_str().unwrap()];
+    let mut server = ServerProcess::start_at(&http, &syslog, &data.0, &allow);
     assert_eq!(
         server
             .cli(&["format", "set", "short", "{{.app_name}}> {{.text}}"])
@@ -464,7 +487,7 @@ fn drains_and_formats_survive_a_restart() {
         0
     );
     server.stop();
-    let server = ServerProcess::start_at(&http, &syslog, &data.0, &[]);
+    let server = ServerProcess::start_at(&http, &syslog, &data.0, &allow);
     let (_, out, _) = server.cli(&["drain", "list"]);
     assert!(out.contains("keep") && out.contains("file://"), "{out}");
     server.wait_drain_state("keep", "RUNNING");
@@ -497,32 +520,47 @@ fn bad_urls_and_forbidden_addresses_are_refused() {
         &["drain", "add", "x", "syslog://169.254.169.254:514"],
         "cloud metadata",
     );
+    // TLS files only from the TLS dir, without saying whether they exist.
     refuse(
         &["drain", "add", "x", "syslog-tls://h:1?ca=/nonexistent.pem"],
-        "not readable",
+        "[drains] tls_dirs",
     );
+    refuse(
+        &["drain", "add", "x", "syslog-tls://h:1?ca=/etc/passwd"],
+        "[drains] tls_dirs",
+    );
+    // No file drains unless the operator allows a directory.
+    refuse(
+        &["drain", "add", "x", "file:///tmp/sluice-e2e-never.log"],
+        "--allow-file-dirs",
+    );
+    assert!(!Path::new("/tmp/sluice-e2e-never.log").exists());
     refuse(
         &["drain", "add", "bad name", "syslog://h:1"],
         "invalid drain name",
     );
+    for name in [".", ".."] {
+        refuse(
+            &["drain", "add", name, "udp://203.0.113.1:9"],
+            "invalid drain name",
+        );
+        // (The request path `/v1/formats/.` may be normalised before the
+        // name is even checked; refused either way.)
+        let (code, out, _) = server.cli(&["format", "set", name, "{{.text}}"]);
+        assert_ne!(code, 0, "format {name:?}: {out}");
+    }
     refuse(
         &["drain", "add", "x", "tcp://203.0.113.1:9", "-f", "{{.text"],
         "invalid format",
     );
-    // A name that resolves to loopback is refused when connecting.
-    assert_eq!(
-        server
-            .cli(&["drain", "add", "sneaky", "syslog://localhost:9"])
-            .0,
-        0
+    // A name that resolves to loopback is refused on add already.
+    refuse(
+        &["drain", "add", "sneaky", "syslog://localhost:9"],
+        "--allow-drain-ranges",
     );
-    let v = server.wait_drain_state("sneaky", "FATAL");
-    assert!(
-        v["status"]["last_error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("--allow-drain-ranges"),
-        "{v}"
+    refuse(
+        &["drain", "add", "sneaky", "syslog://[::ffff:127.0.0.1]:9"],
+        "--allow-drain-ranges",
     );
     // Per-app limit.
     for i in 0..5 {
@@ -592,6 +630,7 @@ s.serve_forever()
     let mut out = BufReader::new(rx.stdout.take().unwrap()).lines();
     assert_eq!(out.next().and_then(Result::ok).as_deref(), Some("READY"));
     let server = ServerProcess::start(LOOPBACK);
+    let ca = install_tls_file(&server, &ca);
     let url = format!("https://localhost:{port}/logs?ca={}", ca.display());
     let (code, o, e) = server.cli(&["drain", "add", "hp", &url, "--app", "web"]);
     assert_eq!(code, 0, "{o}{e}");
@@ -633,7 +672,7 @@ s.serve_forever()
 fn shutdown_flushes_what_drains_hold() {
     let dir = TempDir::new("flush");
     let path = dir.0.join("out.log");
-    let mut server = ServerProcess::start(&[]);
+    let mut server = ServerProcess::start(&["--allow-file-dirs", dir.0.to_str().unwrap()]);
     let url = format!("file://{}", path.display());
     assert_eq!(server.cli(&["drain", "add", "f", &url]).0, 0);
     server.wait_drain_state("f", "RUNNING");
@@ -642,4 +681,42 @@ fn shutdown_flushes_what_drains_hold() {
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     assert_eq!(text.lines().count(), 5_000);
     assert!(text.ends_with("last 4999\n"));
+}
+
+#[test]
+fn secrets_in_drain_urls_are_not_shown() {
+    let server = ServerProcess::start(&[]);
+    let url = "https://user:hunter2@203.0.113.1:9/in?token=s3cr3t&app=web";
+    let (code, out, err) = server.cli(&["drain", "add", "hidden", url]);
+    assert_eq!(code, 0, "{out}{err}");
+    for args in [
+        &["drain", "list"][..],
+        &["drain", "list", "--json"][..],
+        &["drain", "status"][..],
+    ] {
+        let (code, out, err) = server.cli(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(
+            !out.contains("hunter2") && !out.contains("s3cr3t"),
+            "{args:?}: {out}"
+        );
+    }
+    let (_, out, _) = server.cli(&["drain", "list"]);
+    assert!(
+        out.contains("https://user:***@203.0.113.1:9/in?token=***&app=web"),
+        "{out}"
+    );
+    for path in ["/v1/drains", "/v1/drains/hidden", "/routes"] {
+        let body = server.get(path);
+        assert!(
+            body.contains("***") && !body.contains("hunter2") && !body.contains("s3cr3t"),
+            "{path}: {body}"
+        );
+    }
+    // Kept, privately, in the persisted definition.
+    let file = server.data_dir.join("drains/hidden.json");
+    assert!(std::fs::read_to_string(&file).unwrap().contains("hunter2"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
