@@ -63,7 +63,7 @@ pub struct HttpConfig {
     pub max_streams: usize,
     /// Concurrent HTTP connections. At the limit the oldest connection that
     /// has not yet sent a complete request is closed to make room (counted
-    /// as `sluice_ingress_errors_total{reason="http_evicted"}`); when every
+    /// as `sluice_ingress_errors_total{reason="evicted"}`); when every
     /// connection is busy, new ones wait in the listen backlog.
     pub max_connections: usize,
     /// Seconds a client may take to send a request's headers.

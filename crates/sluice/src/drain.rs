@@ -169,6 +169,13 @@ async fn format(args: FormatArgs) -> Result<u8> {
     let mut out = Stdout::new();
     match args.command {
         FormatCommand::Set { name, template } => {
+            // `.` and `..` would be folded away in the request path.
+            if !drains::spec::valid_name(&name) {
+                anyhow::bail!(
+                    "invalid format name {name:?}: use {}",
+                    drains::spec::NAME_RULE
+                );
+            }
             let resp = client
                 .put(endpoint(&base, &["v1", "formats", &name]))
                 .json(&serde_json::json!({ "template": template }))

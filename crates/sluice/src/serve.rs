@@ -36,6 +36,10 @@ pub struct ServerArgs {
     /// [drains] file_dirs (default: none, so file drains are refused).
     #[arg(long, value_name = "DIRS", value_delimiter = ',')]
     allow_file_dirs: Vec<PathBuf>,
+    /// Directories ?ca=, ?cert= and ?key= of drain URLs may read from,
+    /// comma-separated; added to [drains] tls_dirs (default: <data-dir>/tls).
+    #[arg(long, value_name = "DIRS", value_delimiter = ',')]
+    allow_tls_dirs: Vec<PathBuf>,
     /// Bearer token the HTTP API accepts (repeatable; required off
     /// loopback). Added to [auth] tokens and to $SLUICE_SERVER_TOKENS
     /// (comma-separated); $SLUICE_TOKEN is the client commands' and is not
@@ -91,6 +95,7 @@ impl ServerArgs {
         config.auth.tokens.extend(env_tokens);
         config.drains.allow_ranges.extend(self.allow_drain_ranges);
         config.drains.file_dirs.extend(self.allow_file_dirs);
+        config.drains.tls_dirs.extend(self.allow_tls_dirs);
         Ok(config)
     }
 }
