@@ -68,6 +68,7 @@ fn lines_cut_from_big_text_bodies_do_not_keep_the_bodies() {
     }
     assert_eq!(server.wait_payloads("big", 60).len(), 60);
     let rss = rss_mib(&server);
+    eprintln!("figure: RSS {rss} MiB after 60 x 8 MiB text bodies");
     assert!(rss < 150, "RSS {rss} MiB after 60 × 8 MiB bodies");
 }
 
@@ -105,6 +106,7 @@ fn stalled_bodies_are_bounded_by_the_inflight_budget() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let rss = rss_mib(&server);
+    eprintln!("figure: RSS {rss} MiB (baseline {baseline}) with 100 stalled 7 MiB bodies");
     assert!(
         rss < baseline + 64 + 80,
         "RSS {rss} MiB (baseline {baseline}) with 100 stalled 7 MiB bodies"
@@ -157,6 +159,7 @@ fn websocket_floods_are_refused_not_buffered() {
         sockets.push(tcp);
     }
     let rss = rss_mib(&server);
+    eprintln!("figure: RSS {rss} MiB (baseline {baseline}) after 10 sockets sent 8 MiB of a 64 MiB message");
     assert!(
         rss < baseline + 40,
         "RSS {rss} MiB (baseline {baseline}) after 10 flooding sockets"
@@ -208,6 +211,7 @@ fn syslog_and_http_crowds_cannot_lock_clients_out() {
     let health = support::http_get(&format!("{}/health", server.http)).unwrap_or_default();
     let health_wait = started.elapsed();
     assert!(health.contains("ok"), "{health}");
+    eprintln!("figure: syslog sender waited {syslog_wait:?}, /health {health_wait:?} behind 1,100 syslog + 2,100 HTTP slow connections");
     assert!(
         syslog_wait < Duration::from_secs(2),
         "syslog sender waited {syslog_wait:?}"
@@ -258,6 +262,7 @@ fn meta_of_many_sources_leaves_health_responsive() {
     assert!(sizes.iter().all(|s| *s > 100_000 * 50), "{sizes:?}");
     waits.sort();
     let median = waits.get(waits.len() / 2).copied().unwrap_or_default();
+    eprintln!("figure: /health median {median:?}, max {:?} over {} probes during two meta calls of 150,000 sources ({sizes:?} bytes)", waits.last().copied().unwrap_or_default(), waits.len());
     assert!(
         median < Duration::from_millis(100),
         "/health median {median:?} during two meta calls ({} probes)",
@@ -287,6 +292,7 @@ fn long_source_ids_do_not_grow_memory() {
         post(i);
     }
     let after = rss_mib(&server);
+    eprintln!("figure: RSS {before} -> {after} MiB over 200 posts with distinct 1 MiB source ids");
     assert!(after < before + 20, "RSS grew from {before} to {after} MiB");
     assert!(server.metric("sluice_drops_total{reason=\"truncated\"}") >= 250);
 }
