@@ -837,26 +837,7 @@ mod tests {
     use crate::netpolicy::NetPolicy;
     use crate::spec::DrainSpec;
 
-    struct Dir(PathBuf);
-    impl Dir {
-        fn new(tag: &str) -> Dir {
-            use std::sync::atomic::{AtomicU64, Ordering};
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let d = std::env::temp_dir().join(format!(
-                "sluice-manager-{tag}-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&d);
-            std::fs::create_dir_all(&d).unwrap();
-            Dir(d)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::writers::testutil::TempDir as Dir;
 
     fn manager(data: &Path, tweak: impl FnOnce(&mut DrainsConfig)) -> (DrainManager, Bus) {
         let bus = Bus::new(BusConfig::default(), Arc::new(Metrics::default()));

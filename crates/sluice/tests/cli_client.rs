@@ -6,11 +6,10 @@
 mod support;
 
 use std::io::Read as _;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use support::{sluice_bin, ServerProcess};
+use support::{run_within, sluice_bin, ServerProcess};
 
 const SERVER_TOKEN: &str = "0123456789abcdef0123";
 
@@ -25,26 +24,6 @@ fn sluice(args: &[&str]) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
-}
-
-/// Runs to completion, failing the test if it takes longer than `limit`.
-fn run_within(mut cmd: Command, limit: Duration) -> (Output, Duration) {
-    let started = Instant::now();
-    let child = cmd.spawn().expect("spawn sluice");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(output) => (output.expect("wait"), started.elapsed()),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("sluice did not finish within {limit:?}");
-        }
-    }
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::{sluice_bin, ServerProcess};
+use support::{run_within, sluice_bin, ServerProcess};
 
 /// A loopback URL where nothing listens.
 fn dead_server() -> String {
@@ -26,26 +26,6 @@ fn sluice(server: &str, args: &[&str]) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
-}
-
-/// Runs to completion, failing the test if it takes longer than `limit`.
-fn run_within(mut cmd: Command, limit: Duration) -> (Output, Duration) {
-    let started = Instant::now();
-    let child = cmd.spawn().expect("spawn sluice");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(output) => (output.expect("wait"), started.elapsed()),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("sluice did not finish within {limit:?}");
-        }
-    }
 }
 
 fn stdout_of(output: &Output) -> String {

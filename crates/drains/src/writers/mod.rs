@@ -50,7 +50,7 @@ mod stream;
 mod syslog;
 mod tcp_lines;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 pub mod tls;
 
 pub use datagram::MAX_DATAGRAM;

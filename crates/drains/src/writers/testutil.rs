@@ -76,21 +76,22 @@ pub(super) fn batch(texts: &[&str]) -> Vec<Arc<Entry>> {
         .collect()
 }
 
-/// A directory removed on drop.
-pub(super) struct TempDir(pub std::path::PathBuf);
+/// A directory removed on drop; its path is canonical (symlink checks
+/// compare against it).
+pub(crate) struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
-    pub(super) fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "sluice-writers-{tag}-{}-{}",
+            "sluice-drains-{tag}-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
+        TempDir(dir.canonicalize().expect("canonical temp dir"))
     }
 
     pub(super) fn file(&self, name: &str, contents: &str) -> std::path::PathBuf {

@@ -305,3 +305,23 @@ pub fn eventually<T>(secs: u64, mut check: impl FnMut() -> Option<T>) -> Option<
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs to completion, failing the test if it takes longer than `limit`.
+pub fn run_within(mut cmd: Command, limit: Duration) -> (std::process::Output, Duration) {
+    let started = Instant::now();
+    let child = cmd.spawn().expect("spawn sluice");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => (output.expect("wait"), started.elapsed()),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("sluice did not finish within {limit:?}");
+        }
+    }
+}
