@@ -230,6 +230,11 @@ pub struct DrainsSection {
     /// Directories `?ca=`, `?cert=` and `?key=` of drain URLs may read
     /// from. Empty (the default) means `<data_dir>/tls`.
     pub tls_dirs: Vec<PathBuf>,
+    /// Standing routes, as logspout takes them on its command line
+    /// (`sluice server syslog://host:514 …`, or `ROUTE_URIS`): drain URLs
+    /// that deliver everything for as long as the server runs. They are not
+    /// persisted and cannot be deleted over the API.
+    pub routes: Vec<String>,
     /// Longest rendered record in bytes (a formatted line, syslog message
     /// or JSON object); longer ones are truncated and counted.
     pub max_record: usize,
@@ -244,6 +249,7 @@ impl Default for DrainsSection {
             queue_capacity: 10_000,
             file_dirs: Vec::new(),
             tls_dirs: Vec::new(),
+            routes: Vec::new(),
             max_record: 64 * 1024,
         }
     }
