@@ -13,16 +13,20 @@
 //!
 //! | scheme | receiver |
 //! | --- | --- |
-//! | `syslog://host:port` | TCP, RFC 5424 as Loggregator writes it, octet-counted |
+//! | `syslog://host:port` (logspout: `syslog+tcp://`) | TCP, RFC 5424 as Loggregator writes it, octet-counted |
 //! | `syslog+udp://host:port` | UDP, one RFC 5424 datagram per message |
-//! | `syslog-tls://host:port` | TLS (rustls), octet-counted RFC 5424 |
+//! | `syslog-tls://host:port` (logspout: `syslog+tls://`) | TLS (rustls), octet-counted RFC 5424 |
 //! | `https://host[:port]/path` (and `http://`) | Logplex-style batches (`application/logplex-1`) |
-//! | `tcp://host:port`, `udp://host:port` | plain lines in the drain's format (Logyard) |
+//! | `tcp://host:port`, `udp://host:port` | plain lines in the drain's format (Logyard; logspout's `raw+tcp://`, and `raw://` = `raw+udp://`) |
 //! | `file:///path` | append lines; `?overwrite=1` truncates on start |
 //! | `redis://host[:port][/db]?key=K&limit=N` | `LPUSH` + `LTRIM` to the newest N (default 1500) |
 //!
-//! Query parameters on every drain: `drain-type=logs|metrics|all` (default
-//! logs and events), `format=` (a named format or a template), `filter=` key
+//! logspout's adapter schemes are aliases ([`Scheme::parse`]); the URL is
+//! kept and shown as the user gave it.
+//!
+//! Query parameters on every drain: `drain-type=logs|events|metrics|all`
+//! (default `logs`: Log envelopes only, as Loggregator does; see
+//! [`DrainType`]), `format=` (a named format or a template), `filter=` key
 //! prefix (repeatable). Scheme-specific: `omit-metadata=true` (syslog: no
 //! structured data), `ca=`, `cert=`, `key=` (syslog-tls and https: PEM
 //! files; cert+key enable mTLS), `overwrite=1` (file), `key=`, `limit=`
@@ -62,7 +66,7 @@ pub enum SpecError {
     Name(String),
     #[error("invalid drain URL {url:?}: {reason}")]
     Url { url: String, reason: String },
-    #[error("unsupported drain scheme {0:?}; use syslog, syslog+udp, syslog-tls, https, http, tcp, udp, file or redis")]
+    #[error("unsupported drain scheme {0:?}; use syslog, syslog+udp, syslog-tls, https, http, tcp, udp, file or redis (or logspout's syslog+tcp, syslog+tls, raw, raw+udp, raw+tcp)")]
     Scheme(String),
 }
 
@@ -91,15 +95,18 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// sluice's schemes, and logspout's adapter schemes as aliases:
+    /// `syslog+tcp` (= `syslog`), `syslog+tls` (= `syslog-tls`), `raw` and
+    /// `raw+udp` (plain lines over UDP, = `udp`), `raw+tcp` (= `tcp`).
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
-            "syslog" => Scheme::Syslog,
+            "syslog" | "syslog+tcp" => Scheme::Syslog,
             "syslog+udp" => Scheme::SyslogUdp,
-            "syslog-tls" => Scheme::SyslogTls,
+            "syslog-tls" | "syslog+tls" => Scheme::SyslogTls,
             "https" => Scheme::Https,
             "http" => Scheme::Http,
-            "tcp" => Scheme::Tcp,
-            "udp" => Scheme::Udp,
+            "tcp" | "raw+tcp" => Scheme::Tcp,
+            "udp" | "raw" | "raw+udp" => Scheme::Udp,
             "file" => Scheme::File,
             "redis" => Scheme::Redis,
             _ => return None,
@@ -123,22 +130,44 @@ impl Scheme {
     }
 }
 
-/// What kinds of envelopes a drain carries.
+/// What kinds of envelopes a drain carries (`?drain-type=`).
+///
+/// The default is `logs`, Log envelopes only, as Loggregator's drains do:
+/// lifecycle events are not also rendered as text lines next to the log
+/// lines that tell the same thing. The type lives in the drain's URL, so
+/// a definition saved by an older sluice (whose default also carried
+/// events) reads as it was written and now carries logs only; add
+/// `drain-type=all` (or `events`) to its URL to get events.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DrainType {
-    /// Logs and events (the default).
+    /// Log envelopes only (the default).
     #[default]
     Logs,
+    /// Event envelopes only.
+    Events,
     /// Counters, gauges and timers.
     Metrics,
+    /// Every envelope.
     All,
 }
 
 impl DrainType {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "logs" => DrainType::Logs,
+            "events" => DrainType::Events,
+            "metrics" => DrainType::Metrics,
+            "all" => DrainType::All,
+            _ => return None,
+        })
+    }
+
+    /// The envelope types selected; empty means every type.
     pub fn envelope_types(self) -> Vec<EnvelopeType> {
         match self {
-            DrainType::Logs => vec![EnvelopeType::Log, EnvelopeType::Event],
+            DrainType::Logs => vec![EnvelopeType::Log],
+            DrainType::Events => vec![EnvelopeType::Event],
             DrainType::Metrics => vec![
                 EnvelopeType::Counter,
                 EnvelopeType::Gauge,
@@ -205,16 +234,11 @@ impl DrainUrl {
         for (k, v) in url.query_pairs() {
             match k.as_ref() {
                 "drain-type" => {
-                    out.drain_type = match v.as_ref() {
-                        "logs" => DrainType::Logs,
-                        "metrics" => DrainType::Metrics,
-                        "all" => DrainType::All,
-                        other => {
-                            return Err(bad(&format!(
-                                "drain-type must be logs, metrics or all, not {other:?}"
-                            )))
-                        }
-                    }
+                    out.drain_type = DrainType::parse(&v).ok_or_else(|| {
+                        bad(&format!(
+                            "drain-type must be logs, events, metrics or all, not {v:?}"
+                        ))
+                    })?
                 }
                 "format" => out.format = Some(v.into_owned()),
                 "filter" => out.filters.push(v.into_owned()),
@@ -502,9 +526,50 @@ mod tests {
         assert_eq!(sel.apps, vec!["web"]);
         assert_eq!(sel.key_prefixes, vec!["apptail"]);
         assert_eq!(sel.log_types, vec![envelope::LogType::Err]);
-        assert_eq!(sel.envelope_types.len(), 2);
+        assert_eq!(sel.envelope_types, vec![EnvelopeType::Log]);
         spec.name = "bad name".into();
         assert!(matches!(spec.validate(), Err(SpecError::Name(_))));
+    }
+
+    #[test]
+    fn drain_types_default_to_logs_only() {
+        let types = |u: &str| DrainUrl::parse(u).unwrap().drain_type.envelope_types();
+        assert_eq!(types("syslog://h:1"), vec![EnvelopeType::Log]);
+        assert_eq!(
+            types("syslog://h:1?drain-type=logs"),
+            vec![EnvelopeType::Log]
+        );
+        assert_eq!(
+            types("syslog://h:1?drain-type=events"),
+            vec![EnvelopeType::Event]
+        );
+        assert_eq!(types("syslog://h:1?drain-type=metrics").len(), 3);
+        assert!(types("syslog://h:1?drain-type=all").is_empty());
+        let err = DrainUrl::parse("syslog://h:1?drain-type=event")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("logs, events, metrics or all"), "{err}");
+    }
+
+    #[test]
+    fn logspout_adapter_schemes_are_aliases() {
+        for (url, scheme, port) in [
+            ("syslog+tls://h", Scheme::SyslogTls, 6514),
+            ("syslog+tls://h:7000", Scheme::SyslogTls, 7000),
+            ("syslog+tcp://h:514", Scheme::Syslog, 514),
+            ("syslog+udp://h:514", Scheme::SyslogUdp, 514),
+            ("raw://h:5000", Scheme::Udp, 5000),
+            ("raw+udp://h:5000", Scheme::Udp, 5000),
+            ("raw+tcp://h:5000", Scheme::Tcp, 5000),
+        ] {
+            let u = DrainUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!((u.scheme, u.port, u.raw.as_str()), (scheme, port, url));
+        }
+        assert!(DrainUrl::parse("raw+tcp://h")
+            .unwrap_err()
+            .to_string()
+            .contains("a port is required"));
+        assert!(DrainUrl::parse("syslog+tls://h:1?ca=ca.pem").is_ok());
     }
 
     #[test]
