@@ -20,6 +20,17 @@ fn four_digits(bytes: &[u8]) -> Option<u32> {
     Some(two_digits(bytes.get(..2)?)? * 100 + two_digits(bytes.get(2..4)?)?)
 }
 
+/// Appends Unix nanoseconds as RFC 3339 in UTC with nanoseconds:
+/// `2026-12-01T13:14:58.123456789Z` (Go's `time.RFC3339Nano` keeps trailing
+/// zeros out; this keeps all nine digits, which every RFC 3339 parser takes).
+pub fn push_rfc3339_nanos(out: &mut Vec<u8>, ns: i64) {
+    let t = crate::civil::CivilTime::from_unix_nanos(ns);
+    t.push_rfc3339_seconds(out);
+    out.push(b'.');
+    crate::civil::push_digits(out, u64::from(t.nanosecond), 9);
+    out.push(b'Z');
+}
+
 /// Parses an RFC 3339 timestamp such as `2026-11-21T13:14:58.123456+00:00`
 /// or `...58Z`: any number of fractional digits (RFC 5424 allows 6; those
 /// past nanoseconds are ignored), `T`/`Z` in either case, and the whole input must be the
@@ -146,6 +157,15 @@ mod tests {
     fn by_time_crate(text: &str) -> Option<i64> {
         let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
         i64::try_from(parsed.unix_timestamp_nanos()).ok()
+    }
+
+    #[test]
+    fn rfc3339_nanos_round_trips() {
+        let ns = 1_795_266_898_009_900_001;
+        let mut out = Vec::new();
+        push_rfc3339_nanos(&mut out, ns);
+        assert_eq!(out, b"2026-11-21T13:14:58.009900001Z");
+        assert_eq!(parse_rfc3339(&out), Some(ns));
     }
 
     #[test]

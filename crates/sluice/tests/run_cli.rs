@@ -167,7 +167,12 @@ fn run_ships_lines_and_logs_shows_them() {
         text.contains("[API/2] OUT Starting app web (instance 2) with command: sh -c"),
         "{text}"
     );
-    assert!(text.contains("[API/2] OUT Exited with status 4"), "{text}");
+    assert!(text.contains("[CELL/2] OUT Exited with status 4"), "{text}");
+    assert_eq!(
+        text.matches("Starting app web").count(),
+        1,
+        "each lifecycle transition shows once: {text}"
+    );
     assert!(
         !text.contains('\x1b'),
         "no color when stdout is not a terminal"

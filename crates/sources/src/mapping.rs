@@ -6,8 +6,10 @@
 //! - APP-NAME → `source_id` (`unknown` when absent);
 //! - PROCID in Loggregator's `[APP/PROC/WEB/0]` form → `source_type` tag
 //!   `APP/PROC/WEB` and `instance_id` `0`; in Heroku's `web.1` form →
-//!   `source_type` `web`, `instance_id` `1`; any other PROCID (a pid) → tag
-//!   `proc_id`;
+//!   `source_type` `web`, `instance_id` `1`; a bare name such as Heroku's
+//!   `router` (`heroku router - at=info …`) → `source_type` `router`, so
+//!   the line reads `heroku[router]` as Heroku shows it; any other PROCID
+//!   (a pid) → tag `proc_id`;
 //! - HOSTNAME → `host` tag; when it has Loggregator's `org.space.app` shape
 //!   (three dot-separated parts *and* a bracketed PROCID, so that ordinary
 //!   FQDNs are not split) also `organization_name`, `space_name`, `app_name`;
@@ -68,6 +70,9 @@ pub fn syslog_to_envelope(
             env.tags
                 .insert(tags::SOURCE_TYPE.to_owned(), kind.to_owned());
             env.instance_id = n.to_owned();
+        } else if is_process_name(proc_id) {
+            env.tags
+                .insert(tags::SOURCE_TYPE.to_owned(), proc_id.to_owned());
         } else {
             env.tags.insert("proc_id".to_owned(), proc_id.to_owned());
         }
@@ -118,6 +123,18 @@ fn loggregator_proc_id(proc_id: &str) -> Option<(&str, &str)> {
         }
         _ => Some((inner, "")),
     }
+}
+
+/// A process name rather than a pid: a letter, then letters, digits, `_`
+/// or `-` (Heroku's `router`, `api`, `scheduler`).
+fn is_process_name(proc_id: &str) -> bool {
+    proc_id
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
+        && proc_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Heroku's dyno names: `web.1` → (`web`, `1`).
@@ -183,6 +200,17 @@ mod tests {
         assert_eq!(
             (e.tag("source_type"), e.instance_id.as_str()),
             (Some("web"), "2")
+        );
+        let e =
+            map(b"<158>1 2026-11-27T13:14:58Z host heroku router - at=info method=GET path=\"/\"");
+        assert_eq!(e.source_id, "heroku");
+        assert_eq!(
+            (
+                e.tag("source_type"),
+                e.instance_id.as_str(),
+                e.tag("proc_id")
+            ),
+            (Some("router"), "", None)
         );
         let e = map(b"<13>Nov 27 13:14:58 box web[12]: hello");
         assert_eq!(e.source_id, "web");

@@ -93,9 +93,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/meta", get(read::meta))
         .route("/metrics", get(ops::metrics))
         .route("/v1/drains", get(drains::list).post(drains::add))
-        .route("/v1/drains/{name}", get(drains::get).delete(drains::delete))
+        .route(
+            "/v1/drains/{name}",
+            get(drains::get).put(drains::put).delete(drains::delete),
+        )
+        .route(
+            "/v1/drains/{name}/restart",
+            axum::routing::post(drains::restart),
+        )
+        .route("/v1/drains/{name}/test", axum::routing::post(drains::test))
         .route("/v1/formats", get(drains::formats))
-        .route("/v1/formats/{name}", axum::routing::put(drains::set_format))
+        .route(
+            "/v1/formats/{name}",
+            axum::routing::put(drains::set_format).delete(drains::delete_format),
+        )
         .route("/routes", get(routes::list).post(routes::add))
         .route("/routes/{id}", get(routes::get).delete(routes::delete))
         .layer(middleware::from_fn_with_state(state.clone(), body::bounded))
@@ -104,6 +115,8 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ))
         .route("/health", get(ops::health))
+        .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard::check))
+        .layer(middleware::from_fn(error::json_errors))
         .with_state(state)
 }

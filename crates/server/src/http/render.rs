@@ -3,9 +3,12 @@
 //! Text is what logspout's `/logs` prints: the bare line when one source is
 //! shown, else `name|line` with the name right-aligned to the widest seen so
 //! far and, unless `colors=off`, one ANSI color per source (logspout's
-//! palette, assigned in order of appearance). NDJSON and SSE carry Log
-//! Cache JSON envelopes, one per line / event. A loss notice is a line of
-//! text, or the notice envelope (source `sluice`) in the JSON forms.
+//! palette, assigned in order of appearance). NDJSON, SSE and WebSocket
+//! frames carry one JSON object per entry ([`write_stream_json`]): the Log
+//! Cache JSON envelope plus logspout's fields (`data` as text, `source`,
+//! `time`, `container`), so a logspout client reads the text without
+//! decoding base64. A loss notice is a line of text, or the notice envelope
+//! (source `sluice`) in the JSON forms.
 
 use std::collections::HashMap;
 
@@ -63,12 +66,12 @@ impl Renderer {
         match self.format {
             StreamFormat::Text => self.text(entry, out),
             StreamFormat::NdJson => {
-                envelope::json::write_json(&entry.envelope, out);
+                write_stream_json(&entry.envelope, out);
                 out.push(b'\n');
             }
             StreamFormat::Sse => {
                 out.extend_from_slice(b"data: ");
-                envelope::json::write_json(&entry.envelope, out);
+                write_stream_json(&entry.envelope, out);
                 out.extend_from_slice(b"\n\n");
             }
         }
@@ -124,6 +127,48 @@ impl Renderer {
         }
         out.push(b'\n');
     }
+}
+
+/// Appends one entry as the streams' JSON: the Log Cache envelope with
+/// logspout's message fields added at the end:
+/// `{"timestamp":…,"source_id":…,…,"log":{…},"data":"text","source":"stdout",
+/// "time":"2026-12-01T13:14:58.123456789Z","container":{"id":…,"name":…,"instance":…}}`.
+/// `source` is `stdout`/`stderr` for logs and the envelope kind (`event`,
+/// `counter`, …) otherwise; `data` is the same text the text stream shows.
+pub fn write_stream_json(env: &envelope::Envelope, out: &mut Vec<u8>) {
+    let start = out.len();
+    envelope::json::write_json(env, out);
+    if out.len() <= start || out.last() != Some(&b'}') {
+        return;
+    }
+    out.pop();
+    let mut text = Vec::new();
+    push_message_text(env, &mut text);
+    let source = match env.log_type() {
+        Some(envelope::LogType::Err) => "stderr",
+        Some(envelope::LogType::Out) => "stdout",
+        None => match env.envelope_type() {
+            Some(envelope::v2::EnvelopeType::Event) => "event",
+            Some(envelope::v2::EnvelopeType::Counter) => "counter",
+            Some(envelope::v2::EnvelopeType::Gauge) => "gauge",
+            Some(envelope::v2::EnvelopeType::Timer) => "timer",
+            Some(envelope::v2::EnvelopeType::Log) | None => "",
+        },
+    };
+    out.extend_from_slice(b",\"data\":");
+    let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(&text));
+    out.extend_from_slice(b",\"source\":\"");
+    out.extend_from_slice(source.as_bytes());
+    out.extend_from_slice(b"\",\"time\":\"");
+    codec::timestamp::push_rfc3339_nanos(out, env.timestamp);
+    out.extend_from_slice(b"\",\"container\":{\"id\":");
+    let _ = serde_json::to_writer(&mut *out, &env.source_id);
+    out.extend_from_slice(b",\"name\":");
+    let name = env.tag(tags::APP_NAME).unwrap_or(&env.source_id);
+    let _ = serde_json::to_writer(&mut *out, name);
+    out.extend_from_slice(b",\"instance\":");
+    let _ = serde_json::to_writer(&mut *out, &env.instance_id);
+    out.extend_from_slice(b"}}");
 }
 
 /// Appends the human text of a message: a log's payload (invalid UTF-8
@@ -189,6 +234,15 @@ mod tests {
         let mut out = Vec::new();
         Renderer::new(StreamFormat::NdJson, true, true).entry(&entry("web", "hi"), &mut out);
         assert!(out.starts_with(b"{\"timestamp\":\"1\"") && out.ends_with(b"}\n"));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["data"], "hi");
+        assert_eq!(v["source"], "stdout");
+        assert_eq!(v["time"], "1970-01-01T00:00:00.000000001Z");
+        assert_eq!(v["container"]["name"], "web");
+        assert_eq!(v["log"]["payload"], "aGk=");
+        // The envelope still decodes as Log Cache JSON.
+        let back = envelope::json::from_json(&out).unwrap();
+        assert_eq!(back.source_id, "web");
         let mut out = Vec::new();
         Renderer::new(StreamFormat::Sse, true, true).loss(&Loss { count: 3, since: 0 }, &mut out);
         let text = String::from_utf8(out).unwrap();

@@ -26,6 +26,7 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use envelope::v2::EnvelopeType;
 use envelope::{tags, Entry, LogType, Selector};
 use router::{Delivery, Subscription};
 use serde::Deserialize;
@@ -50,7 +51,8 @@ pub struct StreamQuery {
     pub org: Option<String>,
     pub colors: Option<String>,
     pub recent: Option<usize>,
-    pub since: Option<i64>,
+    /// Unix ns, or RFC 3339 (`2026-12-01T10:00:00Z`).
+    pub since: Option<String>,
     pub follow: Option<String>,
 }
 
@@ -122,7 +124,8 @@ fn prepare(state: &AppState, spec: Option<&str>, q: &StreamQuery) -> Result<Prep
     let mut replay = VecDeque::new();
     if q.recent.is_some() || q.since.is_some() {
         let limit = q.recent.unwrap_or(MAX_REPLAY).min(MAX_REPLAY);
-        let after = q.since.map_or(i64::MIN, |s| s.saturating_sub(1));
+        let since = q.since.as_deref().map(parse_since).transpose()?;
+        let after = since.map_or(i64::MIN, |s| s.saturating_sub(1));
         replay.extend(state.store.recent(&selector, after, limit));
     }
     let mut replayed = HashMap::new();
@@ -137,6 +140,19 @@ fn prepare(state: &AppState, spec: Option<&str>, q: &StreamQuery) -> Result<Prep
         follow,
         _permit: permit,
     })
+}
+
+/// `since`: Unix nanoseconds, or an RFC 3339 time.
+pub fn parse_since(text: &str) -> Result<i64, ApiError> {
+    let text = text.trim();
+    text.parse::<i64>()
+        .ok()
+        .or_else(|| codec::timestamp::parse_rfc3339(text.as_bytes()))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "since must be Unix nanoseconds or an RFC 3339 time like 2026-12-01T10:00:00Z, got {text:?}"
+            ))
+        })
 }
 
 /// Builds the selector from the path spec and query.
@@ -161,19 +177,44 @@ pub fn selector_for(spec: Option<&str>, q: &StreamQuery) -> Result<Selector, Api
             }
         }
     }
+    // What logspout and `cf logs` show: log lines. Other kinds only when
+    // asked for, so a lifecycle transition (a log line and an event) shows
+    // once.
+    s.envelope_types = vec![EnvelopeType::Log];
     if let Some(types) = &q.types {
+        s.envelope_types.clear();
+        let mut logs = false;
         for t in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            s.log_types.push(match t.to_ascii_lowercase().as_str() {
-                "stdout" | "out" => LogType::Out,
-                "stderr" | "err" => LogType::Err,
+            match t.to_ascii_lowercase().as_str() {
+                "stdout" | "out" => s.log_types.push(LogType::Out),
+                "stderr" | "err" => s.log_types.push(LogType::Err),
+                "logs" | "log" => logs = true,
+                "events" | "event" => s.envelope_types.push(EnvelopeType::Event),
+                "metrics" | "metric" => s.envelope_types.extend([
+                    EnvelopeType::Counter,
+                    EnvelopeType::Gauge,
+                    EnvelopeType::Timer,
+                ]),
+                "all" => {
+                    s.envelope_types.clear();
+                    s.log_types.clear();
+                    return finish_selector(s, q);
+                }
                 other => {
                     return Err(ApiError::bad_request(format!(
-                        "unknown type {other:?}; use stdout or stderr"
+                        "unknown type {other:?}; use stdout, stderr, logs, events, metrics or all"
                     )))
                 }
-            });
+            }
+        }
+        if logs || !s.log_types.is_empty() || s.envelope_types.is_empty() {
+            s.envelope_types.push(EnvelopeType::Log);
         }
     }
+    finish_selector(s, q)
+}
+
+fn finish_selector(mut s: Selector, q: &StreamQuery) -> Result<Selector, ApiError> {
     if let Some(space) = &q.space {
         s.tags.push((tags::SPACE_NAME.to_owned(), space.clone()));
     }
@@ -301,13 +342,17 @@ async fn websocket(mut socket: WebSocket, mut prepared: Prepared, state: AppStat
 }
 
 async fn send_delivery(socket: &mut WebSocket, d: Delivery) -> Result<(), axum::Error> {
+    let frame = |env: &envelope::Envelope| {
+        let mut out = Vec::with_capacity(256);
+        super::render::write_stream_json(env, &mut out);
+        // JSON is UTF-8 by construction.
+        WsMessage::Text(String::from_utf8(out).unwrap_or_default().into())
+    };
     if let Some(loss) = d.loss {
-        let json = envelope::json::to_json(&loss.notice_envelope());
-        socket.send(WsMessage::Text(json.into())).await?;
+        socket.send(frame(&loss.notice_envelope())).await?;
     }
     for e in &d.entries {
-        let json = envelope::json::to_json(&e.envelope);
-        socket.send(WsMessage::Text(json.into())).await?;
+        socket.send(frame(&e.envelope)).await?;
     }
     Ok(())
 }
@@ -326,6 +371,29 @@ mod tests {
         let s = selector_for(Some("filter:we"), &q).unwrap();
         assert_eq!(s.app_substring.as_deref(), Some("we"));
         assert_eq!(s.log_types, vec![LogType::Err]);
+        assert_eq!(s.envelope_types, vec![EnvelopeType::Log]);
+        let only = |types: &str| {
+            let q = StreamQuery {
+                types: Some(types.into()),
+                ..Default::default()
+            };
+            selector_for(None, &q).unwrap().envelope_types
+        };
+        assert_eq!(only("events"), vec![EnvelopeType::Event]);
+        assert_eq!(
+            only("stdout,events"),
+            vec![EnvelopeType::Event, EnvelopeType::Log]
+        );
+        assert!(only("all").is_empty());
+        assert_eq!(
+            selector_for(None, &StreamQuery::default())
+                .unwrap()
+                .envelope_types,
+            vec![EnvelopeType::Log]
+        );
+        assert_eq!(parse_since("5").unwrap(), 5);
+        assert_eq!(parse_since("1970-01-01T00:00:01Z").unwrap(), 1_000_000_000);
+        assert!(parse_since("yesterday").is_err());
         assert_eq!(s.tags, vec![("space_name".to_owned(), "dev".to_owned())]);
         assert!(selector_for(Some("bogus"), &q).is_err());
         assert!(selector_for(Some("x:y"), &q).is_err());

@@ -3,11 +3,16 @@
 //! - app output: a log envelope per line, `source_type` from
 //!   `--source-type` (default `APP/PROC/WEB`), `OUT` for stdout, `ERR` for
 //!   stderr;
-//! - lifecycle, worded like Cloud Foundry: an `audit.app.start` event and an
-//!   `[API]` line `Starting app web (instance 0) with command: ./web -p 80`
-//!   at start, and at exit an `audit.app.process.exit` event (or
-//!   `audit.app.process.crash` for a non-zero status or a signal) with an
-//!   `[API]` line `Exited with status 3` / `Killed by signal 15 (SIGTERM)`;
+//! - lifecycle, worded like Cloud Foundry: an `[API/N]` line `Starting app
+//!   web (instance 0) with command: ./web -p 80` at start, and at exit a
+//!   `[CELL/N]` line `Exited with status 3` / `Killed by signal 15
+//!   (SIGTERM)`, as `cf logs` shows the cloud controller and the cell. Each
+//!   transition is also an event (`audit.app.start`,
+//!   `audit.app.process.exit`, or `audit.app.process.crash` for a non-zero
+//!   status or a signal) with an `event_type` tag of the same name, so its
+//!   key is `event.audit_app_…`: drains with `drain-type=events` or a prefix
+//!   `event` get it, while log views (which show log lines only) show each
+//!   transition once;
 //! - loss notices: an `ERR` line from the app's source id with
 //!   `source_type` `SLUICE`: `sluice: 1234 messages dropped since <time>`,
 //!   the text the server uses for its own notices.
@@ -24,8 +29,11 @@ use envelope::{tags, Envelope, LogType};
 use super::buffer::Loss;
 use crate::client::rfc3339;
 
-/// `source_type` of lifecycle lines.
+/// `source_type` of the line announcing a start (Cloud Foundry's cloud
+/// controller).
 pub const API_SOURCE_TYPE: &str = "API";
+/// `source_type` of the line announcing an exit (Cloud Foundry's cell).
+pub const CELL_SOURCE_TYPE: &str = "CELL";
 /// `source_type` of sluice's own notices about the app's logs.
 pub const SLUICE_SOURCE_TYPE: &str = "SLUICE";
 
@@ -110,7 +118,7 @@ impl Identity {
         ]
     }
 
-    /// The `[API]` line and event for the end of the process.
+    /// The `[CELL]` line and event for the end of the process.
     pub fn exited(&self, timestamp: i64, exit: super::child::Exit) -> [Envelope; 2] {
         let text = exit.to_string();
         let title = if exit.is_success() {
@@ -120,7 +128,12 @@ impl Identity {
         };
         [
             self.event(timestamp, title, &text),
-            self.api_line(timestamp, text, LogType::Out),
+            self.log(
+                timestamp,
+                Bytes::from(text),
+                LogType::Out,
+                Some(CELL_SOURCE_TYPE),
+            ),
         ]
     }
 
@@ -178,6 +191,8 @@ impl Identity {
         let mut env = Envelope::event(timestamp, self.source_id.clone(), title, body);
         env.instance_id = self.instance_id.clone();
         env.tags = self.tags.clone();
+        env.tags
+            .insert(envelope::key::EVENT_TYPE_TAG.to_owned(), title.to_owned());
         env
     }
 }
@@ -233,10 +248,10 @@ mod tests {
     }
 
     #[test]
-    fn lifecycle_is_an_event_and_an_api_line() {
+    fn lifecycle_is_an_event_and_a_cf_line() {
         let id = identity();
         let [event, line] = id.started(1, "./web -p 80");
-        match event.message {
+        match &event.message {
             Some(Message::Event(e)) => {
                 assert_eq!(e.title, "audit.app.start");
                 assert_eq!(
@@ -247,7 +262,10 @@ mod tests {
             other => panic!("not an event: {other:?}"),
         }
         assert_eq!(line.tag("source_type"), Some("API"));
+        assert_eq!(event.tag("event_type"), Some("audit.app.start"));
+        assert_eq!(envelope::key::key_for(&event), "event.audit_app_start");
         let [event, line] = id.exited(2, Exit::Signal(15));
+        assert_eq!(line.tag("source_type"), Some("CELL"));
         assert!(matches!(
             event.message,
             Some(Message::Event(ref e)) if e.title == "audit.app.process.crash"
