@@ -11,13 +11,18 @@
 //!   Loggregator's Go layout trims trailing zeros, sluice always writes 6
 //!   digits, see [`crate::rfc5424`]).
 //! - HOSTNAME `org.space.app` from the `organization_name`, `space_name`
-//!   and `app_name` tags when any of them exists (a missing one is empty).
-//!   Each part is sanitised as Loggregator does: runs of white space become
-//!   `-`, every other character outside `[-a-zA-Z0-9]` is removed, trailing
-//!   `-` are trimmed, and the part is cut to 63 characters (so `My App` →
-//!   `My-App`, `café` → `caf`). Without those tags Loggregator writes the
-//!   agent's own host name; sluice writes the `host` tag, sanitised the
-//!   same way except that `.` is kept, cut to 255 characters, or `-`.
+//!   and `app_name` tags. Each part is sanitised as Loggregator does: runs
+//!   of white space become `-`, every other character outside
+//!   `[-a-zA-Z0-9]` is removed, trailing `-` are trimmed, and the part is
+//!   cut to 63 characters (so `My App` → `My-App`, `café` → `caf`).
+//!   Loggregator joins all three even when one is missing (`BuildHostname`
+//!   writes `..app`; Cloud Foundry always sets all three); sluice joins
+//!   the parts that are not empty (`dev.app`, `app`), so a HOSTNAME never
+//!   has an empty label. When none is left, Loggregator writes its
+//!   default host name (the drain binding's host name); sluice writes the
+//!   source's host name (the `host` tag), else its source id, each
+//!   sanitised the same way except that `.` is kept between non-empty
+//!   labels, cut to 255 characters; else `-` (NILVALUE).
 //! - APP-NAME the source id (cut to 48 characters, anything outside
 //!   printable US-ASCII becomes `_`, `-` when empty).
 //! - PROCID `[SOURCE_TYPE/INSTANCE]` with the `source_type` tag upper-cased
@@ -240,26 +245,50 @@ fn rest_of_header(env: &Envelope, omit_metadata: bool, extras: &SyslogExtras, ou
     push_rest_of_header(out, &hostname, &app_name, &proc_id, "", &sd);
 }
 
-/// `org.space.app`, or the `host` tag (see the module docs).
+/// `org.space.app` (the parts that are set), else the `host` tag, else
+/// the source id; empty when none gives a label (see the module docs).
 fn hostname(env: &Envelope) -> String {
-    let org = env.tag(ORGANIZATION_NAME);
-    let space = env.tag(SPACE_NAME);
-    let app = env.tag(APP_NAME);
-    if org.is_none() && space.is_none() && app.is_none() {
-        let mut host = sanitize(env.tag(HOST).unwrap_or_default(), true);
-        host.truncate(MAX_HOSTNAME);
-        return host;
-    }
     let mut hostname = String::with_capacity(64);
-    for (index, part) in [org, space, app].into_iter().enumerate() {
-        if index > 0 {
-            hostname.push('.');
-        }
-        let mut part = sanitize(part.unwrap_or_default(), false);
+    for part in [ORGANIZATION_NAME, SPACE_NAME, APP_NAME] {
+        let mut part = sanitize(env.tag(part).unwrap_or_default(), false);
         part.truncate(MAX_HOSTNAME_PART);
-        hostname.push_str(&part);
+        if !part.is_empty() {
+            if !hostname.is_empty() {
+                hostname.push('.');
+            }
+            hostname.push_str(&part);
+        }
     }
-    hostname
+    if !hostname.is_empty() {
+        return hostname;
+    }
+    for name in [env.tag(HOST).unwrap_or_default(), env.source_id.as_str()] {
+        let host = dotted(&sanitize(name, true));
+        if !host.is_empty() {
+            return host;
+        }
+    }
+    String::new()
+}
+
+/// Non-empty labels of `name` joined by single dots, at most
+/// [`MAX_HOSTNAME`] characters (cut between labels when it can be).
+fn dotted(name: &str) -> String {
+    let mut out = String::with_capacity(name.len().min(MAX_HOSTNAME));
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        let dot = usize::from(!out.is_empty());
+        if out.len() + dot + label.len() > MAX_HOSTNAME {
+            if out.is_empty() {
+                out.push_str(&label[..MAX_HOSTNAME]);
+            }
+            break;
+        }
+        if dot == 1 {
+            out.push('.');
+        }
+        out.push_str(label);
+    }
+    out
 }
 
 /// Loggregator's `sanitize`: runs of white space become `-`, other
@@ -411,17 +440,40 @@ mod tests {
         env.tags.insert(APP_NAME.into(), "x".repeat(70));
         assert_eq!(hostname(&env), format!("-caf-org.abc.{}", "x".repeat(63)));
 
+        // Only some parts set: no empty labels (Loggregator would write
+        // `..app`).
         env.tags.remove(ORGANIZATION_NAME);
         env.tags.remove(SPACE_NAME);
         env.tags.insert(APP_NAME.into(), "app".into());
-        assert_eq!(hostname(&env), "..app");
-
-        env.tags.remove(APP_NAME);
-        assert_eq!(hostname(&env), "");
-        env.tags.insert(HOST.into(), "node 1.example.com".into());
+        assert_eq!(hostname(&env), "app");
+        env.tags.insert(SPACE_NAME.into(), "dev".into());
+        assert_eq!(hostname(&env), "dev.app");
+        env.tags.insert(ORGANIZATION_NAME.into(), "".into());
+        assert_eq!(hostname(&env), "dev.app");
+        env.tags.insert(SPACE_NAME.into(), "!!".into());
+        env.tags.insert(APP_NAME.into(), "   ".into());
+        // Nothing left of them: the host tag, else the source id.
+        assert_eq!(hostname(&env), "app-guid");
+        for t in [ORGANIZATION_NAME, SPACE_NAME, APP_NAME] {
+            env.tags.remove(t);
+        }
+        assert_eq!(hostname(&env), "app-guid");
+        env.tags.insert(HOST.into(), "node 1..example.com.".into());
         assert_eq!(hostname(&env), "node-1.example.com");
+        env.tags.insert(
+            HOST.into(),
+            format!("{}.{}", "a".repeat(200), "b".repeat(100)),
+        );
+        assert_eq!(hostname(&env), "a".repeat(200));
+        env.tags.insert(HOST.into(), "x".repeat(300));
+        assert_eq!(hostname(&env).len(), MAX_HOSTNAME);
+        env.tags.insert(HOST.into(), "...".into());
+        env.source_id = "my.app_1".into();
+        assert_eq!(hostname(&env), "my.app1");
         let text = format(&Envelope::event(0, "", "t", ""), None, false);
         assert_eq!(text, "<14>1 1970-01-01T00:00:00.000000Z - - [-] - - t\n");
+        let text = format(&Envelope::event(0, "cc", "t", ""), None, false);
+        assert_eq!(text, "<14>1 1970-01-01T00:00:00.000000Z cc cc [-] - - t\n");
     }
 
     #[test]
@@ -448,7 +500,7 @@ mod tests {
         env.tags.insert("k".into(), "v]\"\\".into());
         assert_eq!(
             format(&env, None, false),
-            "<14>1 2026-11-21T13:14:58.123456Z - cc [-] - [tags@47450 k=\"v\\]\\\"\\\\\"] app.crash: exit 1\n"
+            "<14>1 2026-11-21T13:14:58.123456Z cc cc [-] - [tags@47450 k=\"v\\]\\\"\\\\\"] app.crash: exit 1\n"
         );
         env.message = Some(Message::Counter(Counter {
             name: "requests".into(),

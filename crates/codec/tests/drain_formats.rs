@@ -129,7 +129,6 @@ proptest! {
         omit in any::<bool>(),
         custom in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..50)),
     ) {
-        let has_names = names.is_some();
         if let Some((org, space, app)) = names {
             env.tags.insert(ORGANIZATION_NAME.into(), org);
             env.tags.insert(SPACE_NAME.into(), space);
@@ -148,9 +147,8 @@ proptest! {
         if let Some(hostname) = parsed.hostname {
             prop_assert!(hostname.len() <= 255);
             prop_assert!(hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'), "{}", hostname);
-            if has_names {
-                prop_assert_eq!(hostname.matches('.').count(), 2);
-            }
+            // Never an empty label (Loggregator would write `..app`).
+            prop_assert!(!hostname.starts_with('.') && !hostname.ends_with('.') && !hostname.contains(".."), "{}", hostname);
         }
         let app_name = header(&env.source_id, 48, |_| true);
         // An empty APP-NAME is written as NILVALUE, and a source id that is
