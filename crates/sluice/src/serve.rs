@@ -1,6 +1,12 @@
 //! `sluice server`: read the config, apply flags, run until SIGTERM/SIGINT.
+//!
+//! Standing routes come as logspout takes them: drain URLs as positional
+//! arguments (`sluice server syslog://logs.example.com:514 tcp://…`) and in
+//! `ROUTE_URIS` (comma-separated); both go to `[drains] routes`.
+//! `--http` and `--syslog` take `HOST:PORT` with a host name as well as an
+//! address; the name is resolved once, at start.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,12 +19,13 @@ pub struct ServerArgs {
     /// sluice.toml to read (every field optional; unknown keys are errors).
     #[arg(long, short = 'c', env = "SLUICE_CONFIG")]
     config: Option<PathBuf>,
-    /// HTTP API, streams and ingest address [default: 127.0.0.1:8000].
+    /// HTTP API, streams and ingest address, HOST:PORT (a host name is
+    /// resolved at start, IPv4 preferred) [default: 127.0.0.1:8000].
     #[arg(long, value_name = "ADDR")]
-    http: Option<SocketAddr>,
-    /// Syslog TCP and UDP ingest address [default: 127.0.0.1:5514].
+    http: Option<String>,
+    /// Syslog TCP and UDP ingest address, HOST:PORT [default: 127.0.0.1:5514].
     #[arg(long, value_name = "ADDR")]
-    syslog: Option<SocketAddr>,
+    syslog: Option<String>,
     /// Data directory [default: ./sluice-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -46,7 +53,16 @@ pub struct ServerArgs {
     /// read here.
     #[arg(long = "token", value_name = "TOKEN")]
     tokens: Vec<String>,
+    /// Standing routes, as logspout takes them: drain URLs that get every
+    /// app's logs while the server runs (syslog://host:514,
+    /// syslog+tls://…, tcp://…, https://…); added to [drains] routes and to
+    /// $ROUTE_URIS (comma-separated).
+    #[arg(value_name = "ROUTE")]
+    routes: Vec<String>,
 }
+
+/// The environment variable logspout reads its routes from.
+pub const ROUTES_ENV: &str = "ROUTE_URIS";
 
 /// The environment variable the server reads tokens from. Not
 /// `SLUICE_TOKEN`: that one is exported for the client commands, and a
@@ -70,17 +86,65 @@ fn tokens_from_env(value: Option<std::ffi::OsString>) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Routes from the value of [`ROUTES_ENV`]: comma-separated, as logspout
+/// reads them; blanks around them ignored, empty entries skipped.
+fn routes_from_env(value: Option<std::ffi::OsString>) -> Result<Vec<String>> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let Some(value) = value.to_str() else {
+        anyhow::bail!("{ROUTES_ENV} is not valid UTF-8");
+    };
+    Ok(value
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// A listen address from `--FLAG HOST:PORT`: an address as is, else the
+/// host name resolved (its first IPv4 address, else its first one), so
+/// `--http localhost:8000` listens where `curl localhost:8000` looks first
+/// on most systems and where the default 127.0.0.1 was.
+fn listen_addr(flag: &str, value: &str) -> Result<SocketAddr> {
+    let value = value.trim();
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = value.rsplit_once(':') else {
+        anyhow::bail!("--{flag} {value:?}: expected HOST:PORT, e.g. localhost:8000");
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--{flag} {value:?}: invalid port {port:?}"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        anyhow::bail!("--{flag} {value:?}: no host; use e.g. 0.0.0.0:{port} or localhost:{port}");
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("--{flag} {value:?}: cannot resolve {host:?}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("--{flag} {value:?}: {host:?} has no address"))
+}
+
 impl ServerArgs {
-    fn config(self, env_tokens: Vec<String>) -> Result<Config> {
+    fn config(self, env_tokens: Vec<String>, env_routes: Vec<String>) -> Result<Config> {
         let mut config = match &self.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
-        if let Some(http) = self.http {
-            config.http.listen = http;
+        if let Some(http) = &self.http {
+            config.http.listen = listen_addr("http", http)?;
         }
-        if let Some(syslog) = self.syslog {
-            config.syslog.listen = syslog;
+        if let Some(syslog) = &self.syslog {
+            config.syslog.listen = listen_addr("syslog", syslog)?;
         }
         if let Some(dir) = self.data_dir {
             config.data_dir = dir;
@@ -96,6 +160,8 @@ impl ServerArgs {
         config.drains.allow_ranges.extend(self.allow_drain_ranges);
         config.drains.file_dirs.extend(self.allow_file_dirs);
         config.drains.tls_dirs.extend(self.allow_tls_dirs);
+        config.drains.routes.extend(self.routes);
+        config.drains.routes.extend(env_routes);
         Ok(config)
     }
 }
@@ -109,7 +175,10 @@ pub fn main(args: ServerArgs) -> Result<u8> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = args.config(tokens_from_env(std::env::var_os(SERVER_TOKENS_ENV))?)?;
+    let config = args.config(
+        tokens_from_env(std::env::var_os(SERVER_TOKENS_ENV))?,
+        routes_from_env(std::env::var_os(ROUTES_ENV))?,
+    )?;
     if config.auth.tokens.is_empty() && std::env::var_os("SLUICE_TOKEN").is_some() {
         tracing::warn!(
             "SLUICE_TOKEN is the client commands' token and is not read by the server; \
@@ -195,12 +264,68 @@ mod tests {
         let args = Cli::try_parse_from(["server", "--token", "from-the-flag-0001"])
             .unwrap()
             .server;
-        let config = args.config(vec!["from-the-env-00001".into()]).unwrap();
+        let config = args
+            .config(vec!["from-the-env-00001".into()], Vec::new())
+            .unwrap();
         assert_eq!(
             config.auth.tokens,
             ["from-the-flag-0001", "from-the-env-00001"]
         );
         let args = Cli::try_parse_from(["server"]).unwrap().server;
-        assert!(args.config(Vec::new()).unwrap().auth.tokens.is_empty());
+        assert!(args
+            .config(Vec::new(), Vec::new())
+            .unwrap()
+            .auth
+            .tokens
+            .is_empty());
+    }
+
+    #[test]
+    fn routes_come_from_arguments_and_route_uris() {
+        assert!(routes_from_env(None).unwrap().is_empty());
+        assert_eq!(
+            routes_from_env(Some(" syslog://a:514, ,tcp://b:1,".into())).unwrap(),
+            ["syslog://a:514", "tcp://b:1"]
+        );
+        let args = Cli::try_parse_from([
+            "server",
+            "--http",
+            "127.0.0.1:0",
+            "syslog+tls://logs.example.com:6514",
+            "raw://10.0.0.1:9000",
+        ])
+        .unwrap()
+        .server;
+        let config = args.config(Vec::new(), vec!["udp://c:2".into()]).unwrap();
+        assert_eq!(
+            config.drains.routes,
+            [
+                "syslog+tls://logs.example.com:6514",
+                "raw://10.0.0.1:9000",
+                "udp://c:2"
+            ]
+        );
+    }
+
+    #[test]
+    fn listen_addresses_take_host_names() {
+        assert_eq!(
+            listen_addr("http", "127.0.0.1:8000").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 8000))
+        );
+        assert_eq!(
+            listen_addr("http", "[::1]:80").unwrap(),
+            "[::1]:80".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            listen_addr("http", "localhost:8000").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 8000))
+        );
+        let err = listen_addr("syslog", "no-such-host.invalid:5514").unwrap_err();
+        assert!(format!("{err:#}").starts_with("--syslog"), "{err:#}");
+        for bad in ["localhost", "localhost:http", ":8000", "localhost:99999"] {
+            let err = listen_addr("http", bad).unwrap_err();
+            assert!(format!("{err:#}").contains("--http"), "{bad}: {err:#}");
+        }
     }
 }
