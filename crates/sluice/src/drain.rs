@@ -1,6 +1,17 @@
 //! `sluice drain …` and `sluice format …`: manage drains and saved formats
 //! through the server's `/v1/drains` and `/v1/formats` API.
 //!
+//! - `drain add [NAME] URL`: without a name the server makes one
+//!   (`d.<8 hex>`, as Logplex does), printed in `drain d.1a2b3c4d added`;
+//! - `drain test NAME`: sends a test message through the drain and prints
+//!   what the receiver said; exit 1 when it failed;
+//! - `drain restart NAME`: retries a drain now, FATAL ones too (when the
+//!   cause, such as a missing directory, may have gone);
+//! - `format delete NAME`.
+//!
+//! Every request with a body sends JSON (`Content-Type: application/json`,
+//! the only type the server accepts on `/v1`).
+//!
 //! What they print goes through [`term::Stdout`]: escaped on a terminal
 //! (drain names, URLs and errors are remote text), quiet on a closed pipe.
 
@@ -20,10 +31,14 @@ pub struct DrainArgs {
 
 #[derive(clap::Subcommand)]
 enum DrainCommand {
-    /// Add a drain: NAME URL (syslog://, syslog-tls://, syslog+udp://, https://, tcp://, udp://, file://, redis://).
+    /// Add a drain: [NAME] URL (syslog://, syslog-tls://, syslog+tls://,
+    /// syslog+udp://, https://, tcp://, udp://, raw://, file://, redis://);
+    /// without NAME the server makes one (d.<8 hex>) and it is printed.
+    #[command(override_usage = "sluice drain add [OPTIONS] [NAME] URL")]
     Add {
-        name: String,
-        url: String,
+        /// [NAME] URL
+        #[arg(value_name = "NAME_OR_URL", required = true, num_args = 1..=2)]
+        args: Vec<String>,
         /// Only this app's logs (name or source id; repeatable).
         #[arg(long = "app", value_name = "APP")]
         apps: Vec<String>,
@@ -42,6 +57,12 @@ enum DrainCommand {
     },
     /// Delete a drain.
     Delete { name: String },
+    /// Send a test message through a drain and show what the receiver
+    /// said (exit 1 if it failed).
+    Test { name: String },
+    /// Restart a drain now: reconnect, reset its retry schedule, and retry a
+    /// FATAL one.
+    Restart { name: String },
     /// Show each drain's state: NAME  RUNNING[secs] / RETRYING[secs] <last error> / FATAL <why>.
     Status { name: Option<String> },
 }
@@ -60,6 +81,8 @@ enum FormatCommand {
     Set { name: String, template: String },
     /// List saved formats.
     List,
+    /// Delete a saved format.
+    Delete { name: String },
 }
 
 pub fn drain_main(args: DrainArgs) -> Result<u8> {
@@ -85,23 +108,73 @@ async fn drain(args: DrainArgs) -> Result<u8> {
     let mut out = Stdout::new();
     match args.command {
         DrainCommand::Add {
-            name,
-            url,
+            args,
             apps,
             prefixes,
             format,
         } => {
-            let body = serde_json::json!({
-                "name": name, "url": url, "apps": apps, "prefixes": prefixes, "format": format,
+            let (name, url) = name_and_url(args)?;
+            let mut body = serde_json::json!({
+                "url": url, "apps": apps, "prefixes": prefixes, "format": format,
             });
+            if let Some(name) = &name {
+                body["name"] = Value::String(name.clone());
+            }
             let resp = client
                 .post(endpoint(&base, &["v1", "drains"]))
                 .json(&body)
                 .send()
                 .await
                 .with_context(|| format!("cannot reach the server at {base}"))?;
-            answer(resp, token).await?;
+            let answer = answer(resp, token).await?;
+            let name = answer["name"]
+                .as_str()
+                .map(str::to_owned)
+                .or(name)
+                .unwrap_or_else(|| "?".to_owned());
             out.line(&format!("drain {name} added"))?;
+        }
+        DrainCommand::Test { name } => {
+            check_name("drain", &name)?;
+            let resp = client
+                .post(endpoint(&base, &["v1", "drains", &name, "test"]))
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the server at {base}"))?;
+            let status = resp.status();
+            let body = resp.bytes().await.context("reading the server's answer")?;
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if status.is_success() && v["ok"] == Value::Bool(true) {
+                let detail = v["detail"].as_str().unwrap_or("delivered");
+                out.line(&format!("drain {name}: ok: {detail}"))?;
+            } else if status == reqwest::StatusCode::BAD_GATEWAY
+                || (status.is_success() && v["ok"] == Value::Bool(false))
+            {
+                let why = v["error"]
+                    .as_str()
+                    .or(v["detail"].as_str())
+                    .map(|w| crate::term::escape_controls(w.trim()).into_owned())
+                    .unwrap_or_else(|| error_message(&body));
+                bail!("drain {name}: test failed: {why}");
+            } else {
+                fail(status, &body, token)?;
+            }
+        }
+        DrainCommand::Restart { name } => {
+            check_name("drain", &name)?;
+            let resp = client
+                .post(endpoint(&base, &["v1", "drains", &name, "restart"]))
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the server at {base}"))?;
+            let d = answer(resp, token).await?;
+            let state = match d["status"].is_object() {
+                true => format!(": {}", status_line(&d["status"], now_ns())),
+                false => String::new(),
+            };
+            out.line(&format!("drain {name} restarted{state}"))?;
         }
         DrainCommand::List { json } => {
             let drains = fetch_drains(&client, &base, token).await?;
@@ -132,6 +205,7 @@ async fn drain(args: DrainArgs) -> Result<u8> {
             }
         }
         DrainCommand::Delete { name } => {
+            check_name("drain", &name)?;
             let resp = client
                 .delete(endpoint(&base, &["v1", "drains", &name]))
                 .send()
@@ -169,13 +243,7 @@ async fn format(args: FormatArgs) -> Result<u8> {
     let mut out = Stdout::new();
     match args.command {
         FormatCommand::Set { name, template } => {
-            // `.` and `..` would be folded away in the request path.
-            if !drains::spec::valid_name(&name) {
-                anyhow::bail!(
-                    "invalid format name {name:?}: use {}",
-                    drains::spec::NAME_RULE
-                );
-            }
+            check_name("format", &name)?;
             let resp = client
                 .put(endpoint(&base, &["v1", "formats", &name]))
                 .json(&serde_json::json!({ "template": template }))
@@ -198,8 +266,46 @@ async fn format(args: FormatArgs) -> Result<u8> {
                 }
             }
         }
+        FormatCommand::Delete { name } => {
+            check_name("format", &name)?;
+            let resp = client
+                .delete(endpoint(&base, &["v1", "formats", &name]))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the server at {base}"))?;
+            answer(resp, token).await?;
+            out.line(&format!("format {name} deleted"))?;
+        }
     }
     Ok(0)
+}
+
+/// `drain add`'s positionals: `URL` or `NAME URL`.
+fn name_and_url(mut args: Vec<String>) -> Result<(Option<String>, String)> {
+    let url = args.pop().context("a drain URL is required")?;
+    let name = args.pop();
+    if !url.contains("://") {
+        match &name {
+            None => bail!("{url:?} is not a drain URL (scheme://host:port…); usage: sluice drain add [NAME] URL"),
+            Some(_) => bail!("{url:?} is not a drain URL (scheme://host:port…)"),
+        }
+    }
+    if let Some(name) = &name {
+        check_name("drain", name)?;
+    }
+    Ok((name, url))
+}
+
+/// Names become request path segments: refused here when the server
+/// would refuse them (and `.` or `..`, which would be folded away).
+fn check_name(what: &str, name: &str) -> Result<()> {
+    if !drains::spec::valid_name(name) {
+        bail!(
+            "invalid {what} name {name:?}: use {}",
+            drains::spec::NAME_RULE
+        );
+    }
+    Ok(())
 }
 
 async fn fetch_drains(client: &reqwest::Client, base: &reqwest::Url, token: bool) -> Result<Value> {
@@ -217,13 +323,19 @@ async fn answer(resp: reqwest::Response, token: bool) -> Result<Value> {
     let status = resp.status();
     let bytes = resp.bytes().await.context("reading the server's answer")?;
     if !status.is_success() {
-        let msg = error_message(&bytes);
-        match auth_hint(status, token) {
-            Some(hint) => bail!("{msg} ({status}; {hint})"),
-            None => bail!("{msg} ({status})"),
-        }
+        fail(status, &bytes, token)?;
     }
     Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// The error for a failed answer: the server's message, the status, and
+/// what to do about the token on a 401/403.
+fn fail(status: reqwest::StatusCode, body: &[u8], token: bool) -> Result<()> {
+    let msg = error_message(body);
+    match auth_hint(status, token) {
+        Some(hint) => bail!("{msg} ({status}; {hint})"),
+        None => bail!("{msg} ({status})"),
+    }
 }
 
 /// `RUNNING[53]`, `RETRYING[75] <last error>`, as Logyard shows them.
@@ -257,6 +369,37 @@ fn now_ns() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        drain: DrainArgs,
+    }
+
+    #[test]
+    fn add_takes_an_optional_name() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            name_and_url(args(&["syslog://h:514"])).unwrap(),
+            (None, "syslog://h:514".to_owned())
+        );
+        assert_eq!(
+            name_and_url(args(&["pt", "syslog://h:514"])).unwrap(),
+            (Some("pt".to_owned()), "syslog://h:514".to_owned())
+        );
+        assert!(name_and_url(args(&["justaname"]))
+            .unwrap_err()
+            .to_string()
+            .contains("usage"));
+        assert!(name_and_url(args(&["..", "tcp://h:1"])).is_err());
+        let parsed = Cli::try_parse_from(["drain", "add", "tcp://h:1", "--app", "web"]);
+        assert!(parsed.is_ok());
+        assert!(Cli::try_parse_from(["drain", "add"]).is_err());
+        assert!(Cli::try_parse_from(["drain", "add", "a", "tcp://h:1", "extra"]).is_err());
+        assert!(Cli::try_parse_from(["drain", "test", "pt"]).is_ok());
+        assert!(Cli::try_parse_from(["drain", "restart", "pt"]).is_ok());
+    }
 
     #[test]
     fn status_lines() {

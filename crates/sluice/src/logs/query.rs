@@ -36,15 +36,35 @@ pub struct Filter {
     pub org: Option<String>,
 }
 
-/// What to replay before (or instead of) going live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replay {
+/// What to replay before (or instead of) going live: the newest `recent`
+/// stored entries, of those at or after `since` (Unix ns) when given;
+/// neither: live only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Replay {
+    pub recent: Option<usize>,
+    pub since: Option<i64>,
+}
+
+impl Replay {
     /// Live only.
-    Nothing,
-    /// The newest N stored entries.
-    Recent(usize),
-    /// Stored entries with a timestamp at or after this (Unix ns).
-    Since(i64),
+    pub const NOTHING: Replay = Replay {
+        recent: None,
+        since: None,
+    };
+
+    pub fn recent(n: usize) -> Replay {
+        Replay {
+            recent: Some(n),
+            since: None,
+        }
+    }
+
+    pub fn since(ns: i64) -> Replay {
+        Replay {
+            recent: None,
+            since: Some(ns),
+        }
+    }
 }
 
 impl Filter {
@@ -67,14 +87,11 @@ impl Filter {
             if let Some(org) = &self.org {
                 query.append_pair("org", org);
             }
-            match replay {
-                Replay::Nothing => {}
-                Replay::Recent(n) => {
-                    query.append_pair("recent", &n.to_string());
-                }
-                Replay::Since(ns) => {
-                    query.append_pair("since", &ns.to_string());
-                }
+            if let Some(n) = replay.recent {
+                query.append_pair("recent", &n.to_string());
+            }
+            if let Some(ns) = replay.since {
+                query.append_pair("since", &ns.to_string());
             }
             if !follow {
                 query.append_pair("follow", "false");
@@ -114,7 +131,7 @@ mod tests {
 
     #[test]
     fn everything_live() {
-        let url = Filter::default().url(&base(), Replay::Nothing, true);
+        let url = Filter::default().url(&base(), Replay::NOTHING, true);
         assert_eq!(url.as_str(), "http://127.0.0.1:8000/logs");
     }
 
@@ -124,7 +141,7 @@ mod tests {
             app: Some("web".into()),
             ..Filter::default()
         };
-        let url = filter.url(&base(), Replay::Recent(100), false);
+        let url = filter.url(&base(), Replay::recent(100), false);
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:8000/logs/app:web?recent=100&follow=false"
@@ -139,11 +156,21 @@ mod tests {
             space: Some("dev".into()),
             org: Some("a&b".into()),
         };
-        let url = filter.url(&base(), Replay::Since(1_700_000_000_000_000_000), true);
+        let url = filter.url(&base(), Replay::since(1_700_000_000_000_000_000), true);
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:8000/logs/app:my%20app?types=stderr&space=dev&org=a%26b&since=1700000000000000000"
         );
+    }
+
+    #[test]
+    fn recent_within_a_window() {
+        let replay = Replay {
+            recent: Some(5),
+            since: Some(7),
+        };
+        let url = Filter::default().url(&base(), replay, false);
+        assert_eq!(url.query(), Some("recent=5&since=7&follow=false"));
     }
 
     #[test]
@@ -152,7 +179,7 @@ mod tests {
             types: vec![LogKind::Out, LogKind::Err],
             ..Filter::default()
         };
-        let url = filter.url(&base(), Replay::Nothing, true);
+        let url = filter.url(&base(), Replay::NOTHING, true);
         assert_eq!(url.query(), Some("types=stdout%2Cstderr"));
     }
 
