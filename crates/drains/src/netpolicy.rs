@@ -71,6 +71,19 @@ impl NetPolicy {
         Ok(NetPolicy { allowed })
     }
 
+    /// This policy with every address allowed but the metadata service,
+    /// which stays allowed only when named exactly: for the operator's own
+    /// standing routes.
+    pub fn widened(&self) -> Self {
+        let mut allowed = self.allowed.clone();
+        allowed.extend(
+            ["0.0.0.0/0", "::/0"]
+                .iter()
+                .filter_map(|n| n.parse::<IpNet>().ok()),
+        );
+        NetPolicy { allowed }
+    }
+
     /// Parses a comma-separated list.
     pub fn from_list(list: &str) -> Result<Self, PolicyError> {
         Self::new(&list.split(',').collect::<Vec<_>>())
@@ -323,6 +336,18 @@ mod tests {
         let p = NetPolicy::from_list("169.254.169.254").unwrap();
         assert!(p.check("h", ip("169.254.169.254")).is_ok());
         assert!(NetPolicy::from_list("10.0.0.0/99").is_err());
+    }
+
+    #[test]
+    fn widened_allows_all_but_metadata() {
+        let p = NetPolicy::default().widened();
+        for ok in ["127.0.0.1", "10.1.2.3", "::1", "fe80::1", "203.0.113.9"] {
+            assert!(p.check("h", ip(ok)).is_ok(), "{ok}");
+        }
+        assert!(p.check("h", ip("169.254.169.254")).is_err());
+        assert!(p.check("h", ip("::ffff:169.254.169.254")).is_err());
+        let p = NetPolicy::from_list("169.254.169.254").unwrap().widened();
+        assert!(p.check("h", ip("169.254.169.254")).is_ok());
     }
 
     #[test]

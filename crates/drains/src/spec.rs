@@ -357,6 +357,8 @@ fn truthy(v: &str) -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DrainSpec {
+    /// Empty (or left out) on add: the manager makes one (`d.<8 hex>`).
+    #[serde(default)]
     pub name: String,
     pub url: String,
     /// App names or source ids (any of); empty means every app.

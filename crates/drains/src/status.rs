@@ -72,6 +72,12 @@ impl Status {
         }
     }
 
+    /// STARTING again, without the last error (a restart); the counters
+    /// carry on.
+    pub fn restart(&self, now: i64) {
+        *self.inner.lock() = (State::Starting, now, None);
+    }
+
     pub fn view(&self) -> StatusView {
         let g = self.inner.lock();
         StatusView {

@@ -44,6 +44,9 @@ struct HttpsWriter {
     basic_auth: Option<(String, Option<String>)>,
     encoder: SyslogEncoder,
     max_bytes: usize,
+    /// For explaining an untrusted certificate ([`tls::explain`]).
+    ca: Option<std::path::PathBuf>,
+    tls_dirs: Vec<std::path::PathBuf>,
 }
 
 pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
@@ -99,6 +102,8 @@ pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>,
         basic_auth: super::userinfo(&ctx.url.raw),
         encoder: SyslogEncoder::new(ctx),
         max_bytes: ctx.max_bytes(),
+        ca: ctx.url.ca.clone(),
+        tls_dirs: ctx.paths.tls_dirs().to_vec(),
     }))
 }
 
@@ -131,7 +136,11 @@ impl HttpsWriter {
             request = request.basic_auth(user, password.as_ref());
         }
         let response = request.send().await.map_err(|e| {
-            WriteError::Retry(format!("POST to {}: {}", self.target, error_chain(&e)))
+            WriteError::Retry(tls::explain(
+                format!("POST to {}: {}", self.target, error_chain(&e)),
+                self.ca.as_deref(),
+                &self.tls_dirs,
+            ))
         })?;
         let status = response.status();
         if status.is_success() {
@@ -147,10 +156,10 @@ impl HttpsWriter {
             format!(": {text}")
         };
         if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
-            Err(WriteError::Reject(format!(
-                "receiver refused batch: {}{detail}",
-                status_text(status)
-            )))
+            Err(WriteError::Reject {
+                reason: format!("receiver answered {}", status_text(status)),
+                detail,
+            })
         } else {
             Err(WriteError::Retry(format!(
                 "receiver answered {}{detail}",
@@ -424,10 +433,10 @@ mod tests {
 
         receiver.answer("400 Bad Request", "no such drain token\n");
         let err = err_text(writer.send(&batch(&["x"])).await);
-        assert!(matches!(err, WriteError::Reject(_)), "{err:?}");
+        assert!(matches!(err, WriteError::Reject { .. }), "{err:?}");
         assert_eq!(
             err.to_string(),
-            "receiver refused batch: 400 Bad Request: no such drain token"
+            "receiver answered 400 Bad Request: no such drain token"
         );
         let request = receiver.next().await;
         // user:p@ss

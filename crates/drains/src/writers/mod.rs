@@ -92,9 +92,12 @@ pub enum WriteError {
     /// A connection or I/O problem: reconnect and resend the batch.
     #[error("{0}")]
     Retry(String),
-    /// The receiver refused this batch for good (HTTP 4xx other than 429).
-    #[error("{0}")]
-    Reject(String),
+    /// The receiver refused this batch for good (HTTP 4xx other than 429):
+    /// `reason` is what it answered (`receiver answered 400 Bad
+    /// Request`), told in the apps' streams; `detail` what it said besides
+    /// (`: no such token`, its body), for the drain's last error only.
+    #[error("{reason}{detail}")]
+    Reject { reason: String, detail: String },
     /// The drain can never work as configured.
     #[error("{0}")]
     Fatal(String),
@@ -194,7 +197,7 @@ async fn connect_tcp(ctx: &WriterContext) -> Result<(TcpStream, SocketAddr), Wri
 }
 
 /// `host:port`, with brackets around an IPv6 address.
-fn host_port(host: &str, port: u16) -> String {
+pub(crate) fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

@@ -37,7 +37,13 @@ pub(super) async fn connect_tls(ctx: &WriterContext) -> Result<Box<dyn DrainWrit
     let handshake = TlsConnector::from(config).connect(server_name, stream);
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(WriteError::Retry(format!("TLS handshake with {peer}: {e}"))),
+        Ok(Err(e)) => {
+            return Err(WriteError::Retry(tls::explain(
+                format!("TLS handshake with {peer}: {e}"),
+                ctx.url.ca.as_deref(),
+                ctx.paths.tls_dirs(),
+            )))
+        }
         Err(_) => {
             return Err(WriteError::Retry(format!(
                 "TLS handshake with {peer}: timed out after {} s",
@@ -227,9 +233,80 @@ mod tests {
         let url = format!("syslog-tls://127.0.0.1:{port}?ca={}", other.ca.display());
         let err = err_text(connect(&ctx(&url)).await);
         assert!(matches!(err, WriteError::Retry(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "TLS handshake with 127.0.0.1:{port}: invalid peer certificate: UnknownIssuer (the receiver's certificate is not signed by the CA in ?ca="
+            )),
+            "{text}"
+        );
+    }
+
+    /// A receiver with a self-signed certificate: rustls's words are
+    /// explained, with `?ca=` and where its file goes; a self-signed
+    /// certificate that is not a CA works when given as `?ca=`.
+    #[tokio::test]
+    async fn self_signed_receivers_are_explained() {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        for is_ca in [true, false] {
+            let dir = super::super::testutil::TempDir::new("selfsigned");
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+            if is_ca {
+                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            }
+            let cert = params.self_signed(&key).unwrap();
+            let pem = dir.file("self.pem", &cert.pem());
+            let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    if let Ok(mut tls) = acceptor.accept(tcp).await {
+                        let mut sink = Vec::new();
+                        let _ = tls.read_to_end(&mut sink).await;
+                    }
+                }
+            });
+            let url = format!("syslog-tls://localhost:{port}?ca={}", pem.display());
+            let given_ca = connect(&ctx(&url)).await;
+            if is_ca {
+                let text = err_text(given_ca).to_string();
+                assert!(text.contains("CaUsedAsEndEntity"), "{text}");
+                assert!(
+                    text.contains("CA:FALSE") && text.contains("?ca=FILE"),
+                    "{text}"
+                );
+                assert!(text.contains("[drains] tls_dirs ("), "{text}");
+            } else {
+                assert!(given_ca.is_ok(), "self-signed, not a CA, given as ?ca=");
+            }
+        }
+        let text = super::super::tls::explain(
+            "TLS handshake with h:1: invalid peer certificate: UnknownIssuer".into(),
+            None,
+            &[std::path::PathBuf::from("/data/tls")],
+        );
+        assert!(
+            text.contains("self-signed")
+                && text.contains("[drains] tls_dirs (/data/tls)")
+                && text.contains("?ca=FILE"),
+            "{text}"
+        );
         assert_eq!(
-            err.to_string(),
-            format!("TLS handshake with 127.0.0.1:{port}: invalid peer certificate: UnknownIssuer")
+            super::super::tls::explain("connect h:1: refused".into(), None, &[]),
+            "connect h:1: refused"
         );
     }
 

@@ -10,6 +10,11 @@
 //! `[drains] tls_dirs` ([`PathPolicy::tls_file`], checked on every
 //! connect too). A file that cannot be used is a [`WriteError::Fatal`]
 //! naming the file.
+//!
+//! A receiver the client does not trust fails the handshake with
+//! rustls's terse words (`invalid peer certificate: UnknownIssuer`,
+//! `Other(OtherError(CaUsedAsEndEntity))`); [`explain`] adds what they
+//! mean and what to do (`?ca=FILE` from `[drains] tls_dirs`).
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -71,6 +76,43 @@ pub fn client_config(url: &DrainUrl, paths: &PathPolicy) -> Result<Arc<ClientCon
         _ => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// `error` (a TLS failure's text) with, when it is an untrusted receiver
+/// certificate, what that means and how to fix it: `?ca=FILE` with a file
+/// in one of `tls_dirs` (`ca` is the drain's `?ca=`, if any).
+pub fn explain(error: String, ca: Option<&Path>, tls_dirs: &[std::path::PathBuf]) -> String {
+    let dirs = tls_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let dirs = if dirs.is_empty() {
+        "<data-dir>/tls".to_owned()
+    } else {
+        dirs
+    };
+    let place = format!(
+        "put it as a PEM file in [drains] tls_dirs ({dirs}) and add ?ca=FILE to the drain URL"
+    );
+    let hint = if error.contains("CaUsedAsEndEntity") {
+        format!(
+            "the receiver presents a CA certificate (basicConstraints CA:TRUE, as `openssl req -x509` makes by default) as its own server certificate, which TLS clients refuse even when they trust it: give the receiver a certificate signed by that CA, or a self-signed one made with `-addext basicConstraints=critical,CA:FALSE -addext subjectAltName=DNS:<host>`; then trust the CA (or that certificate): {place}"
+        )
+    } else if error.contains("UnknownIssuer") {
+        match ca {
+            Some(ca) => format!(
+                "the receiver's certificate is not signed by the CA in ?ca={} (nor is it that certificate): give the CA that signed it, or the receiver's own self-signed certificate",
+                ca.display()
+            ),
+            None => format!(
+                "the receiver's certificate is not signed by a CA among the system's roots (it is self-signed, or from a private CA): to trust that CA (or the self-signed certificate), {place}"
+            ),
+        }
+    } else {
+        return error;
+    };
+    format!("{error} ({hint})")
 }
 
 /// The name to send (SNI) and verify: a DNS name, or an IP address.
