@@ -232,8 +232,12 @@ pub struct DrainsSection {
     pub tls_dirs: Vec<PathBuf>,
     /// Standing routes, as logspout takes them on its command line
     /// (`sluice server syslog://host:514 …`, or `ROUTE_URIS`): drain URLs
-    /// that deliver everything for as long as the server runs. They are not
-    /// persisted and cannot be deleted over the API.
+    /// (any drain scheme, logspout's adapter schemes included) that deliver
+    /// every app's logs (`drain-type=logs` unless the URL says otherwise)
+    /// for as long as the server runs, as drains `route.1`, `route.2`…
+    /// They are not persisted, cannot be deleted over the API, and, being
+    /// the operator's own, may reach any address (not the metadata
+    /// address unless `allow_ranges` names it).
     pub routes: Vec<String>,
     /// Longest rendered record in bytes (a formatted line, syslog message
     /// or JSON object); longer ones are truncated and counted.
@@ -326,9 +330,16 @@ impl Config {
         }
     }
 
+    /// The drain settings; a standing route (`[drains] routes`) whose URL
+    /// does not parse stops the start, naming it (secrets masked).
     pub fn drains_config(&self) -> Result<drains::manager::DrainsConfig, ConfigError> {
         let policy = drains::netpolicy::NetPolicy::new(&self.drains.allow_ranges)
             .map_err(|e| ConfigError::Invalid(format!("[drains] allow_ranges: {e}")))?;
+        for (i, route) in self.drains.routes.iter().enumerate() {
+            drains::DrainUrl::parse(route).map_err(|e| {
+                ConfigError::Invalid(format!("route {} ([drains] routes): {e}", i + 1))
+            })?;
+        }
         Ok(drains::manager::DrainsConfig {
             data_dir: self.data_dir.clone(),
             queue_capacity: self.drains.queue_capacity.max(1),
@@ -338,6 +349,7 @@ impl Config {
             file_dirs: self.drains.file_dirs.clone(),
             tls_dirs: self.drains.tls_dirs.clone(),
             max_record: self.drains.max_record.max(drains::manager::MIN_MAX_RECORD),
+            routes: self.drains.routes.clone(),
         })
     }
 

@@ -2,10 +2,11 @@
 //! `GET /routes`, `GET /routes/ID`, `DELETE /routes/ID`.
 //!
 //! A route is a drain whose name is its id. logspout's JSON shape is kept:
-//! `adapter` + `address` make the drain URL (`syslog` and `syslog+udp` →
-//! `syslog+udp://`, `syslog+tcp` → `syslog://`, `syslog+tls` →
-//! `syslog-tls://`, `raw`/`raw+udp` → `udp://`, `raw+tcp` → `tcp://`; any
-//! sluice scheme is accepted as is), `filter_name` is a glob over app names,
+//! `adapter` + `address` make the drain URL `ADAPTER://ADDRESS`, except
+//! that logspout's `syslog` adapter is UDP (`syslog+udp://`); drain URLs
+//! take logspout's schemes (`syslog+tcp`, `syslog+tls`, `raw`, `raw+udp`,
+//! `raw+tcp`) and sluice's alike, so the route shows the adapter as given.
+//! `filter_name` is a glob over app names,
 //! `filter_id` a source id, `filter_sources` the streams (`stdout`,
 //! `stderr`), `options.append_tag` and `options.structured_data` go into
 //! the syslog messages.
@@ -46,17 +47,17 @@ pub struct Route {
     pub status: Option<drains::status::StatusView>,
 }
 
+/// The drain URL scheme of a logspout adapter: the adapter itself (drain
+/// URLs take logspout's schemes), but `syslog` is UDP in logspout.
 fn scheme_for(adapter: &str) -> &str {
     match adapter {
-        "syslog" | "syslog+udp" => "syslog+udp",
-        "syslog+tcp" => "syslog",
-        "syslog+tls" => "syslog-tls",
-        "raw" | "raw+udp" => "udp",
-        "raw+tcp" => "tcp",
+        "syslog" => "syslog+udp",
         other => other,
     }
 }
 
+/// The adapter shown for a drain URL's scheme: sluice's own names as
+/// logspout's; logspout's as they are.
 fn adapter_for(scheme: &str) -> &str {
     match scheme {
         "syslog+udp" => "syslog",
