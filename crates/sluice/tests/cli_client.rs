@@ -9,7 +9,7 @@ use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{run_within, sluice_bin, ServerProcess};
+use support::{open_pty, run_within, sluice_bin, ServerProcess};
 
 const SERVER_TOKEN: &str = "0123456789abcdef0123";
 
@@ -53,35 +53,6 @@ fn output_that_is_not_a_terminal_is_unchanged() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(stdout.contains(&format!("OUT {HOSTILE}\n")), "{stdout:?}");
-}
-
-/// A pseudo-terminal: the controller, and the path of its terminal side.
-fn open_pty() -> (std::fs::File, std::fs::File) {
-    use std::os::fd::FromRawFd as _;
-    // SAFETY: plain libc calls on a descriptor we own; the name buffer is
-    // ours and NUL-terminated by ptsname_r on success.
-    unsafe {
-        let controller = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-        assert!(controller >= 0, "posix_openpt");
-        let controller_file = std::fs::File::from_raw_fd(controller);
-        assert_eq!(libc::grantpt(controller), 0, "grantpt");
-        assert_eq!(libc::unlockpt(controller), 0, "unlockpt");
-        let mut name = [0 as libc::c_char; 128];
-        assert_eq!(
-            libc::ptsname_r(controller, name.as_mut_ptr(), name.len()),
-            0,
-            "ptsname_r"
-        );
-        let path = std::ffi::CStr::from_ptr(name.as_ptr())
-            .to_string_lossy()
-            .into_owned();
-        let terminal = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .expect("open the terminal side");
-        (controller_file, terminal)
-    }
 }
 
 /// Runs `sluice ARGS…` with stdout on a pseudo-terminal; what it printed.

@@ -129,3 +129,77 @@ fn the_server_keeps_running_when_its_stdout_is_closed() {
         "the server did not answer"
     );
 }
+
+// ---- issue 7: logspout's route URIs, host names, errors said once ----
+
+#[test]
+fn route_uris_on_the_command_line_and_in_route_uris_deliver() {
+    let by_argument = support::TcpReceiver::start();
+    let by_env = support::TcpReceiver::start();
+    let argument = format!("tcp://127.0.0.1:{}", by_argument.port);
+    let env = format!(" udp://127.0.0.1:9 ,tcp://127.0.0.1:{}", by_env.port);
+    let server = ServerProcess::start_with_env(
+        &["--allow-drain-ranges", "127.0.0.0/8", &argument],
+        &[("ROUTE_URIS", &env)],
+    );
+    server.post_lines("routed", &["through the routes".to_owned()]);
+    for receiver in [&by_argument, &by_env] {
+        let (got, lines) = support::wait_for_line(&receiver.lines, "through the routes", 15);
+        assert!(got, "{lines:?}");
+    }
+}
+
+#[test]
+fn a_bad_route_stops_the_server_with_its_reason() {
+    let dir = support::TempDir::new("bad-route");
+    let mut cmd = sluice(&["server", "--http", "127.0.0.1:0", "--syslog", "127.0.0.1:0"]);
+    cmd.arg("--data-dir").arg(&dir.0).arg("gopher://x:70");
+    let (out, _) = run_within(cmd, Duration::from_secs(20));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("gopher"), "{err}");
+}
+
+#[test]
+fn listen_flags_take_host_names() {
+    let server = ServerProcess::start_at(
+        "localhost:0",
+        "localhost:0",
+        &support::TempDir::new("localhost").0,
+        &[],
+    );
+    assert!(
+        server.http.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.http
+    );
+    assert_eq!(status_of(&server, "/health"), 200);
+
+    let dir = support::TempDir::new("no-such-host");
+    let mut cmd = sluice(&["server", "--syslog", "127.0.0.1:0"]);
+    cmd.args(["--http", "no-such-host.invalid:8000", "--data-dir"])
+        .arg(&dir.0);
+    let (out, _) = run_within(cmd, Duration::from_secs(30));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--http \"no-such-host.invalid:8000\": cannot resolve"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_address_in_use_is_said_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = support::TempDir::new("in-use");
+    let mut cmd = sluice(&["server", "--syslog", "127.0.0.1:0", "--http"]);
+    cmd.arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(&dir.0);
+    let (out, _) = run_within(cmd, Duration::from_secs(20));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}

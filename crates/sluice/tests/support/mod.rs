@@ -325,3 +325,151 @@ pub fn run_within(mut cmd: Command, limit: Duration) -> (std::process::Output, D
         }
     }
 }
+
+impl ServerProcess {
+    /// Posts plain-text lines as `POST /logs?QUERY` (`source_id=…&app_name=…`).
+    pub fn post_text(&self, query: &str, lines: &[&str]) {
+        let url = format!("{}/logs?{query}", self.http);
+        let (status, body) = http_request("POST", &url, "text/plain", lines.join("\n").as_bytes())
+            .expect("POST /logs");
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// [`cli`](Self::cli) with environment variables set (`TZ`, …).
+    pub fn cli_env(&self, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+        let out = Command::new(sluice_bin())
+            .args(args)
+            .args(["--server", &self.http])
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sluice");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// A pseudo-terminal: the controller, and its terminal side opened.
+pub fn open_pty() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: plain libc calls on a descriptor we own; the name buffer is
+    // ours and NUL-terminated by ptsname_r on success.
+    unsafe {
+        let controller = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(controller >= 0, "posix_openpt");
+        let controller_file = std::fs::File::from_raw_fd(controller);
+        assert_eq!(libc::grantpt(controller), 0, "grantpt");
+        assert_eq!(libc::unlockpt(controller), 0, "unlockpt");
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(
+            libc::ptsname_r(controller, name.as_mut_ptr(), name.len()),
+            0,
+            "ptsname_r"
+        );
+        let path = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_string_lossy()
+            .into_owned();
+        let terminal = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open the terminal side");
+        (controller_file, terminal)
+    }
+}
+
+/// Runs `cmd` with its stdout on a pseudo-terminal (within 20 s); its exit
+/// code and what it printed there.
+pub fn stdout_on_a_terminal(mut cmd: Command) -> (Option<i32>, String) {
+    use std::io::Read as _;
+    let (mut controller, terminal) = open_pty();
+    cmd.stdout(Stdio::from(terminal)).stderr(Stdio::piped());
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Ends (EIO) once no one holds the terminal side.
+        while let Ok(n) = controller.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        seen
+    });
+    let (out, _) = run_within(cmd, Duration::from_secs(20));
+    let shown = reader.join().expect("reader");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&shown).into_owned(),
+    )
+}
+
+/// The lines of a child's pipe, as they come, from a thread.
+pub fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits up to `secs` for a line that contains `needle`; the lines read
+/// until then (the match last), or all read if it never came.
+pub fn wait_for_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    secs: u64,
+) -> (bool, Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                seen.push(line);
+                if found {
+                    return (true, seen);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    (false, seen)
+}
+
+/// A TCP receiver on loopback that collects the lines sent to it.
+pub struct TcpReceiver {
+    pub port: u16,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl TcpReceiver {
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { break };
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(conn).lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        TcpReceiver { port, lines: rx }
+    }
+}
