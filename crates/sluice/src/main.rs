@@ -43,11 +43,11 @@ enum Command {
     Server(serve::ServerArgs),
     /// Run a command and ship its stdout/stderr to the server.
     Run(run::RunArgs),
-    /// Tail live logs, or dump recent ones, in `cf logs` format.
+    /// Tail live logs, or dump recent ones, as `cf logs` or `heroku logs` show them.
     Logs(logs::LogsArgs),
-    /// Manage drains: add, list, delete, status.
+    /// Manage drains: add, list, delete, status, test, restart.
     Drain(drain::DrainArgs),
-    /// Manage saved drain formats.
+    /// Manage saved drain formats: set, list, delete.
     Format(drain::FormatArgs),
     /// List the apps (sources) the server holds logs for.
     Apps(apps::AppsArgs),
