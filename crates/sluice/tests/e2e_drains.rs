@@ -246,6 +246,14 @@ fn syslog_tls_drain_to_rsyslog() {
         err.to_lowercase().contains("certificate") || err.to_lowercase().contains("issuer"),
         "{v}"
     );
+    // Explained, with the way out: ?ca=FILE from the TLS directory.
+    let tls_dir = server.data_dir.join("tls");
+    assert!(
+        err.contains("UnknownIssuer (the receiver's certificate is not signed by a CA among the system's roots")
+            && err.contains(&format!("[drains] tls_dirs ({}", tls_dir.display()))
+            && err.contains("?ca=FILE"),
+        "{v}"
+    );
     assert_eq!(server.cli(&["drain", "delete", "untrusted"]).0, 0);
     // A CA outside the server's TLS directory is refused.
     let url = format!("syslog-tls://localhost:{}?ca={}", rx.port, ca.display());
@@ -719,4 +727,150 @@ fn secrets_in_drain_urls_are_not_shown() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+/// A `POST /v1/…` with a JSON body to the server: (status, JSON).
+fn post_json(
+    server: &ServerProcess,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let (status, text) = support::http_request(
+        method,
+        &format!("{}{path}", server.http),
+        "application/json",
+        body.as_bytes(),
+    )
+    .expect("request");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// logspout's habit: route URIs given to the server (here `[drains]
+/// routes` in its config file) deliver every app's log lines to a real
+/// receiver, as standing drains that cannot be deleted over the API.
+#[test]
+fn standing_routes_deliver_to_a_local_receiver() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let dir = TempDir::new("routes");
+    let config = dir.0.join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!("[drains]\nroutes = [\"raw+tcp://127.0.0.1:{port}\"]\n"),
+    )
+    .unwrap();
+    // No --allow-drain-ranges: the operator's own routes reach loopback.
+    let server = ServerProcess::start(&["--config", config.to_str().unwrap()]);
+    let v = server.wait_drain_state("route.1", "RUNNING");
+    assert_eq!(v["standing"], true, "{v}");
+    assert_eq!(v["url"], format!("raw+tcp://127.0.0.1:{port}"), "{v}");
+    server.post_lines("web", &lines("web says", 2));
+    server.post_lines("api", &lines("api says", 1));
+    let got: Vec<String> = (0..3)
+        .map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("a line"))
+        .collect();
+    assert_eq!(got, ["web says 0", "web says 1", "api says 0"]);
+    let (status, v) = post_json(&server, "DELETE", "/v1/drains/route.1", "");
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("server's command line"),
+        "{v}"
+    );
+    assert!(!server.data_dir.join("drains/route.1.json").exists());
+}
+
+/// Heroku's `drain test`: one message through the drain's format to the
+/// real receiver (rsyslog), on a connection of its own; 502 with what the
+/// connection said when the receiver is gone.
+#[test]
+fn drain_test_reaches_rsyslog() {
+    let rx = Rsyslog::start(None);
+    let server = ServerProcess::start(LOOPBACK);
+    let url = format!("syslog://127.0.0.1:{}", rx.port);
+    let body = format!("{{\"url\": \"{url}\", \"apps\": [\"web\"]}}");
+    let (status, v) = post_json(&server, "POST", "/v1/drains", &body);
+    assert_eq!(status, 201, "{v}");
+    let name = v["name"].as_str().unwrap_or_default().to_owned();
+    assert!(name.starts_with("d.") && name.len() == 10, "{v}");
+    server.wait_drain_state(&name, "RUNNING");
+    let (status, v) = post_json(&server, "POST", &format!("/v1/drains/{name}/test"), "{}");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["detail"],
+        format!("delivered to 127.0.0.1:{}", rx.port),
+        "{v}"
+    );
+    let got = rx.wait_lines(1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let f: Vec<&str> = got[0].splitn(6, '|').collect();
+    assert_eq!(&f[..4], ["sluice", "sluice", "[SLUICE]", "-"], "{got:?}");
+    assert!(
+        f[5].trim_start()
+            .starts_with(&format!("sluice drain test for {name} at 20")),
+        "{got:?}"
+    );
+    assert_eq!(server.drain_status(&name)["status"]["sent"], 0);
+    drop(rx);
+    let (status, v) = post_json(&server, "POST", &format!("/v1/drains/{name}/test"), "{}");
+    assert_eq!(status, 502, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Connection refused"),
+        "{v}"
+    );
+}
+
+/// The README's file drain: FATAL while its path cannot be a file, back
+/// to RUNNING by `restart` once the cause is gone.
+#[test]
+fn fatal_file_drain_is_restarted() {
+    let dir = TempDir::new("restart");
+    let allowed = dir.0.join("var-log-sluice");
+    let path = allowed.join("all.log");
+    let server = ServerProcess::start(&["--allow-file-dirs", allowed.to_str().unwrap()]);
+    let body = format!(
+        "{{\"name\": \"archive\", \"url\": \"file://{}\", \"prefixes\": [\"apptail\"], \"format\": \"{{{{.human_time}}}} - {{{{.app_name}}}}: {{{{.text}}}}\"}}",
+        path.display()
+    );
+    let (status, v) = post_json(&server, "POST", "/v1/drains", &body);
+    assert_eq!(status, 201, "{v}");
+    server.wait_drain_state("archive", "RUNNING");
+    // Something takes the file's place: the next batch makes it FATAL.
+    std::fs::remove_file(&path).ok();
+    std::fs::create_dir_all(&path).unwrap();
+    server.post_lines("web", &lines("lost", 1));
+    let v = server.wait_drain_state("archive", "FATAL");
+    assert_eq!(v["status"]["state"], "FATAL", "{v}");
+    std::fs::remove_dir(&path).unwrap();
+    let (status, v) = post_json(&server, "POST", "/v1/drains/archive/restart", "{}");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"]["state"], "RUNNING", "{v}");
+    server.post_lines("web", &lines("back", 1));
+    let text = eventually(10, || {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        (!text.is_empty()).then_some(text)
+    })
+    .expect("a line after the restart");
+    assert!(text.ends_with(" - web: back 0\n"), "{text}");
 }
