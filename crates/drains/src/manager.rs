@@ -141,6 +141,8 @@ pub enum DrainError {
     NotFound(String),
     #[error("drain {0:?} is a standing route from the server's command line ([drains] routes or ROUTE_URIS): it cannot be deleted or replaced over the API; remove it there and restart the server")]
     Standing(String),
+    #[error("drain names route.1, route.2… are kept for the server's standing routes; choose another name than {0:?}")]
+    ReservedName(String),
     #[error("no saved format named {0:?}")]
     FormatNotFound(String),
     #[error("format {name:?} is used by drain{} {}; delete those drains or change their format first", if drains.len() == 1 { "" } else { "s" }, drains.join(", "))]
@@ -632,6 +634,9 @@ impl DrainManager {
     /// taken: name, URL, route options, format, addresses.
     fn check_new(&self, spec: &DrainSpec) -> Result<DrainUrl, DrainError> {
         let url = spec.validate()?;
+        if is_standing_name(&spec.name) {
+            return Err(DrainError::ReservedName(spec.name.clone()));
+        }
         self.check_literal_address(&url)?;
         self.resolve_format(spec, &url)?;
         spec_extras(spec)?;
@@ -1179,6 +1184,12 @@ fn spec_extras(spec: &DrainSpec) -> Result<codec::loggregator::SyslogExtras, Dra
     .map_err(|reason| DrainError::Spec(SpecError::url(&spec.url, reason)))
 }
 
+/// `route.N`: the names of standing routes.
+fn is_standing_name(name: &str) -> bool {
+    name.strip_prefix(STANDING_PREFIX)
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// `2026-11-21T13:14:58Z`.
 fn rfc3339_seconds(ns: i64) -> String {
     let mut out = Vec::with_capacity(32);
@@ -1536,6 +1547,14 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(matches!(err, DrainError::Standing(_)), "{err:?}");
+        // Their names are kept for them.
+        let err = add(&m, spec("route.9", "udp://203.0.113.1:9"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DrainError::ReservedName(_)), "{err:?}");
+        add(&m, spec("route.x", "udp://203.0.113.1:9"))
+            .await
+            .unwrap();
         // A route that cannot start is reported, the others run.
         let data2 = Dir::new("standing-bad");
         let bus2 = Bus::new(BusConfig::default(), Arc::new(Metrics::default()));

@@ -866,6 +866,20 @@ async fn standing_routes() {
     .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(v["standing"], false);
+    let (status, v) = post(
+        &s,
+        "/v1/drains",
+        json!({"name": "route.7", "url": "udp://203.0.113.1:9"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("standing routes"),
+        "{v}"
+    );
     // A route that is not a drain URL stops the start, naming it.
     let mut config = sluice_server::Config::default();
     let dir = common::TempDir::new("badroute");

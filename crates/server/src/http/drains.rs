@@ -45,7 +45,8 @@ impl From<DrainError> for ApiError {
             DrainError::Spec(_)
             | DrainError::Format(_)
             | DrainError::Policy(_)
-            | DrainError::Path(_) => StatusCode::BAD_REQUEST,
+            | DrainError::Path(_)
+            | DrainError::ReservedName(_) => StatusCode::BAD_REQUEST,
             DrainError::Exists(_)
             | DrainError::PerAppLimit { .. }
             | DrainError::TooMany(_)
