@@ -190,6 +190,9 @@ pub struct DrainUrl {
     /// HTTP path and query for `https://`.
     pub path: String,
     pub drain_type: DrainType,
+    /// Whether the URL said `drain-type=` (else the default applies, unless
+    /// the key prefixes name another kind; see [`DrainSpec::selector`]).
+    pub drain_type_given: bool,
     pub format: Option<String>,
     pub filters: Vec<String>,
     pub omit_metadata: bool,
@@ -218,6 +221,7 @@ impl DrainUrl {
             port: 0,
             path: String::new(),
             drain_type: DrainType::Logs,
+            drain_type_given: false,
             format: None,
             filters: Vec::new(),
             omit_metadata: false,
@@ -234,6 +238,7 @@ impl DrainUrl {
         for (k, v) in url.query_pairs() {
             match k.as_ref() {
                 "drain-type" => {
+                    out.drain_type_given = true;
                     out.drain_type = DrainType::parse(&v).ok_or_else(|| {
                         bad(&format!(
                             "drain-type must be logs, events, metrics or all, not {v:?}"
@@ -428,16 +433,34 @@ impl DrainSpec {
         DrainUrl::parse(&self.url)
     }
 
-    /// The subscription this drain makes.
+    /// The subscription this drain makes. Without `drain-type=`, a drain
+    /// whose key prefixes all name events (`event…`) or metrics (`metric…`)
+    /// carries that kind, as Logyard's `--prefix event` drains did; any
+    /// other drain carries logs.
     pub fn selector(&self, url: &DrainUrl) -> Selector {
         let mut key_prefixes = self.prefixes.clone();
         key_prefixes.extend(url.filters.iter().cloned());
+        let first_segments = |root: &str| {
+            !key_prefixes.is_empty()
+                && key_prefixes
+                    .iter()
+                    .all(|p| p.split('.').next() == Some(root))
+        };
+        let drain_type = if url.drain_type_given {
+            url.drain_type
+        } else if first_segments(envelope::key::EVENT) {
+            DrainType::Events
+        } else if first_segments(envelope::key::METRIC) {
+            DrainType::Metrics
+        } else {
+            url.drain_type
+        };
         Selector {
             source_ids: self.source_ids.clone(),
             apps: self.apps.clone(),
             app_glob: self.app_glob.clone(),
             key_prefixes,
-            envelope_types: url.drain_type.envelope_types(),
+            envelope_types: drain_type.envelope_types(),
             log_types: self
                 .streams
                 .iter()
@@ -531,6 +554,31 @@ mod tests {
         assert_eq!(sel.envelope_types, vec![EnvelopeType::Log]);
         spec.name = "bad name".into();
         assert!(matches!(spec.validate(), Err(SpecError::Name(_))));
+    }
+
+    #[test]
+    fn event_and_metric_prefixes_carry_their_kind() {
+        let spec = |prefix: &str| DrainSpec {
+            name: "d".into(),
+            url: "syslog://h:1".into(),
+            prefixes: vec![prefix.into()],
+            ..Default::default()
+        };
+        let types = |s: DrainSpec| {
+            let url = s.validate().unwrap();
+            s.selector(&url).envelope_types
+        };
+        assert_eq!(types(spec("event")), vec![EnvelopeType::Event]);
+        assert_eq!(
+            types(spec("event.audit_app_start")),
+            vec![EnvelopeType::Event]
+        );
+        assert_eq!(types(spec("metric.web")).len(), 3);
+        assert_eq!(types(spec("apptail")), vec![EnvelopeType::Log]);
+        assert_eq!(types(spec("eventful")), vec![EnvelopeType::Log]);
+        let mut explicit = spec("event");
+        explicit.url = "syslog://h:1?drain-type=logs".into();
+        assert_eq!(types(explicit), vec![EnvelopeType::Log]);
     }
 
     #[test]
