@@ -50,15 +50,11 @@ pub fn is_secret_key(scheme: &str, key: &str) -> bool {
 /// everything else is kept as written. Works on text that is not a valid
 /// URL too (it is what was given).
 pub fn url(raw: &str) -> String {
-    let (scheme, after_scheme) = match raw.split_once("://") {
-        Some((scheme, rest)) => (scheme, rest),
-        None => ("", raw),
-    };
-    let mut out = String::with_capacity(raw.len());
-    if !scheme.is_empty() || raw.contains("://") {
-        out.push_str(scheme);
-        out.push_str("://");
-    }
+    let cleaned = clean(raw);
+    let (scheme, separator, after_scheme) = split_scheme(&cleaned);
+    let mut out = String::with_capacity(cleaned.len());
+    out.push_str(scheme);
+    out.push_str(separator);
     // Authority: up to the first '/', '?' or '#'.
     let auth_end = after_scheme
         .find(['/', '?', '#'])
@@ -123,7 +119,8 @@ pub fn secrets(raw: &str) -> Vec<String> {
             }
         }
     };
-    let (scheme, after_scheme) = raw.split_once("://").unwrap_or(("", raw));
+    let cleaned = clean(raw);
+    let (scheme, _, after_scheme) = split_scheme(&cleaned);
     let auth_end = after_scheme
         .find(['/', '?', '#'])
         .unwrap_or(after_scheme.len());
@@ -161,6 +158,37 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
     out
 }
 
+/// `raw` as the `url` crate reads it: tabs and line breaks removed
+/// anywhere, C0 controls and spaces trimmed at both ends. Without this a
+/// secret key written `to<TAB>ken` would be missed here and still reach
+/// the receiver as `token`.
+fn clean(raw: &str) -> String {
+    raw.trim_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect()
+}
+
+/// (`scheme`, the separator `:` plus any slashes, the rest). The `url`
+/// crate takes `https:/h`, `https:///h` and `https:\\h` as `https://h`, so
+/// the authority starts after however many slashes follow the colon.
+/// Text without a scheme is all rest.
+fn split_scheme(text: &str) -> (&str, &str, &str) {
+    let scheme_ok = |s: &str| {
+        s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    };
+    match text.split_once(':') {
+        Some((scheme, after)) if scheme_ok(scheme) => {
+            let slashes = after.len() - after.trim_start_matches(['/', '\\']).len();
+            let colon = scheme.len();
+            (scheme, &text[colon..colon + 1 + slashes], &after[slashes..])
+        }
+        _ => ("", "", text),
+    }
+}
+
 /// A userinfo without a password that is long and random-looking enough
 /// to be a token rather than a user name.
 fn looks_like_token(userinfo: &str) -> bool {
@@ -178,6 +206,27 @@ fn decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn odd_spellings_the_url_crate_accepts_are_masked_too() {
+        for (raw, secret) in [
+            ("https:/u:secret@h/x", "secret"),
+            ("https:///u:secret@h:0/", "secret"),
+            ("https:/h/x?a=b://c&token=abcd", "abcd"),
+            ("https://h/x?to\tken=abcd", "abcd"),
+            ("tcp:/?e&key\r=a:/e@", "a:/e@"),
+            (" https://u:secret@h/ ", "secret"),
+        ] {
+            let shown = url(raw);
+            assert!(!shown.contains(secret), "{raw:?} → {shown:?}");
+            assert!(
+                secrets(raw).iter().any(|s| s == secret),
+                "{raw:?}: {:?}",
+                secrets(raw)
+            );
+        }
+        assert_eq!(url("https:/u:secret@h/x"), "https:/u:***@h/x");
+    }
 
     #[test]
     fn passwords_and_tokens_are_masked() {

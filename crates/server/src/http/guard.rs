@@ -52,8 +52,13 @@ impl HostPolicy {
         let Some((name, port)) = split_host(&host) else {
             return false;
         };
-        let listed = self.allowed.iter().any(|entry| {
-            entry == &host || entry.trim_start_matches('[').trim_end_matches(']') == name
+        // An entry with a port names that host and port; one without, the
+        // host on any port.
+        let listed = self.allowed.iter().any(|entry| match split_host(entry) {
+            Some((entry_name, entry_port)) => {
+                entry_name == name && entry_port.is_none_or(|p| Some(p) == port)
+            }
+            None => false,
         });
         if listed {
             return true;
@@ -225,6 +230,16 @@ mod tests {
         );
         assert!(p.allows(Some("sluice.example:8000")));
         assert!(!p.allows(Some("other.example:8000")));
+        // Found by the host_header fuzz target: a listed host:port matched
+        // as a bare name.
+        for bad in [
+            "sluice.example:8000:1",
+            "[sluice.example:8000]:6",
+            "[sluice.example:8000]",
+            "sluice.example:9000",
+        ] {
+            assert!(!p.allows(Some(bad)), "{bad}");
+        }
     }
 
     #[test]
