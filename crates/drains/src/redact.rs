@@ -148,8 +148,10 @@ pub fn secrets(raw: &str) -> Vec<String> {
 }
 
 /// `text` with every occurrence of each of `secrets` replaced by `***`.
+/// Tabs and line breaks are dropped first, as [`secrets`] reads the URL
+/// without them (and an error text is shown on one line anyway).
 pub fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_owned();
+    let mut out = clean(text);
     for s in secrets {
         if !s.is_empty() && out.contains(s.as_str()) {
             out = out.replace(s.as_str(), MASK);
