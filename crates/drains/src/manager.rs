@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use envelope::{tags, Entry, Envelope, LogType};
+use metrics::DrainCounters;
 use parking_lot::{Mutex, RwLock};
-use router::metrics::DrainCounters;
 use router::{Bus, Loss, Subscription};
 use serde::Serialize;
 use tokio::task::JoinHandle;
@@ -1217,7 +1217,8 @@ mod tests {
 
     use bytes::Bytes;
     use envelope::{Envelope, LogType};
-    use router::{Bus, BusConfig, Metrics};
+    use metrics::Metrics;
+    use router::{Bus, BusConfig};
     use tokio_util::sync::CancellationToken;
 
     use super::{DrainError, DrainManager, DrainsConfig, PutOutcome};

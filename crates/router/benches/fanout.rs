@@ -8,7 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use envelope::{Envelope, LogType, Selector};
-use sluice_router::{Bus, BusConfig, Metrics};
+use metrics::Metrics;
+use sluice_router::{Bus, BusConfig};
 
 fn batch(n: usize) -> Vec<Envelope> {
     let payload = Bytes::from(vec![b'x'; 200]);

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use envelope::{key, Entry, Envelope, Selector};
 
-use crate::metrics::Metrics;
 use crate::queue::{close_all, Queue, Subscription};
 use crate::routes::Routes;
 use crate::sequence::Sequencer;
+use metrics::Metrics;
 
 /// A synchronous consumer that sees every published batch before the
 /// subscribers do (the recent store). It must not block for long: it runs on

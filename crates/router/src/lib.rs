@@ -11,15 +11,13 @@
 //! to push a batch.
 //!
 //! This crate does no network I/O and must never depend on sources, drains or
-//! server code. Self-metrics (the Prometheus registry all crates count into)
-//! live here too, in [`metrics`], because the router is where loss is counted.
+//! server code. Loss is counted into the shared self-metrics registry
+//! ([`metrics::Metrics`], its own crate).
 
 pub mod bus;
-pub mod metrics;
 pub mod queue;
 mod routes;
 pub mod sequence;
 
 pub use bus::{Bus, BusConfig, Tap};
-pub use metrics::Metrics;
 pub use queue::{Delivery, Loss, Subscription};

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::bus::BusInner;
-use crate::metrics::Metrics;
+use metrics::Metrics;
 
 /// Entries a subscriber missed because its queue was full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

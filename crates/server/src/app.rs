@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use drains::DrainManager;
 use envelope::Entry;
-use router::{Bus, BusConfig, Metrics, Tap};
+use metrics::Metrics;
+use router::{Bus, BusConfig, Tap};
 use sources::IngestContext;
 use store::{MemoryStore, RecentStore};
 use tokio::net::{TcpListener, UdpSocket};

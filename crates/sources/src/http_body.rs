@@ -217,7 +217,8 @@ impl IngestContext {
 mod tests {
     use super::*;
     use crate::IngestLimits;
-    use router::{Bus, BusConfig, Metrics};
+    use metrics::Metrics;
+    use router::{Bus, BusConfig};
     use std::sync::Arc;
 
     const NOW: i64 = 1_795_785_298_000_000_000;

@@ -11,7 +11,7 @@
 //!
 //! Every source publishes through [`router::Bus::publish`], which never
 //! waits on a consumer, so a sender is only ever slowed by its own socket.
-//! Bad input is counted in the shared [`router::Metrics`] and never panics.
+//! Bad input is counted in the shared [`metrics::Metrics`] and never panics.
 //! This crate must never depend on the store, drains or server code.
 
 pub mod connections;

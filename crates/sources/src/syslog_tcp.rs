@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use codec::framing::{Frame, FrameDecoder};
-use router::metrics::IngressCounters;
+use metrics::IngressCounters;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;

@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use envelope::Entry;
-use router::Metrics;
+use metrics::Metrics;
 use tokio::net::UdpSocket;
 
 use super::encode::{LineEncoder, SyslogEncoder};

@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use envelope::Entry;
-use router::Metrics;
+use metrics::Metrics;
 
 use crate::format::{cap, Format};
 

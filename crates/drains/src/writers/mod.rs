@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use envelope::Entry;
-use router::Metrics;
+use metrics::Metrics;
 use tokio::net::TcpStream;
 
 use crate::format::Format;

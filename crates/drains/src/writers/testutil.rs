@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use envelope::{Entry, Envelope, LogType};
-use router::Metrics;
+use metrics::Metrics;
 
 use super::WriterContext;
 use crate::format::Format;

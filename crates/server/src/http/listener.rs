@@ -41,7 +41,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ListenerLimits,
-    metrics: std::sync::Arc<router::Metrics>,
+    metrics: std::sync::Arc<metrics::Metrics>,
     shutdown: CancellationToken,
 ) {
     let table = ConnectionTable::new(limits.max_connections);

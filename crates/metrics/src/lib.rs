@@ -5,6 +5,9 @@
 //! so cardinality stays bounded; nothing is labelled per source. Hot paths
 //! fetch their counter handles once ([`Metrics::ingress_counters`]) and then
 //! only do atomic adds.
+//!
+//! This crate does no I/O (the server serves [`Metrics::encode`]) and must
+//! never depend on any other sluice crate: every crate counts into it.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
