@@ -440,11 +440,12 @@ impl DrainSpec {
     pub fn selector(&self, url: &DrainUrl) -> Selector {
         let mut key_prefixes = self.prefixes.clone();
         key_prefixes.extend(url.filters.iter().cloned());
+        // Every prefix lies under `root` (read as a key, by whole segments).
         let first_segments = |root: &str| {
             !key_prefixes.is_empty()
                 && key_prefixes
                     .iter()
-                    .all(|p| p.split('.').next() == Some(root))
+                    .all(|p| envelope::key::has_prefix(p, root))
         };
         let drain_type = if url.drain_type_given {
             url.drain_type
@@ -576,6 +577,9 @@ mod tests {
         assert_eq!(types(spec("metric.web")).len(), 3);
         assert_eq!(types(spec("apptail")), vec![EnvelopeType::Log]);
         assert_eq!(types(spec("eventful")), vec![EnvelopeType::Log]);
+        assert_eq!(types(spec("event.")), vec![EnvelopeType::Event]);
+        assert_eq!(types(spec("metrics.web")), vec![EnvelopeType::Log]);
+        assert_eq!(types(spec("")), vec![EnvelopeType::Log]);
         let mut explicit = spec("event");
         explicit.url = "syslog://h:1?drain-type=logs".into();
         assert_eq!(types(explicit), vec![EnvelopeType::Log]);

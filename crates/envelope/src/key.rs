@@ -75,11 +75,19 @@ fn push_segment(key: &mut String, segment: &str) {
     }));
 }
 
-/// Does `key` fall under `prefix`? A prefix matches whole segments or a
-/// leading part of the key (`apptail` and `apptail.web` both match
-/// `apptail.web`), as Logyard's prefix subscriptions do.
+/// Does `key` fall under `prefix`? A prefix matches whole dot-separated
+/// segments, as a NATS subject wildcard does: `apptail` and `apptail.web`
+/// both match `apptail.web` and `apptail.web.x`, but `apptail.web` does not
+/// match `apptail.web2`. The empty prefix matches every key, and a prefix
+/// ending in `.` already ends on a segment boundary (`apptail.` is
+/// `apptail`).
 pub fn has_prefix(key: &str, prefix: &str) -> bool {
-    key.starts_with(prefix)
+    match key.strip_prefix(prefix) {
+        Some(rest) => {
+            rest.is_empty() || rest.starts_with('.') || prefix.is_empty() || prefix.ends_with('.')
+        }
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +127,22 @@ mod tests {
         assert!(has_prefix("apptail.web", "apptail"));
         assert!(has_prefix("apptail.web", "apptail.web"));
         assert!(!has_prefix("apptail.web", "systail"));
+    }
+
+    #[test]
+    fn prefixes_match_whole_segments() {
+        assert!(!has_prefix("apptail.web2", "apptail.web"));
+        assert!(has_prefix("apptail.web.x", "apptail.web"));
+        assert!(has_prefix("apptail.web", "apptail.web"));
+        assert!(has_prefix("apptail.web", "apptail"));
+        assert!(!has_prefix("apptailx.web", "apptail"));
+        assert!(!has_prefix("apptail", "apptail.web"));
+        assert!(!has_prefix("systail.kern_log.node-1", "systail.kern"));
+        assert!(has_prefix("systail.kern_log.node-1", "systail.kern_log"));
+        // The empty prefix matches everything; a trailing dot is a boundary.
+        assert!(has_prefix("apptail.web", ""));
+        assert!(has_prefix("", ""));
+        assert!(has_prefix("apptail.web", "apptail."));
+        assert!(!has_prefix("apptail", "apptail."));
     }
 }

@@ -21,7 +21,8 @@ pub struct Selector {
     /// Glob (`*`, `?`) over the app name (or source id when there is no
     /// app name), as logspout's route `filter_name`.
     pub app_glob: Option<String>,
-    /// Routing key prefixes (any of).
+    /// Routing key prefixes (any of), matched by whole segments
+    /// ([`key::has_prefix`]).
     pub key_prefixes: Vec<String>,
     /// Tag values that must all be equal (`space_name`, `organization_name`, …).
     pub tags: Vec<(String, String)>,
@@ -192,6 +193,15 @@ mod tests {
             ..Default::default()
         };
         assert!(filter.matches(&e));
+        let by_key = |prefix: &str| Selector {
+            key_prefixes: vec![prefix.into()],
+            ..Default::default()
+        };
+        // Key prefixes match whole segments: `apptail.guid` is not a prefix
+        // of `apptail.guid-1`'s subject.
+        assert!(by_key("apptail.guid-1").matches(&e));
+        assert!(!by_key("apptail.guid").matches(&e));
+        assert!(by_key("").matches(&e));
         let metrics = Selector {
             envelope_types: vec![EnvelopeType::Counter],
             ..Default::default()
