@@ -1,0 +1,277 @@
+//! The single writer: assigns positions, buffers batches, writes them,
+//! fsyncs on request and rolls segments by size.
+//!
+//! [`LogWriter::append`] encodes a batch into the writer's buffer and
+//! returns the positions it got; [`flush`](LogWriter::flush) writes whatever
+//! is buffered with one positioned write (`pwrite` at the segment's end, so
+//! a failed write is simply overwritten by the retry, never appended after)
+//! and then publishes it to readers and the index;
+//! [`sync`](LogWriter::sync) also fsyncs it. The caller drives both — per
+//! batch and on a short timer — and is told the durable watermark by
+//! [`synced_position`](LogWriter::synced_position).
+//!
+//! Positions handed out by `append` are promised only once flushed: after
+//! a crash, positions of records that never reached the file may be
+//! given out again (those records were never readable by anyone).
+
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use crate::config::LogConfig;
+use crate::error::LogError;
+use crate::format::{decode_frame, encode_frame, frame_len};
+use crate::lock::DirLock;
+use crate::meta;
+use crate::reader::LogReader;
+use crate::record::Appendable;
+use crate::recover::recover;
+use crate::report::OpenReport;
+use crate::segment::{Segment, SegmentInfo, SPARSE_EVERY};
+use crate::shared::Shared;
+
+/// The one writer of a log directory (holds its lock).
+#[derive(Debug)]
+pub struct LogWriter {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) config: LogConfig,
+    pub(crate) active: Arc<Segment>,
+    /// Encoded frames not yet written, all for the active segment.
+    pending: Vec<u8>,
+    pending_count: u64,
+    /// Next position to assign.
+    next: u64,
+    /// Every position below this is fsynced.
+    synced: u64,
+    _lock: DirLock,
+}
+
+/// Opens (creating if needed) the log in `config.dir`, recovering its state
+/// from the files. See [`recover`](crate::recover) for what is repaired.
+pub fn open(config: LogConfig) -> Result<(LogWriter, OpenReport), LogError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.dir).map_err(LogError::io("create", &config.dir))?;
+    let lock = DirLock::acquire(&config.dir)?;
+    let r = recover(&config, true)?;
+    let active = match r.segments.last() {
+        Some(s) => s.clone(),
+        // recover(repair) always leaves an active segment.
+        None => Segment::create(&config.dir, r.next)?,
+    };
+    let shared = Arc::new(Shared::new(
+        config.dir.clone(),
+        config.max_record_bytes,
+        r.segments,
+        r.index,
+    ));
+    let writer = LogWriter {
+        shared,
+        config,
+        active,
+        pending: Vec::new(),
+        pending_count: 0,
+        next: r.next,
+        synced: r.next,
+        _lock: lock,
+    };
+    Ok((writer, r.report))
+}
+
+/// Scans a log directory without changing it (no lock, no truncation) and
+/// reports what [`open`] would find and repair: for `sluice check`.
+pub fn check(config: &LogConfig) -> Result<OpenReport, LogError> {
+    config.validate()?;
+    Ok(recover(config, false)?.report)
+}
+
+impl LogWriter {
+    /// A reader sharing this log's segments and index.
+    pub fn reader(&self) -> LogReader {
+        LogReader::new(self.shared.clone())
+    }
+
+    /// The position the next appended record gets.
+    pub fn next_position(&self) -> u64 {
+        self.next
+    }
+
+    /// Every position below this is written and fsynced.
+    pub fn synced_position(&self) -> u64 {
+        self.synced
+    }
+
+    /// Bytes appended but not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Valid bytes in all segments, plus what is buffered.
+    pub fn disk_bytes(&self) -> u64 {
+        let written: u64 = self.shared.snapshot().iter().map(|s| s.len()).sum();
+        written + self.pending.len() as u64
+    }
+
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.shared.snapshot().iter().map(|s| s.info()).collect()
+    }
+
+    /// Appends a batch, returning the consecutive positions it got. Either
+    /// the whole batch is taken or, on error, none of it. Buffered batches
+    /// are written out first when this one would take them past the flush
+    /// threshold, and the segment is rolled when it would pass its size.
+    pub fn append<R: Appendable>(&mut self, batch: &[R]) -> Result<Range<u64>, LogError> {
+        let start = self.next;
+        if batch.is_empty() {
+            return Ok(start..start);
+        }
+        let end = start
+            .checked_add(batch.len() as u64)
+            .ok_or(LogError::PositionsExhausted)?;
+        let max = self.config.max_record_bytes;
+        let mut size = 0usize;
+        for (index, r) in batch.iter().enumerate() {
+            let len = frame_len(r.key().len(), r.source_id().len(), r.envelope_len(), max)
+                .map_err(|source| LogError::Encode { index, source })?;
+            size = size.saturating_add(len);
+        }
+        let segment_used = self.active.len() + self.pending.len() as u64;
+        let segment_records = self.active.count() + self.pending_count;
+        if segment_records > 0
+            && segment_used.saturating_add(size as u64) > self.config.segment_bytes
+        {
+            self.roll()?;
+        } else if !self.pending.is_empty()
+            && self.pending.len() + size > self.config.flush_threshold
+        {
+            self.flush()?;
+        }
+        let mark = self.pending.len();
+        self.pending.reserve(size);
+        for (index, (r, position)) in batch.iter().zip(start..end).enumerate() {
+            let written = encode_frame(
+                &mut self.pending,
+                position,
+                r.timestamp(),
+                r.key(),
+                r.source_id(),
+                max,
+                |out| r.write_envelope(out),
+            );
+            if let Err(source) = written {
+                self.pending.truncate(mark);
+                return Err(LogError::Encode { index, source });
+            }
+        }
+        self.pending_count += batch.len() as u64;
+        self.next = end;
+        Ok(start..end)
+    }
+
+    /// Writes buffered batches to the active segment (one write) and makes
+    /// them visible to readers and the index. On error nothing is published
+    /// and the batches stay buffered for the next try.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let seg = &self.active;
+        let offset = seg.len();
+        seg.file
+            .write_all_at(&self.pending, offset)
+            .map_err(LogError::io("write", &seg.path))?;
+        let first = seg.count();
+        let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
+        let mut sparse = Vec::new();
+        let mut filed = Vec::with_capacity(self.pending_count as usize);
+        let mut at = 0usize;
+        while at < self.pending.len() {
+            // Frames this writer encoded; a failure here would be a bug,
+            // and stops publishing at the last good frame.
+            let Ok((r, len)) = decode_frame(&self.pending[at..], self.config.max_record_bytes)
+            else {
+                debug_assert!(false, "writer produced an undecodable frame");
+                break;
+            };
+            if (r.position - seg.base) % SPARSE_EVERY == 0 {
+                sparse.push(offset + at as u64);
+            }
+            min_ts = min_ts.min(r.timestamp);
+            max_ts = max_ts.max(r.timestamp);
+            let source_at = r.source_id.as_ptr() as usize - self.pending.as_ptr() as usize;
+            filed.push((
+                source_at..source_at + r.source_id.len(),
+                r.position,
+                r.timestamp,
+            ));
+            at += len;
+        }
+        seg.publish(
+            &sparse,
+            min_ts,
+            max_ts,
+            offset + at as u64,
+            first + filed.len() as u64,
+        );
+        {
+            let mut index = self.shared.index.write();
+            for (source, position, timestamp) in filed {
+                // Decoded as UTF-8 above.
+                if let Ok(source) = std::str::from_utf8(&self.pending[source]) {
+                    index.push(source, position, timestamp);
+                }
+            }
+        }
+        self.pending.clear();
+        self.pending_count = 0;
+        Ok(())
+    }
+
+    /// Flushes, then fsyncs the active segment: everything appended so far
+    /// survives a power loss.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        self.flush()?;
+        if self.synced < self.next {
+            self.active
+                .file
+                .sync_data()
+                .map_err(LogError::io("fsync", &self.active.path))?;
+            self.synced = self.next;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (flushed and fsynced) and starts a new one
+    /// at the next position; the new base is also persisted as the floor.
+    pub(crate) fn roll(&mut self) -> Result<(), LogError> {
+        self.sync()?;
+        let seg = Segment::create(&self.shared.dir, self.next)?;
+        meta::write(&self.shared.dir, self.next)?;
+        let mut list = self.shared.snapshot().as_ref().clone();
+        list.push(seg.clone());
+        self.shared.set_segments(list);
+        self.active = seg;
+        Ok(())
+    }
+
+    /// Flushes, fsyncs and persists the position floor; the lock is released.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.sync()?;
+        meta::write(&self.shared.dir, self.next)
+    }
+
+    /// Drops buffered batches without writing them and releases the lock, as
+    /// a crash would: for tests of what survives one.
+    #[doc(hidden)]
+    pub fn abandon(mut self) {
+        self.pending.clear();
+        self.pending_count = 0;
+    }
+}
+
+impl Drop for LogWriter {
+    /// Best effort: writes what is buffered (no fsync). Call
+    /// [`close`](LogWriter::close) to see errors and persist the floor.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
