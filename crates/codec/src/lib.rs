@@ -8,7 +8,8 @@
 //! For drains, [`loggregator`] writes an envelope as the RFC 5424 message
 //! Loggregator's syslog drains send, [`logyard`] gives Logyard's message
 //! fields (verbatim text, JSON, named fields) and [`template`] compiles
-//! `{{.field}}` drain format templates over those fields.
+//! `{{.field}}` drain format templates over those fields. [`notice`] words
+//! the in-band loss notices and [`timestamp`] parses and formats RFC 3339.
 //! Every decoder takes any input without panicking and with bounded memory.
 //!
 //! This crate is pure computation on byte slices: it must never do I/O
@@ -20,6 +21,7 @@ mod civil;
 pub mod framing;
 pub mod loggregator;
 pub mod logyard;
+pub mod notice;
 pub mod rfc5424;
 pub mod syslog;
 pub mod template;

@@ -60,8 +60,19 @@ use std::collections::BTreeMap;
 
 use crate::rfc5424::{push_prefix, push_rest_of_header, SdParams};
 
-/// The SD-ID of the tags element (Cloud Foundry's IANA enterprise number).
+/// The SD-ID of the tags element (Cloud Foundry's IANA enterprise number),
+/// written by drains and read back by ingest.
 pub const TAGS_SD_ID: &str = "tags@47450";
+
+/// The syslog PRI of an envelope: 11 (user.err) for ERR logs, 14
+/// (user.info) for OUT logs and every other envelope, as Loggregator's and
+/// Logyard's drains write it.
+pub fn priority(env: &Envelope) -> u8 {
+    match env.log_type() {
+        Some(LogType::Err) => 11,
+        _ => 14,
+    }
+}
 
 const MAX_HOSTNAME_PART: usize = 63;
 const MAX_HOSTNAME: usize = 255;
@@ -163,11 +174,7 @@ impl LoggregatorEncoder {
 
     /// Appends one RFC 5424 message with its trailing LF, no framing.
     pub fn encode(&mut self, env: &Envelope, message: Option<&[u8]>, out: &mut Vec<u8>) {
-        let pri = match env.log_type() {
-            Some(LogType::Err) => 11,
-            _ => 14,
-        };
-        push_prefix(out, pri, env.timestamp);
+        push_prefix(out, priority(env), env.timestamp);
         let hit = self.cached_for.as_ref().is_some_and(|(s, i, t)| {
             *s == env.source_id && *i == env.instance_id && *t == env.tags
         });

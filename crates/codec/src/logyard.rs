@@ -58,9 +58,9 @@ use std::io::Write as _;
 use envelope::key::{EVENT_TYPE_TAG, SYSTAIL_TAG};
 use envelope::tags::{APP_NAME, HOST, SOURCE_TYPE, SPACE_NAME};
 use envelope::v2::{Envelope, Message};
-use envelope::LogType;
 
 use crate::civil::{push_digits, CivilTime, NANOS_PER_SEC};
+use crate::loggregator::priority;
 
 /// The built-in format `apptail`: Logyard's app log line.
 pub const APPTAIL_FORMAT: &str = "{{.human_time}} {{.source}}.{{.instance_index}}: {{.text}}";
@@ -208,7 +208,7 @@ pub fn write_field(env: &Envelope, field: &Field, out: &mut Vec<u8>) {
         Field::HumanTime => push_human_time(out, env.timestamp),
         Field::NodeId => push_tag(env, HOST, out),
         Field::SyslogPriority => {
-            let _ = write!(out, "{}", syslog_priority(env));
+            let _ = write!(out, "{}", priority(env));
         }
         Field::SyslogTime => push_stamp(out, env.timestamp),
         Field::Source => out.extend_from_slice(source(env).as_bytes()),
@@ -243,7 +243,7 @@ pub fn write_json(env: &Envelope, out: &mut Vec<u8>) {
     let _ = write!(
         out,
         ",\"syslog\":{{\"priority\":{},\"time\":\"",
-        syslog_priority(env)
+        priority(env)
     );
     push_stamp(out, env.timestamp);
     out.extend_from_slice(b"\"},\"source\":");
@@ -355,13 +355,6 @@ fn unix_time(env: &Envelope) -> i64 {
     env.timestamp.div_euclid(NANOS_PER_SEC)
 }
 
-fn syslog_priority(env: &Envelope) -> u8 {
-    match env.log_type() {
-        Some(LogType::Err) => 11,
-        _ => 14,
-    }
-}
-
 fn source(env: &Envelope) -> &str {
     env.tag(SOURCE_TYPE).unwrap_or(&env.source_id)
 }
@@ -400,6 +393,7 @@ mod tests {
     use bytes::Bytes;
     use envelope::tags::ORGANIZATION_NAME;
     use envelope::v2::{Counter, Gauge, GaugeValue, Timer};
+    use envelope::LogType;
 
     /// 2026-11-21T13:14:58.0099Z
     const TS: i64 = 1_795_266_898_009_900_000;

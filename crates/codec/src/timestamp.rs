@@ -1,5 +1,7 @@
 //! Parsing the timestamps syslog senders write: RFC 3339 (RFC 5424's
-//! TIMESTAMP) and BSD `Mmm dd hh:mm:ss` (RFC 3164), to Unix nanoseconds.
+//! TIMESTAMP) and BSD `Mmm dd hh:mm:ss` (RFC 3164), to Unix nanoseconds;
+//! and writing Unix nanoseconds as RFC 3339 in UTC, to the second or the
+//! nanosecond, for every crate that shows a time in that form.
 //!
 //! Hand-written rather than `time`'s `Rfc3339` parser: every ingested
 //! message carries one, ingest runs at 500k+ messages/s, and this is a
@@ -18,6 +20,22 @@ fn two_digits(bytes: &[u8]) -> Option<u32> {
 
 fn four_digits(bytes: &[u8]) -> Option<u32> {
     Some(two_digits(bytes.get(..2)?)? * 100 + two_digits(bytes.get(2..4)?)?)
+}
+
+/// Appends Unix nanoseconds as RFC 3339 in UTC to the second:
+/// `2026-12-01T13:14:58Z` (the fraction is cut, not rounded).
+pub fn push_rfc3339_seconds(out: &mut Vec<u8>, ns: i64) {
+    crate::civil::CivilTime::from_unix_nanos(ns).push_rfc3339_seconds(out);
+    out.push(b'Z');
+}
+
+/// Unix nanoseconds as RFC 3339 in UTC to the second:
+/// `2026-12-01T13:14:58Z`, as loss notices and `sluice` messages show times.
+pub fn rfc3339_seconds(ns: i64) -> String {
+    let mut out = Vec::with_capacity(20);
+    push_rfc3339_seconds(&mut out, ns);
+    // Only ASCII digits and separators were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Appends Unix nanoseconds as RFC 3339 in UTC with nanoseconds:
@@ -157,6 +175,20 @@ mod tests {
     fn by_time_crate(text: &str) -> Option<i64> {
         let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
         i64::try_from(parsed.unix_timestamp_nanos()).ok()
+    }
+
+    #[test]
+    fn rfc3339_seconds_cuts_the_fraction() {
+        assert_eq!(
+            rfc3339_seconds(1_795_266_898_009_900_000),
+            "2026-11-21T13:14:58Z"
+        );
+        assert_eq!(
+            rfc3339_seconds(1_795_266_898_999_999_999),
+            "2026-11-21T13:14:58Z"
+        );
+        assert_eq!(rfc3339_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_seconds(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]

@@ -23,6 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use codec::notice;
+use codec::timestamp::rfc3339_seconds;
+use envelope::time::now_ns;
 use envelope::{tags, Entry, Envelope, LogType};
 use metrics::DrainCounters;
 use parking_lot::{Mutex, RwLock};
@@ -510,7 +513,7 @@ impl DrainManager {
         let text = format!("sluice drain test for {name} at {}", rfc3339_seconds(now));
         let mut env = Envelope::log(now, "sluice", "", Bytes::from(text), LogType::Out);
         env.tags
-            .insert(tags::SOURCE_TYPE.to_owned(), "SLUICE".to_owned());
+            .insert(tags::SOURCE_TYPE.to_owned(), notice::SOURCE_TYPE.to_owned());
         let batch = [Arc::new(Entry::new(env))];
         let attempt = async {
             let mut writer = writers::connect(&ctx).await?;
@@ -1113,7 +1116,7 @@ impl DrainTask {
 
     /// Publishes the loss notice into the app's own stream.
     fn tell_app(&self, loss: &Loss, sample: Option<&Envelope>) {
-        self.notice(loss.count, &loss.since_text(), sample, None);
+        self.notice(loss.count, loss.since, sample, None);
     }
 
     /// A batch the receiver refused (an HTTP 4xx) is told in the stream of
@@ -1127,7 +1130,7 @@ impl DrainTask {
         let mut groups: Vec<(&str, u64, i64, &Envelope)> = Vec::new();
         for entry in batch {
             let env = &entry.envelope;
-            if env.tag(tags::SOURCE_TYPE) == Some("SLUICE") {
+            if env.tag(tags::SOURCE_TYPE) == Some(notice::SOURCE_TYPE) {
                 continue;
             }
             match groups.iter_mut().find(|g| g.0 == env.source_id) {
@@ -1139,39 +1142,31 @@ impl DrainTask {
             }
         }
         for (_, count, since, sample) in groups {
-            self.notice(count, &rfc3339_seconds(since), Some(sample), Some(reason));
+            self.notice(count, since, Some(sample), Some(reason));
         }
     }
 
     /// `sluice: N messages lost for app X to drain NAME since T[: why]`,
     /// published into the stream of `sample`'s source.
-    fn notice(&self, count: u64, since: &str, sample: Option<&Envelope>, why: Option<&str>) {
+    fn notice(&self, count: u64, since: i64, sample: Option<&Envelope>, why: Option<&str>) {
         let app = sample
             .and_then(|e| e.tag(tags::APP_NAME).map(str::to_owned))
             .or_else(|| self.app.clone())
             .or_else(|| sample.map(|e| e.source_id.clone()))
             .unwrap_or_else(|| "*".to_owned());
-        let mut text = format!(
-            "sluice: {count} messages lost for app {app} to drain {} since {since}",
-            self.ctx.name,
-        );
-        if let Some(why) = why {
-            text.push_str(": ");
-            text.push_str(why);
-        }
+        let text = notice::lost_for_drain(count, &app, &self.ctx.name, since, why);
         let source_id = sample.map_or_else(|| app.clone(), |e| e.source_id.clone());
-        let mut notice = Envelope::log(now_ns(), source_id, "", Bytes::from(text), LogType::Err);
-        notice
-            .tags
-            .insert(tags::SOURCE_TYPE.to_owned(), "SLUICE".to_owned());
+        let mut told = Envelope::log(now_ns(), source_id, "", Bytes::from(text), LogType::Err);
+        told.tags
+            .insert(tags::SOURCE_TYPE.to_owned(), notice::SOURCE_TYPE.to_owned());
         if let Some(e) = sample {
             for t in [tags::APP_NAME, tags::SPACE_NAME, tags::ORGANIZATION_NAME] {
                 if let Some(v) = e.tag(t) {
-                    notice.tags.insert(t.to_owned(), v.to_owned());
+                    told.tags.insert(t.to_owned(), v.to_owned());
                 }
             }
         }
-        self.bus.publish(vec![notice]);
+        self.bus.publish(vec![told]);
     }
 }
 
@@ -1188,25 +1183,6 @@ fn spec_extras(spec: &DrainSpec) -> Result<codec::loggregator::SyslogExtras, Dra
 fn is_standing_name(name: &str) -> bool {
     name.strip_prefix(STANDING_PREFIX)
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// `2026-11-21T13:14:58Z`.
-fn rfc3339_seconds(ns: i64) -> String {
-    let mut out = Vec::with_capacity(32);
-    codec::timestamp::push_rfc3339_nanos(&mut out, ns);
-    let mut text = String::from_utf8_lossy(&out).into_owned();
-    if let Some(dot) = text.find('.') {
-        text.truncate(dot);
-        text.push('Z');
-    }
-    text
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! with Log Cache's JSON form ([`json`]). Around it sit the routing [`key`]
 //! (Logyard's `apptail.<source_id>` style keys), the [`Entry`] that the router
 //! and store share (envelope + key + per-source sequence), and [`selector`]s
-//! that subscriptions match on.
+//! that subscriptions match on, and the clock ([`time::now_ns`]).
 //!
 //! This crate does no I/O and must never depend on the network, the router or
 //! any server code.
@@ -14,6 +14,7 @@ pub mod entry;
 pub mod json;
 pub mod key;
 pub mod selector;
+pub mod time;
 pub mod v2;
 
 pub use entry::Entry;

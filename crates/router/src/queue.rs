@@ -9,10 +9,10 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use envelope::{Entry, Envelope, LogType, Selector};
+use envelope::time::now_ns;
+use envelope::{tags, Entry, Envelope, LogType, Selector};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -30,16 +30,12 @@ pub struct Loss {
 impl Loss {
     /// The in-band notice: `sluice: N messages dropped since <time>`.
     pub fn notice(&self) -> String {
-        format!(
-            "sluice: {} messages dropped since {}",
-            self.count,
-            self.since_text()
-        )
+        codec::notice::dropped(self.count, self.since)
     }
 
     /// When the loss began, as `2026-11-21T13:14:58Z`.
     pub fn since_text(&self) -> String {
-        rfc3339_seconds(self.since)
+        codec::timestamp::rfc3339_seconds(self.since)
     }
 
     /// The notice as a log envelope from source `sluice`, for consumers that
@@ -52,7 +48,8 @@ impl Loss {
             Bytes::from(self.notice()),
             LogType::Err,
         );
-        e.tags.insert("source_type".into(), "SLUICE".into());
+        e.tags
+            .insert(tags::SOURCE_TYPE.into(), codec::notice::SOURCE_TYPE.into());
         e
     }
 }
@@ -199,41 +196,6 @@ pub(crate) fn close_all(queues: &[Arc<Queue>]) {
     for q in queues {
         q.close();
     }
-}
-
-pub(crate) fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
-/// `2026-11-21T13:14:58Z` for a Unix-ns time (no external time crate here).
-fn rfc3339_seconds(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

@@ -179,7 +179,7 @@ impl Server {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
-                    _ = tick.tick() => expiry_store.expire(sources::now_ns()),
+                    _ = tick.tick() => expiry_store.expire(envelope::time::now_ns()),
                     _ = expiry_shutdown.cancelled() => return,
                 }
             }

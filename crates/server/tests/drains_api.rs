@@ -53,7 +53,13 @@ async fn receiver() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
 }
 
 fn log(app: &str, text: &str, t: LogType) -> Envelope {
-    let mut e = Envelope::log(sources::now_ns(), app, "0", Bytes::from(text.to_owned()), t);
+    let mut e = Envelope::log(
+        envelope::time::now_ns(),
+        app,
+        "0",
+        Bytes::from(text.to_owned()),
+        t,
+    );
     e.tags.insert("app_name".into(), app.into());
     e
 }
@@ -438,7 +444,12 @@ async fn drains_carry_logs_only_by_default() {
         assert_eq!(status, StatusCode::CREATED, "{v}");
         wait_state(&s, name, "RUNNING").await;
     }
-    let mut event = Envelope::event(sources::now_ns(), "web", "app.start", "Starting app web");
+    let mut event = Envelope::event(
+        envelope::time::now_ns(),
+        "web",
+        "app.start",
+        "Starting app web",
+    );
     event.tags.insert("app_name".into(), "web".into());
     s.server
         .bus

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 
 fn log(source: &str, app: &str, text: &str, t: LogType) -> Envelope {
     let mut e = Envelope::log(
-        sources::now_ns(),
+        envelope::time::now_ns(),
         source,
         "0",
         Bytes::from(text.to_owned()),

@@ -15,7 +15,7 @@ fn bsd_two_days_ago() -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let secs = sources::now_ns() / 1_000_000_000 - 2 * 86_400;
+    let secs = envelope::time::now_ns() / 1_000_000_000 - 2 * 86_400;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's civil-from-days.

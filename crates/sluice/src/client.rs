@@ -5,7 +5,7 @@
 
 mod backoff;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use reqwest::Url;
@@ -126,25 +126,6 @@ pub fn auth_hint(status: reqwest::StatusCode, has_token: bool) -> Option<&'stati
     }
 }
 
-/// Now, in Unix nanoseconds (0 if the clock is before 1970).
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-/// Unix nanoseconds as RFC 3339 in UTC to the second: `2026-11-21T13:14:58Z`.
-pub fn rfc3339(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("@{secs}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,11 +176,5 @@ mod tests {
             .is_some_and(|h| h.contains("--token") && h.contains("SLUICE_TOKEN")));
         assert!(auth_hint(StatusCode::FORBIDDEN, true).is_some_and(|h| h.contains("refused")));
         assert_eq!(auth_hint(StatusCode::NOT_FOUND, false), None);
-    }
-
-    #[test]
-    fn rfc3339_is_utc_seconds() {
-        assert_eq!(rfc3339(1_795_266_898_009_900_000), "2026-11-21T13:14:58Z");
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     }
 }

@@ -16,6 +16,7 @@
 //! (drain names, URLs and errors are remote text), quiet on a closed pipe.
 
 use anyhow::{bail, Context as _, Result};
+use envelope::time::now_ns;
 use serde_json::Value;
 
 use crate::client::{auth_hint, endpoint, error_message, http_client, ServerArg};
@@ -357,13 +358,6 @@ fn status_line(status: &Value, now: i64) -> String {
         status["retries"].as_u64().unwrap_or(0)
     );
     line + &counts
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

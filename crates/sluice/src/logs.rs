@@ -47,6 +47,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
 use envelope::json::from_json;
+use envelope::time::now_ns;
 use envelope::Envelope;
 use reqwest::Url;
 
@@ -152,7 +153,7 @@ pub fn main(args: LogsArgs) -> Result<u8> {
     let base = args.server.url()?;
     let zone = Zone::choose(args.utc);
     let since = match &args.since {
-        Some(text) => Some(zone.parse_since(text, client::now_ns())?),
+        Some(text) => Some(zone.parse_since(text, now_ns())?),
         None => None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -207,7 +208,7 @@ async fn logs(args: LogsArgs, base: Url, zone: Zone, since: Option<i64>) -> Resu
         printer: Printer::new(),
         scratch: Vec::new(),
         has_token: args.server.token.is_some(),
-        seen: Seen::new(DEDUP_CAPACITY, client::now_ns()),
+        seen: Seen::new(DEDUP_CAPACITY, now_ns()),
         bad_lines: 0,
     };
     let ctx = Ctx {
@@ -529,7 +530,7 @@ impl<'a> Collect<'a> {
             keep,
             scratch: Vec::new(),
             received: 0,
-            seen: Seen::new(DEDUP_CAPACITY, client::now_ns()),
+            seen: Seen::new(DEDUP_CAPACITY, now_ns()),
         }
     }
 

@@ -23,16 +23,6 @@ pub mod syslog_udp;
 
 pub use limits::IngestLimits;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Now as Unix nanoseconds.
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
 /// What every source needs: where to publish, and its limits.
 #[derive(Clone)]
 pub struct IngestContext {

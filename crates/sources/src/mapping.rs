@@ -26,13 +26,12 @@
 //! payload of an `OUT` log from source `unknown`.
 
 use bytes::Bytes;
+use codec::loggregator::TAGS_SD_ID;
 use codec::syslog::{SyslogFormat, SyslogMessage};
 use envelope::{tags, Envelope, LogType};
 
 use crate::limits::IngestLimits;
 
-/// The SD-ID Loggregator uses for envelope tags.
-pub const LOGGREGATOR_TAGS_SD_ID: &str = "tags@47450";
 /// Source id for messages that name none.
 pub const UNKNOWN_SOURCE: &str = "unknown";
 
@@ -98,7 +97,7 @@ pub fn syslog_to_envelope(
         if element.id == "timeQuality" {
             continue;
         }
-        let plain = element.id == LOGGREGATOR_TAGS_SD_ID;
+        let plain = element.id == TAGS_SD_ID;
         for (name, value) in &element.params {
             let key = if plain {
                 (*name).to_owned()

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use codec::framing::{Frame, FrameDecoder};
+use envelope::time::now_ns;
 use metrics::IngressCounters;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::connections::{Admitted, ConnectionTable, Slot};
-use crate::{now_ns, IngestContext};
+use crate::IngestContext;
 
 const READ_CHUNK: usize = 64 * 1024;
 

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
+use envelope::time::now_ns;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::{now_ns, IngestContext};
+use crate::IngestContext;
 
 /// Datagrams gathered into one batch at most.
 const MAX_BATCH: usize = 256;

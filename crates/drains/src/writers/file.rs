@@ -300,16 +300,10 @@ mod tests {
     use super::reopen_all;
     use crate::format::Format;
     use crate::paths::PathPolicy;
+    use envelope::time::now_ns;
 
     fn read(path: &std::path::Path) -> String {
         std::fs::read_to_string(path).unwrap()
-    }
-
-    fn now_ns() -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as i64
     }
 
     /// A context whose file drains may write only inside `dir`.

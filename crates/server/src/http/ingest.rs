@@ -36,7 +36,7 @@ pub async fn post_logs(
             format!("request body exceeds {max} bytes"),
         )
     })?;
-    let now = sources::now_ns();
+    let now = envelope::time::now_ns();
     let size = body.len() as u64;
     let (protocol, decoded) = match kind {
         BodyKind::Logplex => {

@@ -23,7 +23,7 @@ impl Backoff {
     }
 
     pub fn with_limits(base: Duration, cap: Duration) -> Self {
-        let seed = (super::now_ns() as u64) ^ (u64::from(std::process::id()) << 32);
+        let seed = (envelope::time::now_ns() as u64) ^ (u64::from(std::process::id()) << 32);
         Backoff {
             base,
             cap,

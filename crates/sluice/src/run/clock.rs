@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::client::now_ns;
+use envelope::time::now_ns;
 
 #[derive(Debug, Default)]
 pub struct Clock {

@@ -27,15 +27,12 @@ use bytes::Bytes;
 use envelope::{tags, Envelope, LogType};
 
 use super::buffer::Loss;
-use crate::client::rfc3339;
 
 /// `source_type` of the line announcing a start (Cloud Foundry's cloud
 /// controller).
 pub const API_SOURCE_TYPE: &str = "API";
 /// `source_type` of the line announcing an exit (Cloud Foundry's cell).
 pub const CELL_SOURCE_TYPE: &str = "CELL";
-/// `source_type` of sluice's own notices about the app's logs.
-pub const SLUICE_SOURCE_TYPE: &str = "SLUICE";
 
 /// An entry between the readers and the shipper: app lines are kept small
 /// (the envelope is built when shipping), anything else is prebuilt.
@@ -148,16 +145,12 @@ impl Identity {
 
     /// The in-band notice for lost lines.
     pub fn loss_notice(&self, timestamp: i64, loss: Loss) -> Envelope {
-        let text = format!(
-            "sluice: {} messages dropped since {}",
-            loss.count,
-            rfc3339(loss.since)
-        );
+        let text = codec::notice::dropped(loss.count, loss.since);
         self.log(
             timestamp,
             Bytes::from(text),
             LogType::Err,
-            Some(SLUICE_SOURCE_TYPE),
+            Some(codec::notice::SOURCE_TYPE),
         )
     }
 
