@@ -41,7 +41,7 @@ use crate::netpolicy::{NetPolicy, PolicyError, ADD_RESOLVE_TIMEOUT};
 use crate::paths::{PathError, PathPolicy};
 use crate::persist::Persist;
 use crate::retry::{retry_limit, Next, RetryState};
-use crate::spec::{DrainSpec, DrainUrl, Scheme, SpecError};
+use crate::spec::{DrainSpec, DrainUrl, Scheme, SpecError, Target};
 use crate::status::{State, Status, StatusView};
 use crate::writers::{self, batch_policy, BatchPolicy, DrainWriter, WriteError, WriterContext};
 
@@ -503,11 +503,16 @@ impl DrainManager {
             (r.ctx.clone(), crate::redact::secrets(&r.spec.url))
         };
         // Never truncate a file for a test.
-        ctx.url.overwrite = false;
+        if let Target::File(file) = &mut ctx.url.target {
+            file.overwrite = false;
+        }
         let scrub = |text: String| crate::redact::scrub(&text, &secrets);
-        let target = match ctx.url.scheme {
-            Scheme::File => ctx.url.path.clone(),
-            _ => crate::writers::host_port(&ctx.url.host, ctx.url.port),
+        let target = match &ctx.url.target {
+            Target::File(file) => file.path.clone(),
+            _ => ctx
+                .url
+                .endpoint()
+                .map_or_else(String::new, |e| crate::writers::host_port(&e.host, e.port)),
         };
         let now = now_ns();
         let text = format!("sluice drain test for {name} at {}", rfc3339_seconds(now));
@@ -520,9 +525,9 @@ impl DrainManager {
             writer.send(&batch).await
         };
         match tokio::time::timeout(TEST_TIMEOUT, attempt).await {
-            Ok(Ok(_)) if matches!(ctx.url.scheme, Scheme::Udp | Scheme::SyslogUdp) => Ok(format!(
-                "sent to {target} (UDP: the receiver does not acknowledge)"
-            )),
+            Ok(Ok(_)) if matches!(ctx.url.scheme(), Scheme::Udp | Scheme::SyslogUdp) => Ok(
+                format!("sent to {target} (UDP: the receiver does not acknowledge)"),
+            ),
             Ok(Ok(_)) => Ok(format!("delivered to {target}")),
             Ok(Err(e)) => Err(DrainError::TestFailed(scrub(e.to_string()))),
             Err(_) => Err(DrainError::TestFailed(format!(
@@ -674,9 +679,9 @@ impl DrainManager {
         Ok(())
     }
     fn check_literal_address(&self, url: &DrainUrl) -> Result<(), DrainError> {
-        if url.scheme.is_network() {
-            if let Ok(ip) = url.host.parse::<std::net::IpAddr>() {
-                self.inner.config.policy.check(&url.host, ip)?;
+        if let Some(endpoint) = url.endpoint() {
+            if let Ok(ip) = endpoint.host.parse::<std::net::IpAddr>() {
+                self.inner.config.policy.check(&endpoint.host, ip)?;
             }
         }
         Ok(())
@@ -687,15 +692,17 @@ impl DrainManager {
     /// [`ADD_RESOLVE_TIMEOUT`]) is accepted, as Loggregator does: every
     /// connect resolves and checks again.
     fn check_resolved_address(&self, name: &str, url: &DrainUrl) -> Result<(), DrainError> {
-        if !url.scheme.is_network() || url.host.parse::<std::net::IpAddr>().is_ok() {
+        let Some(endpoint) = url.endpoint() else {
+            return Ok(());
+        };
+        if endpoint.host.parse::<std::net::IpAddr>().is_ok() {
             return Ok(());
         }
-        match self
-            .inner
-            .config
-            .policy
-            .resolve_blocking(&url.host, url.port, ADD_RESOLVE_TIMEOUT)
-        {
+        match self.inner.config.policy.resolve_blocking(
+            &endpoint.host,
+            endpoint.port,
+            ADD_RESOLVE_TIMEOUT,
+        ) {
             Ok(_) => Ok(()),
             Err(e @ PolicyError::Resolve { .. }) => {
                 warn!(drain = %name, error = %e, "the drain's host does not resolve now; added anyway, connects will retry");
@@ -713,19 +720,17 @@ impl DrainManager {
     /// and when a replacement names another URL).
     fn check_files(&self, url: &DrainUrl, new_file: bool) -> Result<(), DrainError> {
         let paths = &self.inner.paths;
-        if url.scheme == Scheme::File {
-            let target = paths.prepare_file(&url.path)?;
-            if new_file && url.overwrite && std::fs::symlink_metadata(&target).is_ok() {
+        if let Target::File(file) = &url.target {
+            let target = paths.prepare_file(&file.path)?;
+            if new_file && file.overwrite && std::fs::symlink_metadata(&target).is_ok() {
                 return Err(PathError::OverwriteExisting {
-                    path: url.path.clone(),
+                    path: file.path.clone(),
                 }
                 .into());
             }
         }
-        for (option, path) in [("ca", &url.ca), ("cert", &url.cert), ("key", &url.key)] {
-            if let Some(path) = path {
-                paths.tls_file(option, path, true)?;
-            }
+        for (option, path) in url.tls().into_iter().flat_map(|tls| tls.named()) {
+            paths.tls_file(option, path, true)?;
         }
         Ok(())
     }
@@ -797,7 +802,7 @@ impl DrainManager {
             carry: std::collections::VecDeque::new(),
             secrets: crate::redact::secrets(&spec.url),
             ctx: ctx.clone(),
-            policy: batch_policy(url.scheme),
+            policy: batch_policy(url.scheme()),
             app: spec.apps.first().cloned(),
             retry: RetryState::new(retry_limit(&spec.name, !spec.apps.is_empty())),
             counters: metrics.drain_counters(&spec.name),

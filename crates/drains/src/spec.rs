@@ -3,7 +3,14 @@
 //! A [`DrainSpec`] is what users create (`sluice drain add NAME URL …`,
 //! `POST /v1/drains`, logspout's `POST /routes`) and what is persisted. Its
 //! URL is parsed into a [`DrainUrl`] on add, and validated then: scheme,
-//! host, port, options. Parsing touches no file: which files a drain may
+//! host, port, options. A `DrainUrl` holds the options every drain takes
+//! and a [`Target`]: one variant per kind of receiver, with only the
+//! options its scheme has (a file's path and `overwrite`, Redis's key,
+//! limit and database, the TLS files of `syslog-tls` and `https`, …), so
+//! each writer gets its own typed configuration. Options of another scheme
+//! in a URL are accepted and ignored, as they always were (the URL
+//! grammar and the persisted form, the URL string, are unchanged).
+//! Parsing touches no file: which files a drain may
 //! write (`file://`) or read (`ca=`, `cert=`, `key=`) is decided by
 //! [`crate::paths`], and which addresses it may reach by
 //! [`crate::netpolicy`], both on add and again when the writer opens.
@@ -122,12 +129,6 @@ impl Scheme {
             _ => None,
         }
     }
-
-    /// Whether this scheme connects over the network (and so is subject to
-    /// the address policy).
-    pub fn is_network(self) -> bool {
-        self != Scheme::File
-    }
 }
 
 /// What kinds of envelopes a drain carries (`?drain-type=`).
@@ -178,79 +179,197 @@ impl DrainType {
     }
 }
 
-/// A parsed, validated drain URL.
+/// A parsed, validated drain URL: the options every drain takes, and
+/// where it delivers with the options of its scheme ([`Target`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DrainUrl {
+    /// The URL as given (aliases and secrets kept).
     pub raw: String,
-    pub scheme: Scheme,
-    /// Host name or address (empty for `file://`).
-    pub host: String,
-    pub port: u16,
-    /// `file://` path (percent-decoded, `.` and `..` resolved), or the
-    /// HTTP path and query for `https://`.
-    pub path: String,
     pub drain_type: DrainType,
     /// Whether the URL said `drain-type=` (else the default applies, unless
     /// the key prefixes name another kind; see [`DrainSpec::selector`]).
     pub drain_type_given: bool,
     pub format: Option<String>,
     pub filters: Vec<String>,
-    pub omit_metadata: bool,
-    pub overwrite: bool,
-    pub redis_key: String,
-    pub redis_limit: usize,
-    pub redis_db: i64,
-    /// `ca=`, `cert=`, `key=` as given: checked and resolved against
-    /// `[drains] tls_dirs` by [`crate::paths::PathPolicy::tls_file`].
+    pub target: Target,
+}
+
+/// Where a drain delivers, with the options of its scheme. Each writer
+/// takes its own variant ([`crate::writers::connect`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    /// `syslog://` (TCP), `syslog+udp://`, `syslog-tls://`: RFC 5424 as
+    /// Loggregator writes it.
+    Syslog(SyslogTarget),
+    /// `https://`, `http://`: Logplex-style batches.
+    Http(HttpTarget),
+    /// `tcp://`, `udp://`: plain lines in the drain's format.
+    Lines(LinesTarget),
+    /// `file:///path`: appended lines.
+    File(FileTarget),
+    /// `redis://`: `LPUSH` + `LTRIM`.
+    Redis(RedisTarget),
+}
+
+/// A receiver's host and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or address (an IPv6 address without brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+/// `ca=`, `cert=`, `key=` as given: checked and resolved against
+/// `[drains] tls_dirs` by [`crate::paths::PathPolicy::tls_file`]. `cert`
+/// and `key` come together (mTLS).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
 }
 
+impl TlsFiles {
+    /// The files named, with their option names.
+    pub fn named(&self) -> impl Iterator<Item = (&'static str, &PathBuf)> {
+        [("ca", &self.ca), ("cert", &self.cert), ("key", &self.key)]
+            .into_iter()
+            .filter_map(|(option, path)| path.as_ref().map(|p| (option, p)))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyslogTarget {
+    pub endpoint: Endpoint,
+    pub transport: SyslogTransport,
+    /// `omit-metadata=true`: no structured data.
+    pub omit_metadata: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SyslogTransport {
+    /// `syslog://` (logspout: `syslog+tcp://`): octet-counted over TCP.
+    Tcp,
+    /// `syslog+udp://`: one message per datagram.
+    Udp,
+    /// `syslog-tls://` (logspout: `syslog+tls://`): octet-counted over TLS.
+    Tls(TlsFiles),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpTarget {
+    pub endpoint: Endpoint,
+    /// The HTTP path and query (unknown query parameters are the
+    /// receiver's); empty for `/`.
+    pub path: String,
+    /// `Some` for `https://` (default roots when no file is named), `None`
+    /// for plain `http://`.
+    pub tls: Option<TlsFiles>,
+    /// `omit-metadata=true`: no structured data in the frames.
+    pub omit_metadata: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinesTarget {
+    pub endpoint: Endpoint,
+    /// `udp://` (logspout: `raw://`, `raw+udp://`): one datagram per line;
+    /// else `tcp://` (`raw+tcp://`).
+    pub udp: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileTarget {
+    /// Percent-decoded, `.` and `..` resolved, absolute.
+    pub path: String,
+    /// `overwrite=1`: truncate on the drain's first start.
+    pub overwrite: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RedisTarget {
+    pub endpoint: Endpoint,
+    /// `key=`: the list (default `sluice`).
+    pub key: String,
+    /// `limit=`: how many of the newest entries the list keeps.
+    pub limit: usize,
+    /// The path: the database number (default 0).
+    pub db: i64,
+}
+
 impl DrainUrl {
+    /// The scheme, without logspout's aliases (`raw+tcp` is [`Scheme::Tcp`]).
+    pub fn scheme(&self) -> Scheme {
+        match &self.target {
+            Target::Syslog(s) => match s.transport {
+                SyslogTransport::Tcp => Scheme::Syslog,
+                SyslogTransport::Udp => Scheme::SyslogUdp,
+                SyslogTransport::Tls(_) => Scheme::SyslogTls,
+            },
+            Target::Http(h) if h.tls.is_some() => Scheme::Https,
+            Target::Http(_) => Scheme::Http,
+            Target::Lines(l) if l.udp => Scheme::Udp,
+            Target::Lines(_) => Scheme::Tcp,
+            Target::File(_) => Scheme::File,
+            Target::Redis(_) => Scheme::Redis,
+        }
+    }
+
+    /// The receiver's host and port; `None` for a file drain.
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        match &self.target {
+            Target::Syslog(SyslogTarget { endpoint, .. })
+            | Target::Http(HttpTarget { endpoint, .. })
+            | Target::Lines(LinesTarget { endpoint, .. })
+            | Target::Redis(RedisTarget { endpoint, .. }) => Some(endpoint),
+            Target::File(_) => None,
+        }
+    }
+
+    /// The TLS files of a `syslog-tls://` or `https://` drain.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        match &self.target {
+            Target::Syslog(SyslogTarget {
+                transport: SyslogTransport::Tls(tls),
+                ..
+            }) => Some(tls),
+            Target::Http(h) => h.tls.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Parses and validates the URL; touches no file.
     pub fn parse(raw: &str) -> Result<Self, SpecError> {
         let bad = |reason: &str| SpecError::url(raw, reason);
         let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
         let scheme = Scheme::parse(url.scheme())
             .ok_or_else(|| SpecError::Scheme(url.scheme().to_owned()))?;
-        let mut out = DrainUrl {
-            raw: raw.to_owned(),
-            scheme,
-            host: String::new(),
-            port: 0,
-            path: String::new(),
-            drain_type: DrainType::Logs,
-            drain_type_given: false,
-            format: None,
-            filters: Vec::new(),
-            omit_metadata: false,
-            overwrite: false,
-            redis_key: "sluice".to_owned(),
-            redis_limit: DEFAULT_REDIS_LIMIT,
-            redis_db: 0,
-            ca: None,
-            cert: None,
-            key: None,
-        };
+        let mut drain_type = DrainType::Logs;
+        let mut drain_type_given = false;
+        let mut format = None;
+        let mut filters = Vec::new();
+        let mut omit_metadata = false;
+        let mut overwrite = false;
+        let mut redis_key = "sluice".to_owned();
+        let mut redis_limit = DEFAULT_REDIS_LIMIT;
+        let mut tls = TlsFiles::default();
         // Options shared by every scheme; scheme-specific ones checked below.
         let mut passthrough = Vec::new();
         for (k, v) in url.query_pairs() {
             match k.as_ref() {
                 "drain-type" => {
-                    out.drain_type_given = true;
-                    out.drain_type = DrainType::parse(&v).ok_or_else(|| {
+                    drain_type_given = true;
+                    drain_type = DrainType::parse(&v).ok_or_else(|| {
                         bad(&format!(
                             "drain-type must be logs, events, metrics or all, not {v:?}"
                         ))
                     })?
                 }
-                "format" => out.format = Some(v.into_owned()),
-                "filter" => out.filters.push(v.into_owned()),
-                "omit-metadata" => out.omit_metadata = truthy(&v),
-                "overwrite" => out.overwrite = truthy(&v),
+                "format" => format = Some(v.into_owned()),
+                "filter" => filters.push(v.into_owned()),
+                "omit-metadata" => omit_metadata = truthy(&v),
+                "overwrite" => overwrite = truthy(&v),
                 "limit" if scheme == Scheme::Redis => {
-                    out.redis_limit = v
+                    redis_limit = v
                         .parse()
                         .ok()
                         .filter(|n| *n > 0)
@@ -260,71 +379,60 @@ impl DrainUrl {
                     if v.is_empty() {
                         return Err(bad("key must not be empty"));
                     }
-                    out.redis_key = v.into_owned()
+                    redis_key = v.into_owned()
                 }
-                "ca" => out.ca = Some(PathBuf::from(v.as_ref())),
-                "cert" => out.cert = Some(PathBuf::from(v.as_ref())),
-                "key" => out.key = Some(PathBuf::from(v.as_ref())),
+                "ca" => tls.ca = Some(PathBuf::from(v.as_ref())),
+                "cert" => tls.cert = Some(PathBuf::from(v.as_ref())),
+                "key" => tls.key = Some(PathBuf::from(v.as_ref())),
                 _ => passthrough.push((k.into_owned(), v.into_owned())),
             }
         }
+        let drain = |target| DrainUrl {
+            raw: raw.to_owned(),
+            drain_type,
+            drain_type_given,
+            format,
+            filters,
+            target,
+        };
         if scheme == Scheme::File {
-            if url.host_str().is_some_and(|h| !h.is_empty()) {
-                return Err(bad(
-                    "file drains take an absolute path: file:///var/log/x.log",
-                ));
-            }
-            if url.path().is_empty() || url.path().ends_with('/') {
-                return Err(bad("file drains need a path to a file"));
-            }
-            // Percent-decoded (`%2F` is a `/`), then `.` and `..` resolved
-            // lexically, so what is checked is what is opened.
-            let decoded = url
-                .to_file_path()
-                .map_err(|()| bad("file drains take an absolute path: file:///var/log/x.log"))?;
-            let path = crate::paths::normalize(&decoded)
-                .ok_or_else(|| bad("file drains take an absolute path: file:///var/log/x.log"))?;
-            if path.parent().is_none() {
-                return Err(bad("file drains need a path to a file"));
-            }
-            out.path = path
-                .to_str()
-                .filter(|p| !p.contains('\0'))
-                .ok_or_else(|| bad("the path must be UTF-8 without NUL"))?
-                .to_owned();
-            return Ok(out);
+            // Options of other schemes are ignored here, as they always were.
+            let path = file_path(&url).map_err(bad)?;
+            return Ok(drain(Target::File(FileTarget { path, overwrite })));
         }
-        out.host = url
+        let host = url
             .host_str()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| bad("a host is required"))?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        out.port = url
+        let port = url
             .port()
             .or(scheme.default_port())
             .ok_or_else(|| bad("a port is required"))?;
-        if out.port == 0 {
+        if port == 0 {
             return Err(bad("port 0 is not a port"));
         }
+        let endpoint = Endpoint { host, port };
+        let mut http_path = String::new();
+        let mut redis_db = 0;
         match scheme {
             Scheme::Https | Scheme::Http => {
                 // Unknown query parameters belong to the receiver's URL.
-                let mut path = url.path().to_owned();
+                http_path = url.path().to_owned();
                 if !passthrough.is_empty() {
                     let query: String = url::form_urlencoded::Serializer::new(String::new())
                         .extend_pairs(&passthrough)
                         .finish();
-                    path.push('?');
-                    path.push_str(&query);
+                    http_path.push('?');
+                    http_path.push_str(&query);
                 }
-                out.path = path;
             }
             Scheme::Redis => {
                 let db = url.path().trim_start_matches('/');
                 if !db.is_empty() {
-                    out.redis_db = db
+                    redis_db = db
                         .parse()
                         .map_err(|_| bad("the path of a redis URL is the database number"))?;
                 }
@@ -335,23 +443,72 @@ impl DrainUrl {
                 }
             }
         }
-        if out.cert.is_some() != out.key.is_some() {
+        if tls.cert.is_some() != tls.key.is_some() {
             return Err(bad("cert and key go together (mTLS)"));
         }
-        if (out.ca.is_some() || out.cert.is_some())
+        if (tls.ca.is_some() || tls.cert.is_some())
             && !matches!(scheme, Scheme::SyslogTls | Scheme::Https)
         {
             return Err(bad(
                 "ca, cert and key are options of syslog-tls and https drains",
             ));
         }
-        for path in [&out.ca, &out.cert, &out.key].into_iter().flatten() {
-            if path.as_os_str().is_empty() {
-                return Err(bad("ca, cert and key name a file"));
-            }
+        if tls.named().any(|(_, path)| path.as_os_str().is_empty()) {
+            return Err(bad("ca, cert and key name a file"));
         }
-        Ok(out)
+        let syslog = |transport| {
+            Target::Syslog(SyslogTarget {
+                endpoint: endpoint.clone(),
+                transport,
+                omit_metadata,
+            })
+        };
+        let target = match scheme {
+            Scheme::Syslog => syslog(SyslogTransport::Tcp),
+            Scheme::SyslogUdp => syslog(SyslogTransport::Udp),
+            Scheme::SyslogTls => syslog(SyslogTransport::Tls(tls)),
+            Scheme::Https | Scheme::Http => Target::Http(HttpTarget {
+                endpoint,
+                path: http_path,
+                tls: (scheme == Scheme::Https).then_some(tls),
+                omit_metadata,
+            }),
+            Scheme::Tcp | Scheme::Udp => Target::Lines(LinesTarget {
+                endpoint,
+                udp: scheme == Scheme::Udp,
+            }),
+            Scheme::Redis => Target::Redis(RedisTarget {
+                endpoint,
+                key: redis_key,
+                limit: redis_limit,
+                db: redis_db,
+            }),
+            Scheme::File => unreachable!("file drains returned above"),
+        };
+        Ok(drain(target))
     }
+}
+
+/// A `file://` URL's path: absolute, percent-decoded (`%2F` is a `/`), `.`
+/// and `..` resolved lexically (so what is checked is what is opened),
+/// UTF-8 without NUL; else why not.
+fn file_path(url: &url::Url) -> Result<String, &'static str> {
+    const ABSOLUTE: &str = "file drains take an absolute path: file:///var/log/x.log";
+    if url.host_str().is_some_and(|h| !h.is_empty()) {
+        return Err(ABSOLUTE);
+    }
+    if url.path().is_empty() || url.path().ends_with('/') {
+        return Err("file drains need a path to a file");
+    }
+    let decoded = url.to_file_path().map_err(|()| ABSOLUTE)?;
+    let path = crate::paths::normalize(&decoded).ok_or(ABSOLUTE)?;
+    if path.parent().is_none() {
+        return Err("file drains need a path to a file");
+    }
+    path.to_str()
+        .filter(|p| !p.contains('\0'))
+        .map(str::to_owned)
+        .ok_or("the path must be UTF-8 without NUL")
 }
 
 fn truthy(v: &str) -> bool {
@@ -488,30 +645,133 @@ impl DrainSpec {
 mod tests {
     use super::*;
 
+    fn endpoint(u: &DrainUrl) -> (&str, u16) {
+        let e = u.endpoint().expect("a network drain");
+        (e.host.as_str(), e.port)
+    }
+
     #[test]
     fn schemes_and_defaults() {
         let u = DrainUrl::parse("syslog-tls://logs.example.com").unwrap();
         assert_eq!(
-            (u.scheme, u.host.as_str(), u.port),
-            (Scheme::SyslogTls, "logs.example.com", 6514)
+            (u.scheme(), endpoint(&u)),
+            (Scheme::SyslogTls, ("logs.example.com", 6514))
         );
+        assert_eq!(u.tls(), Some(&TlsFiles::default()));
         let u = DrainUrl::parse("https://h/logs?drain-type=all&token=x").unwrap();
+        let Target::Http(http) = &u.target else {
+            panic!("{u:?}")
+        };
         assert_eq!(
-            (u.port, u.path.as_str(), u.drain_type),
+            (http.endpoint.port, http.path.as_str(), u.drain_type),
             (443, "/logs?token=x", DrainType::All)
         );
+        assert!(http.tls.is_some());
         let u = DrainUrl::parse("redis://127.0.0.1/2?key=hist&limit=10").unwrap();
         assert_eq!(
-            (u.redis_db, u.redis_key.as_str(), u.redis_limit, u.port),
-            (2, "hist", 10, 6379)
+            u.target,
+            Target::Redis(RedisTarget {
+                endpoint: Endpoint {
+                    host: "127.0.0.1".into(),
+                    port: 6379
+                },
+                key: "hist".into(),
+                limit: 10,
+                db: 2,
+            })
+        );
+        let u = DrainUrl::parse("redis://h").unwrap();
+        assert!(
+            matches!(&u.target, Target::Redis(r) if r.key == "sluice" && r.limit == DEFAULT_REDIS_LIMIT && r.db == 0),
+            "{u:?}"
         );
         let u = DrainUrl::parse("file:///var/log/x.log?overwrite=1").unwrap();
-        assert_eq!((u.path.as_str(), u.overwrite), ("/var/log/x.log", true));
+        assert_eq!(
+            u.target,
+            Target::File(FileTarget {
+                path: "/var/log/x.log".into(),
+                overwrite: true
+            })
+        );
+        assert_eq!(
+            (u.scheme(), u.endpoint(), u.tls()),
+            (Scheme::File, None, None)
+        );
         let u =
             DrainUrl::parse("syslog://[::1]:514?omit-metadata=true&filter=apptail&filter=event")
                 .unwrap();
-        assert_eq!((u.host.as_str(), u.omit_metadata), ("::1", true));
+        assert_eq!(
+            u.target,
+            Target::Syslog(SyslogTarget {
+                endpoint: Endpoint {
+                    host: "::1".into(),
+                    port: 514
+                },
+                transport: SyslogTransport::Tcp,
+                omit_metadata: true,
+            })
+        );
         assert_eq!(u.filters, vec!["apptail", "event"]);
+    }
+
+    #[test]
+    fn each_scheme_has_its_own_target() {
+        let target = |u: &str| DrainUrl::parse(u).unwrap().target;
+        assert!(matches!(
+            target("syslog+udp://h:1"),
+            Target::Syslog(SyslogTarget {
+                transport: SyslogTransport::Udp,
+                ..
+            })
+        ));
+        assert_eq!(
+            target("syslog-tls://h:1?ca=/t/ca.pem&cert=/t/c.pem&key=/t/k.pem"),
+            Target::Syslog(SyslogTarget {
+                endpoint: Endpoint {
+                    host: "h".into(),
+                    port: 1
+                },
+                transport: SyslogTransport::Tls(TlsFiles {
+                    ca: Some("/t/ca.pem".into()),
+                    cert: Some("/t/c.pem".into()),
+                    key: Some("/t/k.pem".into()),
+                }),
+                omit_metadata: false,
+            })
+        );
+        assert_eq!(
+            target("http://h/in?omit-metadata=1"),
+            Target::Http(HttpTarget {
+                endpoint: Endpoint {
+                    host: "h".into(),
+                    port: 80
+                },
+                path: "/in".into(),
+                tls: None,
+                omit_metadata: true,
+            })
+        );
+        assert!(matches!(
+            target("tcp://h:1"),
+            Target::Lines(LinesTarget { udp: false, .. })
+        ));
+        assert!(matches!(
+            target("udp://h:1"),
+            Target::Lines(LinesTarget { udp: true, .. })
+        ));
+        // Options of another scheme are accepted and ignored, as before
+        // the targets were typed: the grammar did not change.
+        assert!(matches!(target("tcp://h:1?overwrite=1"), Target::Lines(_)));
+        assert!(matches!(
+            target("file:///x.log?ca=/a.pem&omit-metadata=1&limit=3"),
+            Target::File(FileTarget {
+                overwrite: false,
+                ..
+            })
+        ));
+        let tls = DrainUrl::parse("https://h?ca=/a.pem").unwrap();
+        let named: Vec<_> = tls.tls().unwrap().named().collect();
+        assert_eq!(named, vec![("ca", &PathBuf::from("/a.pem"))]);
     }
 
     #[test]
@@ -617,7 +877,10 @@ mod tests {
             ("raw+tcp://h:5000", Scheme::Tcp, 5000),
         ] {
             let u = DrainUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
-            assert_eq!((u.scheme, u.port, u.raw.as_str()), (scheme, port, url));
+            assert_eq!(
+                (u.scheme(), endpoint(&u).1, u.raw.as_str()),
+                (scheme, port, url)
+            );
         }
         assert!(DrainUrl::parse("raw+tcp://h")
             .unwrap_err()
@@ -648,7 +911,12 @@ mod tests {
 
     #[test]
     fn file_paths_are_decoded_and_normalised() {
-        let path = |u: &str| DrainUrl::parse(u).map(|d| d.path);
+        let path = |u: &str| {
+            DrainUrl::parse(u).map(|d| match d.target {
+                Target::File(f) => f.path,
+                other => panic!("{other:?}"),
+            })
+        };
         assert_eq!(
             path("file:///var/log/a%20b.log").unwrap(),
             "/var/log/a b.log"

@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use super::encode::{LineEncoder, SyslogEncoder};
 use super::{DrainWriter, SendFuture, WriteError, WriterContext, WRITE_TIMEOUT};
 use crate::format::Format;
-use crate::spec::Scheme;
+use crate::spec::{Endpoint, LinesTarget, SyslogTarget};
 
 /// Largest datagram sent: 65,535 − 8 (UDP header) − 20 (IPv4 header).
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -36,13 +36,31 @@ struct DatagramWriter {
     buf: Vec<u8>,
 }
 
-pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
-    let encoder = match ctx.url.scheme {
-        Scheme::SyslogUdp => Encoder::Syslog(Box::new(SyslogEncoder::new(ctx))),
-        _ => Encoder::Plain(LineEncoder::new(ctx, Format::Verbatim, true)),
-    };
+/// `syslog+udp://`.
+pub(super) async fn connect_syslog(
+    ctx: &WriterContext,
+    target: &SyslogTarget,
+) -> Result<Box<dyn DrainWriter>, WriteError> {
+    let encoder = Encoder::Syslog(Box::new(SyslogEncoder::new(ctx, target.omit_metadata)));
+    connect(ctx, &target.endpoint, encoder).await
+}
+
+/// `udp://` (logspout: `raw://`, `raw+udp://`).
+pub(super) async fn connect_lines(
+    ctx: &WriterContext,
+    target: &LinesTarget,
+) -> Result<Box<dyn DrainWriter>, WriteError> {
+    let encoder = Encoder::Plain(LineEncoder::new(ctx, Format::Verbatim, true));
+    connect(ctx, &target.endpoint, encoder).await
+}
+
+async fn connect(
+    ctx: &WriterContext,
+    to: &Endpoint,
+    encoder: Encoder,
+) -> Result<Box<dyn DrainWriter>, WriteError> {
     let mut errors = Vec::new();
-    for addr in super::resolve(ctx).await? {
+    for addr in super::resolve(ctx, to).await? {
         match connect_socket(addr).await {
             Ok(socket) => {
                 tracing::debug!(drain = %ctx.name, %addr, "udp drain connected");

@@ -39,11 +39,12 @@ pub(super) struct SyslogEncoder {
 }
 
 impl SyslogEncoder {
-    pub(super) fn new(ctx: &super::WriterContext) -> Self {
+    /// `omit_metadata`: the URL's `omit-metadata=` (no structured data).
+    pub(super) fn new(ctx: &super::WriterContext, omit_metadata: bool) -> Self {
         SyslogEncoder {
             format: ctx.format.clone(),
             encoder: codec::loggregator::LoggregatorEncoder::new(
-                ctx.url.omit_metadata,
+                omit_metadata,
                 (*ctx.syslog_extras).clone(),
             ),
             custom: Vec::new(),

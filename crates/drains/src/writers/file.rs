@@ -39,6 +39,7 @@ use super::encode::LineEncoder;
 use super::{DrainWriter, SendFuture, WriteError, WriterContext};
 use crate::format::Format;
 use crate::paths::{PathError, PathPolicy};
+use crate::spec::FileTarget;
 
 /// Reopen generation: bump it (on SIGHUP) and every file drain reopens its
 /// file before its next batch.
@@ -92,9 +93,12 @@ struct FileWriter {
     max_bytes: usize,
 }
 
-pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
-    let path = ctx.url.path.clone();
-    let truncate = ctx.url.overwrite && first_overwrite(&ctx.name, Path::new(&path));
+pub(super) async fn connect(
+    ctx: &WriterContext,
+    target: &FileTarget,
+) -> Result<Box<dyn DrainWriter>, WriteError> {
+    let path = target.path.clone();
+    let truncate = target.overwrite && first_overwrite(&ctx.name, Path::new(&path));
     let mut open = Open {
         path,
         target: PathBuf::new(),

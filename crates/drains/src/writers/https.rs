@@ -31,7 +31,7 @@ use super::{
     host_port, tls, DrainWriter, SendFuture, WriteError, WriterContext, CONNECT_TIMEOUT,
     WRITE_TIMEOUT,
 };
-use crate::spec::Scheme;
+use crate::spec::HttpTarget;
 
 /// How much of an error answer's body goes into the error message.
 const MAX_ERROR_BODY: usize = 200;
@@ -49,27 +49,25 @@ struct HttpsWriter {
     tls_dirs: Vec<std::path::PathBuf>,
 }
 
-pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
-    let target = host_port(&ctx.url.host, ctx.url.port);
+pub(super) async fn connect(
+    ctx: &WriterContext,
+    http: &HttpTarget,
+) -> Result<Box<dyn DrainWriter>, WriteError> {
+    let host = &http.endpoint.host;
+    let target = host_port(host, http.endpoint.port);
     // Checked now so a refused address fails here, with a clear message; the
     // resolver checks again on every lookup, but is never asked about an
     // IP literal, so those are checked here only (they cannot change).
-    if let Ok(ip) = ctx.url.host.parse::<IpAddr>() {
-        ctx.policy
-            .check(&ctx.url.host, ip)
-            .map_err(super::policy_error)?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        ctx.policy.check(host, ip).map_err(super::policy_error)?;
     } else {
-        super::resolve(ctx).await?;
+        super::resolve(ctx, &http.endpoint).await?;
     }
-    let scheme = if ctx.url.scheme == Scheme::Http {
-        "http"
-    } else {
-        "https"
-    };
-    let path = if ctx.url.path.is_empty() {
+    let scheme = if http.tls.is_some() { "https" } else { "http" };
+    let path = if http.path.is_empty() {
         "/"
     } else {
-        ctx.url.path.as_str()
+        http.path.as_str()
     };
     let raw = format!("{scheme}://{target}{path}");
     let url = reqwest::Url::parse(&raw)
@@ -88,9 +86,9 @@ pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>,
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(WRITE_TIMEOUT);
-    if ctx.url.scheme == Scheme::Https {
-        builder = builder
-            .use_preconfigured_tls(tls::client_config(&ctx.url, &ctx.paths)?.as_ref().clone());
+    if let Some(files) = &http.tls {
+        builder =
+            builder.use_preconfigured_tls(tls::client_config(files, &ctx.paths)?.as_ref().clone());
     }
     let client = builder
         .build()
@@ -100,9 +98,9 @@ pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>,
         url,
         target,
         basic_auth: super::userinfo(&ctx.url.raw),
-        encoder: SyslogEncoder::new(ctx),
+        encoder: SyslogEncoder::new(ctx, http.omit_metadata),
         max_bytes: ctx.max_bytes(),
-        ca: ctx.url.ca.clone(),
+        ca: http.tls.as_ref().and_then(|t| t.ca.clone()),
         tls_dirs: ctx.paths.tls_dirs().to_vec(),
     }))
 }

@@ -1,6 +1,10 @@
 //! One writer per URL scheme. The manager owns batching, retry and status;
 //! a writer only connects and delivers one batch at a time.
 //!
+//! Each writer takes its own part of the parsed URL ([`Target`]'s variant:
+//! its endpoint and the options of its scheme) besides the shared
+//! [`WriterContext`].
+//!
 //! Contract: [`connect`] opens a writer (resolving the host through the
 //! drain's [`NetPolicy`], so a forbidden address fails here too; a file
 //! drain checks its path against the [`PathPolicy`]);
@@ -39,7 +43,7 @@ use tokio::net::TcpStream;
 use crate::format::Format;
 use crate::netpolicy::{NetPolicy, PolicyError};
 use crate::paths::PathPolicy;
-use crate::spec::{DrainUrl, Scheme};
+use crate::spec::{DrainUrl, Endpoint, Scheme, SyslogTransport, Target};
 
 mod datagram;
 mod encode;
@@ -83,7 +87,7 @@ impl WriterContext {
     /// Rendered bytes a writer sends at once at most (one record more for
     /// the stream schemes).
     pub fn max_bytes(&self) -> usize {
-        batch_policy(self.url.scheme).max_bytes
+        batch_policy(self.url.scheme()).max_bytes
     }
 }
 
@@ -142,16 +146,19 @@ pub fn batch_policy(scheme: Scheme) -> BatchPolicy {
     }
 }
 
-/// Opens the writer for the drain's scheme.
+/// Opens the writer for the drain's scheme, handing it its target.
 pub async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
-    match ctx.url.scheme {
-        Scheme::Syslog => syslog::connect_tcp(ctx).await,
-        Scheme::SyslogTls => syslog::connect_tls(ctx).await,
-        Scheme::SyslogUdp | Scheme::Udp => datagram::connect(ctx).await,
-        Scheme::Tcp => tcp_lines::connect(ctx).await,
-        Scheme::Https | Scheme::Http => https::connect(ctx).await,
-        Scheme::File => file::connect(ctx).await,
-        Scheme::Redis => redis::connect(ctx).await,
+    match &ctx.url.target {
+        Target::Syslog(syslog) => match &syslog.transport {
+            SyslogTransport::Tcp => syslog::connect_tcp(ctx, syslog).await,
+            SyslogTransport::Tls(files) => syslog::connect_tls(ctx, syslog, files).await,
+            SyslogTransport::Udp => datagram::connect_syslog(ctx, syslog).await,
+        },
+        Target::Lines(lines) if lines.udp => datagram::connect_lines(ctx, lines).await,
+        Target::Lines(lines) => tcp_lines::connect(ctx, lines).await,
+        Target::Http(http) => https::connect(ctx, http).await,
+        Target::File(file) => file::connect(ctx, file).await,
+        Target::Redis(redis) => redis::connect(ctx, redis).await,
     }
 }
 
@@ -172,18 +179,21 @@ fn policy_error(e: PolicyError) -> WriteError {
 }
 
 /// The drain's host resolved to the addresses its policy allows.
-async fn resolve(ctx: &WriterContext) -> Result<Vec<SocketAddr>, WriteError> {
+async fn resolve(ctx: &WriterContext, to: &Endpoint) -> Result<Vec<SocketAddr>, WriteError> {
     ctx.policy
-        .resolve(&ctx.url.host, ctx.url.port)
+        .resolve(&to.host, to.port)
         .await
         .map_err(policy_error)
 }
 
 /// Connects to the first allowed address of the drain's host that answers,
 /// each attempt bounded by [`CONNECT_TIMEOUT`].
-async fn connect_tcp(ctx: &WriterContext) -> Result<(TcpStream, SocketAddr), WriteError> {
+async fn connect_tcp(
+    ctx: &WriterContext,
+    to: &Endpoint,
+) -> Result<(TcpStream, SocketAddr), WriteError> {
     let mut errors = Vec::new();
-    for addr in resolve(ctx).await? {
+    for addr in resolve(ctx, to).await? {
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => return Ok((stream, addr)),
             Ok(Err(e)) => errors.push(format!("connect {addr}: {e}")),

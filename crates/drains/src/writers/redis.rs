@@ -26,6 +26,7 @@ use super::encode::LineEncoder;
 use super::stream::peer_name;
 use super::{DrainWriter, SendFuture, WriteError, WriterContext, CONNECT_TIMEOUT, WRITE_TIMEOUT};
 use crate::format::Format;
+use crate::spec::RedisTarget;
 
 struct RedisWriter {
     connection: MultiplexedConnection,
@@ -37,7 +38,10 @@ struct RedisWriter {
     max_bytes: usize,
 }
 
-pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
+pub(super) async fn connect(
+    ctx: &WriterContext,
+    redis: &RedisTarget,
+) -> Result<Box<dyn DrainWriter>, WriteError> {
     let (username, password) = match super::userinfo(&ctx.url.raw) {
         Some((user, password)) => (Some(user).filter(|u| !u.is_empty()), password),
         None => (None, None),
@@ -46,12 +50,12 @@ pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>,
         .set_connection_timeout(CONNECT_TIMEOUT)
         .set_response_timeout(WRITE_TIMEOUT);
     let mut errors = Vec::new();
-    for addr in super::resolve(ctx).await? {
-        let target = format!("redis {}", peer_name(&ctx.url.host, addr));
+    for addr in super::resolve(ctx, &redis.endpoint).await? {
+        let target = format!("redis {}", peer_name(&redis.endpoint.host, addr));
         let info = ConnectionInfo {
             addr: ConnectionAddr::Tcp(addr.ip().to_string(), addr.port()),
             redis: RedisConnectionInfo {
-                db: ctx.url.redis_db,
+                db: redis.db,
                 username: username.clone(),
                 password: password.clone(),
                 ..Default::default()
@@ -71,8 +75,8 @@ pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>,
                 return Ok(Box::new(RedisWriter {
                     connection,
                     target,
-                    key: ctx.url.redis_key.clone(),
-                    limit: ctx.url.redis_limit.max(1),
+                    key: redis.key.clone(),
+                    limit: redis.limit.max(1),
                     values: LineEncoder::new(ctx, Format::Json, false),
                     max_bytes: ctx.max_bytes(),
                 }));

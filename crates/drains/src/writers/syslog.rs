@@ -7,40 +7,52 @@ use tokio_rustls::TlsConnector;
 use super::encode::SyslogEncoder;
 use super::stream::{peer_name, StreamWriter};
 use super::{tls, DrainWriter, WriteError, WriterContext, HANDSHAKE_TIMEOUT};
+use crate::spec::{SyslogTarget, TlsFiles};
 
-fn encoder(ctx: &WriterContext) -> impl FnMut(&envelope::Entry, &mut Vec<u8>) + Send {
-    let mut syslog = SyslogEncoder::new(ctx);
+fn encoder(
+    ctx: &WriterContext,
+    target: &SyslogTarget,
+) -> impl FnMut(&envelope::Entry, &mut Vec<u8>) + Send {
+    let mut syslog = SyslogEncoder::new(ctx, target.omit_metadata);
     move |entry, out| syslog.frame(entry, out)
 }
 
 /// Plain TCP.
-pub(super) async fn connect_tcp(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
-    let (stream, addr) = super::connect_tcp(ctx).await?;
-    let peer = peer_name(&ctx.url.host, addr);
+pub(super) async fn connect_tcp(
+    ctx: &WriterContext,
+    target: &SyslogTarget,
+) -> Result<Box<dyn DrainWriter>, WriteError> {
+    let (stream, addr) = super::connect_tcp(ctx, &target.endpoint).await?;
+    let peer = peer_name(&target.endpoint.host, addr);
     tracing::debug!(drain = %ctx.name, %peer, "syslog drain connected");
     Ok(Box::new(StreamWriter::new(
         stream,
         peer,
-        encoder(ctx),
+        encoder(ctx, target),
         ctx.max_bytes(),
     )))
 }
 
 /// TLS: the server is verified against the system roots, or only against
 /// `?ca=` when given; `?cert=` and `?key=` present a client certificate.
-pub(super) async fn connect_tls(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
+pub(super) async fn connect_tls(
+    ctx: &WriterContext,
+    target: &SyslogTarget,
+    files: &TlsFiles,
+) -> Result<Box<dyn DrainWriter>, WriteError> {
+    let host = &target.endpoint.host;
     // Files first: a bad certificate is fatal whether or not the receiver is up.
-    let config = tls::client_config(&ctx.url, &ctx.paths)?;
-    let server_name = tls::server_name(&ctx.url.host)?;
-    let (stream, addr) = super::connect_tcp(ctx).await?;
-    let peer = peer_name(&ctx.url.host, addr);
+    let config = tls::client_config(files, &ctx.paths)?;
+    let server_name = tls::server_name(host)?;
+    let (stream, addr) = super::connect_tcp(ctx, &target.endpoint).await?;
+    let peer = peer_name(host, addr);
     let handshake = TlsConnector::from(config).connect(server_name, stream);
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             return Err(WriteError::Retry(tls::explain(
                 format!("TLS handshake with {peer}: {e}"),
-                ctx.url.ca.as_deref(),
+                files.ca.as_deref(),
                 ctx.paths.tls_dirs(),
             )))
         }
@@ -55,7 +67,7 @@ pub(super) async fn connect_tls(ctx: &WriterContext) -> Result<Box<dyn DrainWrit
     Ok(Box::new(StreamWriter::new(
         stream,
         peer,
-        encoder(ctx),
+        encoder(ctx, target),
         ctx.max_bytes(),
     )))
 }

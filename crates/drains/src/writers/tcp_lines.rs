@@ -7,10 +7,14 @@ use super::encode::LineEncoder;
 use super::stream::{peer_name, StreamWriter};
 use super::{DrainWriter, WriteError, WriterContext};
 use crate::format::Format;
+use crate::spec::LinesTarget;
 
-pub(super) async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteError> {
-    let (stream, addr) = super::connect_tcp(ctx).await?;
-    let peer = peer_name(&ctx.url.host, addr);
+pub(super) async fn connect(
+    ctx: &WriterContext,
+    target: &LinesTarget,
+) -> Result<Box<dyn DrainWriter>, WriteError> {
+    let (stream, addr) = super::connect_tcp(ctx, &target.endpoint).await?;
+    let peer = peer_name(&target.endpoint.host, addr);
     tracing::debug!(drain = %ctx.name, %peer, "tcp drain connected");
     let lines = LineEncoder::new(ctx, Format::Verbatim, true);
     Ok(Box::new(StreamWriter::new(

@@ -25,11 +25,14 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use super::WriteError;
 use crate::paths::PathPolicy;
-use crate::spec::DrainUrl;
+use crate::spec::TlsFiles;
 
-/// The client configuration for `url`'s `ca`, `cert` and `key` options,
+/// The client configuration for a URL's `ca`, `cert` and `key` options,
 /// read from where `paths` allows.
-pub fn client_config(url: &DrainUrl, paths: &PathPolicy) -> Result<Arc<ClientConfig>, WriteError> {
+pub fn client_config(
+    files: &TlsFiles,
+    paths: &PathPolicy,
+) -> Result<Arc<ClientConfig>, WriteError> {
     let allowed = |option: &'static str, path: &Option<std::path::PathBuf>| {
         path.as_deref()
             .map(|p| paths.tls_file(option, p, false))
@@ -37,9 +40,9 @@ pub fn client_config(url: &DrainUrl, paths: &PathPolicy) -> Result<Arc<ClientCon
             .map_err(|e| WriteError::Fatal(e.to_string()))
     };
     let (ca, cert, key) = (
-        allowed("ca", &url.ca)?,
-        allowed("cert", &url.cert)?,
-        allowed("key", &url.key)?,
+        allowed("ca", &files.ca)?,
+        allowed("cert", &files.cert)?,
+        allowed("key", &files.key)?,
     );
     let roots = match &ca {
         Some(ca) => {
