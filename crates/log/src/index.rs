@@ -6,9 +6,10 @@
 //! Compact by construction: each source id is stored once (the map key) and
 //! each record costs one `(u64, i64)` pair — 16 bytes, plus the slack of a
 //! growing `VecDeque`. [`IndexStats::heap_bytes`] estimates the total and
-//! the `index_memory` test reports bytes per entry (≈ 16–32 with one busy
-//! source; more per entry when sources hold a few entries each, as each
-//! source then also pays its map slot, string and `VecDeque` header).
+//! the `index_memory` test prints it per entry: 16.8 bytes with one source
+//! of 1,000,000 entries, 16.5 with 1,000 sources of 1,000, and 33.6 with
+//! 100,000 sources of 10 (each source also pays its map slot, its id and a
+//! `VecDeque` with room for 16); allocator overhead comes on top.
 //! It is rebuilt from the segments on open; entries older than the oldest
 //! kept segment are dropped by retention, and a source keeps at most
 //! `max_per_source` entries (the oldest leave the index, not the disk).

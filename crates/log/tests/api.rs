@@ -11,6 +11,14 @@ use sluice_log::{
 };
 
 #[test]
+fn writer_and_reader_cross_threads() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<sluice_log::LogWriter>();
+    send_sync::<sluice_log::LogReader>();
+}
+
+#[test]
 fn append_flush_read() {
     let dir = tempfile::tempdir().unwrap();
     let (mut w, report) = open(LogConfig::new(dir.path())).unwrap();

@@ -393,3 +393,25 @@ fn repeated_crashes_during_appends_never_reuse_a_readable_position() {
         }
     }
 }
+
+#[test]
+fn a_stray_copy_of_a_segment_under_another_name_does_not_stop_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = one_segment(dir.path(), 10);
+    // Named as if it started at 5: its records (0..10) overlap the first
+    // segment's and carry the wrong positions for its name.
+    fs::copy(&seg, dir.path().join(format!("{:020}.seg", 5))).unwrap();
+    let (mut w, report) = open(config(dir.path(), 1 << 20)).unwrap();
+    assert_eq!(report.damaged.len(), 1);
+    assert_eq!(report.damaged[0].damage, Damage::Overlap { next_base: 5 });
+    assert!(matches!(
+        report.tail.as_ref().unwrap().damage,
+        Damage::Position {
+            expected: 5,
+            found: 0
+        }
+    ));
+    assert_eq!(all_positions(&w.reader()), (0..5).collect::<Vec<_>>());
+    // Positions never go back.
+    assert!(append_n(&mut w, 1).start >= 10);
+}
