@@ -19,8 +19,8 @@
 
 use std::path::{Component, Path};
 
-use drains::spec::{DrainUrl, SpecError};
-use drains::{paths, redact, Scheme};
+use drains::spec::{DrainUrl, SpecError, Target};
+use drains::{paths, redact};
 use libfuzzer_sys::fuzz_target;
 
 /// What a reader sees of a URL: the `url` crate drops ASCII tabs and
@@ -171,11 +171,11 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    if drain.scheme == Scheme::File {
-        assert_normal(Path::new(&drain.path), "file drain path");
-        assert!(!drain.path.contains('\0'));
+    if let Target::File(file) = &drain.target {
+        assert_normal(Path::new(&file.path), "file drain path");
+        assert!(!file.path.contains('\0'));
     }
-    for p in [&drain.ca, &drain.cert, &drain.key].into_iter().flatten() {
+    for (_, p) in drain.tls().into_iter().flat_map(|tls| tls.named()) {
         normalize_checked(p, "TLS file path");
     }
 });
