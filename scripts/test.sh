@@ -2,8 +2,9 @@
 # The one command that runs every check sluice has, on a fresh machine:
 # installs the test peers (Debian packages: logger, rsyslog with its TLS
 # driver, redis-server) when missing, then runs
-# cargo fmt --check, clippy with -D warnings, and all tests (unit,
-# in-process servers, end-to-end against logger and rsyslog).
+# cargo fmt --check, clippy with -D warnings, a check that the fuzz targets
+# still build, and all tests (unit, in-process servers, end-to-end against
+# logger, rsyslog and redis-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,9 @@ cargo fmt --all --check
 
 echo "==> cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo check of the fuzz targets (they live outside the workspace)"
+cargo check --manifest-path fuzz/Cargo.toml --bins
 
 echo "==> cargo test"
 cargo test --workspace --locked

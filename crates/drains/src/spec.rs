@@ -396,7 +396,13 @@ impl DrainUrl {
             target,
         };
         if scheme == Scheme::File {
-            // Options of other schemes are ignored here, as they always were.
+            // Options of other schemes are ignored here, as they always were,
+            // except TLS files: naming one would probe the file system.
+            if tls.named().next().is_some() {
+                return Err(bad(
+                    "ca, cert and key are options of syslog-tls and https drains",
+                ));
+            }
             let path = file_path(&url).map_err(bad)?;
             return Ok(drain(Target::File(FileTarget { path, overwrite })));
         }
@@ -763,7 +769,7 @@ mod tests {
         // the targets were typed: the grammar did not change.
         assert!(matches!(target("tcp://h:1?overwrite=1"), Target::Lines(_)));
         assert!(matches!(
-            target("file:///x.log?ca=/a.pem&omit-metadata=1&limit=3"),
+            target("file:///x.log?omit-metadata=1&limit=3"),
             Target::File(FileTarget {
                 overwrite: false,
                 ..
@@ -815,6 +821,14 @@ mod tests {
         assert_eq!(sel.envelope_types, vec![EnvelopeType::Log]);
         spec.name = "bad name".into();
         assert!(matches!(spec.validate(), Err(SpecError::Name(_))));
+    }
+
+    #[test]
+    fn file_drains_take_no_tls_files() {
+        let err = DrainUrl::parse("file:///var/log/x.log?ca=/etc/shadow")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("options of syslog-tls and https"), "{err}");
     }
 
     #[test]
