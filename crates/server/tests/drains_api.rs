@@ -64,6 +64,18 @@ fn log(app: &str, text: &str, t: LogType) -> Envelope {
     e
 }
 
+/// The file's text once it has any (at most 5 s).
+async fn wait_for_file(path: &std::path::Path) -> String {
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if !text.is_empty() {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    String::new()
+}
+
 async fn wait_state(s: &common::TestServer, name: &str, state: &str) -> Value {
     for _ in 0..200 {
         let (_, v) = send(
@@ -298,14 +310,7 @@ async fn files_names_and_addresses_are_checked_on_add() {
     s.server
         .bus
         .publish(vec![log("web", "one\ntwo", LogType::Out)]);
-    let mut text = String::new();
-    for _ in 0..200 {
-        text = std::fs::read_to_string(&target).unwrap_or_default();
-        if !text.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let text = wait_for_file(&target).await;
     assert_eq!(text, "one\\ntwo\n");
     // TLS files only from the data dir's tls/, without saying what exists.
     for ca in ["/etc/passwd", "/nonexistent.pem"] {
@@ -596,14 +601,7 @@ async fn restart_and_put() {
     s.server
         .bus
         .publish(vec![log("web", "after restart", LogType::Out)]);
-    let mut text = String::new();
-    for _ in 0..200 {
-        text = std::fs::read_to_string(&target).unwrap_or_default();
-        if !text.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let text = wait_for_file(&target).await;
     assert_eq!(text, "after restart\n");
     // PUT of the same definition on a running drain: 200, untouched.
     let since = v["status"]["since"].clone();

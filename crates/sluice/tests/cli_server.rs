@@ -5,27 +5,16 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use support::{free_port, http_request, run_within, sluice_bin, ServerProcess};
+use support::{free_port, http_request, run_within, ServerProcess};
 
 const CLIENT_SECRET: &str = "client-secret-value-0123456789";
 const SERVER_SECRET: &str = "server-secret-value-0123456789";
 const SERVER_TOKEN: &str = "0123456789abcdef0123";
 
-/// `sluice ARGS…` with the token variables cleared, output captured.
-fn sluice(args: &[&str]) -> Command {
-    let mut cmd = Command::new(sluice_bin());
-    cmd.args(args)
-        .env_remove("SLUICE_TOKEN")
-        .env_remove("SLUICE_SERVER_TOKENS")
-        .env_remove("SLUICE_SERVER")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
+use support::sluice_clean as sluice;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

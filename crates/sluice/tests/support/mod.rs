@@ -473,3 +473,17 @@ impl TcpReceiver {
         TcpReceiver { port, lines: rx }
     }
 }
+
+/// `sluice ARGS…` with the token and server variables cleared, output
+/// captured, no stdin.
+pub fn sluice_clean(args: &[&str]) -> Command {
+    let mut cmd = Command::new(sluice_bin());
+    cmd.args(args)
+        .env_remove("SLUICE_TOKEN")
+        .env_remove("SLUICE_SERVER_TOKENS")
+        .env_remove("SLUICE_SERVER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
