@@ -28,10 +28,16 @@
 //! deleting before fsync, state held outside the files) has a test in
 //! `tests/crash.rs`.
 //!
-//! This crate does no network I/O, is synchronous (the async `Log` trait and
-//! its writer task wrap it), and must never depend on the router, sources,
+//! On top sits the seam the rest of sluice uses ([`api`]): the async,
+//! fallible [`Log`] trait with [`DiskLog`] (over the segments, I/O on
+//! blocking threads) and [`MemoryLog`], typed [`Cursor`]s and durable
+//! consumer cursors.
+//!
+//! This crate does no network I/O, keeps its storage layer synchronous (the
+//! [`DiskLog`] wraps it for async callers), and must never depend on the router, sources,
 //! drains or server. Unix only: it uses positioned I/O and `flock`.
 
+pub mod api;
 mod config;
 mod cursor;
 mod error;
@@ -49,6 +55,10 @@ mod segment;
 mod shared;
 mod writer;
 
+pub use api::{
+    ApiError, Cursor, CursorParseError, DiskLog, DiskLogConfig, Log, LogFuture, LogStats,
+    MemoryLog, MemoryLogConfig, Position, ReadPage, SourceMeta, StoredEntry,
+};
 pub use config::{
     LogConfig, DEFAULT_FLUSH_THRESHOLD, DEFAULT_MAX_PER_SOURCE, DEFAULT_SEGMENT_BYTES,
 };

@@ -1,0 +1,111 @@
+//! Durable consumer cursors for [`DiskLog`](super::DiskLog): one small file
+//! per consumer in a `cursors` directory, written atomically (temp file,
+//! fsync, rename, fsync the directory), so a crash leaves the old cursor or
+//! the new one, never a torn one.
+//!
+//! A file is named `<hex of the consumer name>.cursor` (any name is safe on
+//! disk) and holds the cursor's printed form and a newline.
+
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use super::cursor::Cursor;
+use super::error::ApiError;
+
+/// Longest consumer name, in bytes (its hex form must fit a file name).
+pub const MAX_CONSUMER_NAME: usize = 120;
+
+#[derive(Debug)]
+pub(crate) struct CursorFiles {
+    dir: PathBuf,
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ApiError + 'a {
+    move |source| ApiError::Cursor {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty() {
+        return Err(ApiError::ConsumerName("empty"));
+    }
+    if name.len() > MAX_CONSUMER_NAME {
+        return Err(ApiError::ConsumerName("longer than 120 bytes"));
+    }
+    Ok(())
+}
+
+impl CursorFiles {
+    pub(crate) fn open(dir: PathBuf) -> Result<Self, ApiError> {
+        fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        Ok(CursorFiles { dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        let mut file = String::with_capacity(name.len() * 2 + 7);
+        for b in name.bytes() {
+            file.push_str(&format!("{b:02x}"));
+        }
+        file.push_str(".cursor");
+        self.dir.join(file)
+    }
+
+    pub(crate) fn write(&self, name: &str, cursor: Cursor) -> Result<(), ApiError> {
+        check_name(name)?;
+        let path = self.path(name);
+        let tmp = path.with_extension("tmp");
+        let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
+        f.write_all(format!("{cursor}\n").as_bytes())
+            .map_err(io("write", &tmp))?;
+        f.sync_all().map_err(io("fsync", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, &path).map_err(io("rename", &path))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("fsync directory", &self.dir))
+    }
+
+    pub(crate) fn read(&self, name: &str) -> Result<Option<Cursor>, ApiError> {
+        check_name(name)?;
+        let path = self.path(name);
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        let text = String::from_utf8_lossy(&text);
+        match text.strip_suffix('\n').map(str::parse::<Cursor>) {
+            Some(Ok(c)) => Ok(Some(c)),
+            _ => Err(ApiError::CorruptCursor {
+                path,
+                found: text.chars().take(64).collect(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_read_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CursorFiles::open(dir.path().join("cursors")).unwrap();
+        assert!(files.read("drain/a b").unwrap().is_none());
+        files.write("drain/a b", Cursor::at(5)).unwrap();
+        files.write("drain/a b", Cursor::at(9)).unwrap();
+        assert_eq!(files.read("drain/a b").unwrap(), Some(Cursor::at(9)));
+        fs::write(files.path("x"), b"v1.zz\n").unwrap();
+        assert!(matches!(
+            files.read("x"),
+            Err(ApiError::CorruptCursor { .. })
+        ));
+        assert!(files.write("", Cursor::START).is_err());
+        assert!(files.write(&"n".repeat(121), Cursor::START).is_err());
+    }
+}

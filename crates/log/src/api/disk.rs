@@ -1,0 +1,337 @@
+//! [`DiskLog`]: the [`Log`] over this crate's segment files.
+//!
+//! One [`LogWriter`] behind a mutex takes every append on a blocking thread
+//! and flushes after each batch (readers see it at once; a crash may lose
+//! only what the fsync timer had not synced yet). The owner spawns
+//! [`DiskLog::sync_every`] as the fsync timer and calls
+//! [`DiskLog::apply_retention`] on its own schedule. Reads run on
+//! `spawn_blocking` through a [`LogReader`], so async workers never touch
+//! disk. Consumer cursors are files in `cursor_dir` (see `consumers.rs`).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use envelope::{key, Entry, Envelope, Selector};
+use parking_lot::Mutex;
+
+use super::consumers::CursorFiles;
+use super::cursor::Cursor;
+use super::types::{LogStats, Position, ReadPage, SourceMeta, StoredEntry};
+use super::{scan_budget, ApiError, Log, LogFuture};
+use crate::{
+    open, EnvelopeRecord, LogConfig, LogReader, LogWriter, OpenReport, ReadLimit, Record,
+    RetentionPolicy, RetentionReport,
+};
+
+/// Records read from the storage layer per step of a `read_from` scan.
+const READ_STEP: usize = 4096;
+
+#[derive(Clone, Debug)]
+pub struct DiskLogConfig {
+    /// The segment store (its `dir` holds segments, `meta` and `lock`).
+    pub storage: LogConfig,
+    /// Where consumer cursor files live.
+    pub cursor_dir: PathBuf,
+}
+
+impl DiskLogConfig {
+    /// Segments in `<dir>/log`, consumer cursors in `<dir>/cursors`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        DiskLogConfig {
+            storage: LogConfig::new(dir.join("log")),
+            cursor_dir: dir.join("cursors"),
+        }
+    }
+}
+
+/// Cheap to clone; every clone is the same log.
+#[derive(Clone, Debug)]
+pub struct DiskLog {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// `None` once closed.
+    writer: Mutex<Option<LogWriter>>,
+    reader: LogReader,
+    cursors: CursorFiles,
+    sync_errors: AtomicU64,
+}
+
+/// Runs blocking work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Task(e.to_string()))?
+}
+
+/// Turns a stored record back into an entry; `None` when its envelope does
+/// not decode (counted as skipped by callers).
+fn to_stored(record: Record) -> Option<StoredEntry> {
+    let envelope = record.decode_envelope().ok()?;
+    Some(StoredEntry {
+        position: record.position,
+        entry: Arc::new(Entry {
+            envelope,
+            key: record.key.into(),
+            seq: record.position,
+        }),
+    })
+}
+
+impl DiskLog {
+    /// Opens (creating if needed) and recovers the log. Blocking: call it at
+    /// start-up, or inside `spawn_blocking`.
+    pub fn open(config: DiskLogConfig) -> Result<(DiskLog, OpenReport), ApiError> {
+        let cursors = CursorFiles::open(config.cursor_dir)?;
+        let (writer, report) = open(config.storage)?;
+        let log = DiskLog {
+            inner: Arc::new(Inner {
+                reader: writer.reader(),
+                writer: Mutex::new(Some(writer)),
+                cursors,
+                sync_errors: AtomicU64::new(0),
+            }),
+        };
+        Ok((log, report))
+    }
+
+    /// A reader of the underlying segments (for checks and tools).
+    pub fn reader(&self) -> &LogReader {
+        &self.inner.reader
+    }
+
+    fn with_writer<T>(
+        inner: &Inner,
+        f: impl FnOnce(&mut LogWriter) -> Result<T, crate::LogError>,
+    ) -> Result<T, ApiError> {
+        let mut guard = inner.writer.lock();
+        let writer = guard.as_mut().ok_or(ApiError::Closed)?;
+        Ok(f(writer)?)
+    }
+
+    /// Flushes and fsyncs everything appended so far.
+    pub async fn sync(&self) -> Result<(), ApiError> {
+        let inner = self.inner.clone();
+        blocking(move || Self::with_writer(&inner, |w| w.sync())).await
+    }
+
+    /// The fsync timer: syncs every `period` until `shutdown` completes,
+    /// then once more. Failures are counted in [`LogStats::sync_errors`]
+    /// and retried next tick. The owner spawns it and awaits it at exit.
+    pub fn sync_every(
+        &self,
+        period: Duration,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let log = self.clone();
+        async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tick.tick() => log.sync_counted().await,
+                }
+            }
+            log.sync_counted().await;
+        }
+    }
+
+    async fn sync_counted(&self) {
+        match self.sync().await {
+            Ok(()) | Err(ApiError::Closed) => {}
+            Err(_) => {
+                self.inner.sync_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Deletes whole segments by age and disk budget (see
+    /// [`RetentionPolicy`]); the report names the removed positions.
+    pub async fn apply_retention(
+        &self,
+        policy: RetentionPolicy,
+        now_ns: i64,
+    ) -> Result<RetentionReport, ApiError> {
+        let inner = self.inner.clone();
+        blocking(move || Self::with_writer(&inner, |w| w.apply_retention(&policy, now_ns))).await
+    }
+
+    /// Syncs, persists the position floor and releases the directory;
+    /// later appends fail with [`ApiError::Closed`] (reads still work).
+    pub async fn close(&self) -> Result<(), ApiError> {
+        let inner = self.inner.clone();
+        blocking(move || match inner.writer.lock().take() {
+            Some(w) => Ok(w.close()?),
+            None => Ok(()),
+        })
+        .await
+    }
+
+    fn read_from_blocking(
+        reader: &LogReader,
+        cursor: Cursor,
+        selector: &Selector,
+        limit: usize,
+    ) -> Result<ReadPage, ApiError> {
+        let mut next = cursor.next();
+        let mut page = ReadPage {
+            entries: Vec::new(),
+            next_cursor: cursor,
+            skipped: 0,
+            caught_up: false,
+        };
+        let budget = scan_budget(limit);
+        let mut scanned = 0usize;
+        'scan: while scanned < budget && page.entries.len() < limit {
+            let step = READ_STEP.min(budget - scanned);
+            let batch = reader.read_from(next, ReadLimit::records(step))?;
+            if batch.records.is_empty() {
+                page.skipped += batch.next.saturating_sub(next);
+                if batch.next <= next {
+                    break;
+                }
+                next = batch.next;
+                continue;
+            }
+            for record in batch.records {
+                if page.entries.len() >= limit {
+                    break 'scan;
+                }
+                page.skipped += record.position.saturating_sub(next);
+                next = record.position + 1;
+                scanned += 1;
+                match to_stored(record) {
+                    Some(e) if selector.matches(&e.entry) => page.entries.push(e),
+                    Some(_) => {}
+                    None => page.skipped += 1,
+                }
+            }
+            page.skipped += batch.next.saturating_sub(next);
+            next = next.max(batch.next);
+        }
+        page.next_cursor = Cursor::at(next);
+        page.caught_up = next >= reader.next_position();
+        Ok(page)
+    }
+}
+
+impl Log for DiskLog {
+    fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>> {
+        let inner = self.inner.clone();
+        Box::pin(blocking(move || {
+            let keys: Vec<String> = batch.iter().map(key::key_for).collect();
+            let records: Vec<EnvelopeRecord<'_>> = keys
+                .iter()
+                .zip(&batch)
+                .map(|(key, envelope)| EnvelopeRecord { key, envelope })
+                .collect();
+            Self::with_writer(&inner, |w| {
+                let range = w.append(&records)?;
+                // On a failed flush the batch stays buffered and is written
+                // by the next flush or sync; the caller is told it is not
+                // stored yet.
+                w.flush()?;
+                Ok(range.collect())
+            })
+        }))
+    }
+
+    fn read_source<'a>(
+        &'a self,
+        source_id: &'a str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+        descending: bool,
+    ) -> LogFuture<'a, Vec<StoredEntry>> {
+        let inner = self.inner.clone();
+        let source_id = source_id.to_owned();
+        Box::pin(blocking(move || {
+            let records = inner
+                .reader
+                .range(&source_id, start_ns, end_ns, limit, descending)?;
+            let mut out: Vec<StoredEntry> = records.into_iter().filter_map(to_stored).collect();
+            if descending {
+                out.reverse();
+            }
+            Ok(out)
+        }))
+    }
+
+    fn read_from<'a>(
+        &'a self,
+        cursor: Cursor,
+        selector: &'a Selector,
+        limit: usize,
+    ) -> LogFuture<'a, ReadPage> {
+        let inner = self.inner.clone();
+        let selector = selector.clone();
+        Box::pin(blocking(move || {
+            Self::read_from_blocking(&inner.reader, cursor, &selector, limit)
+        }))
+    }
+
+    fn end_cursor(&self) -> LogFuture<'_, Cursor> {
+        let end = Cursor::at(self.inner.reader.next_position());
+        Box::pin(async move { Ok(end) })
+    }
+
+    fn commit<'a>(&'a self, consumer: &'a str, cursor: Cursor) -> LogFuture<'a, ()> {
+        let inner = self.inner.clone();
+        let consumer = consumer.to_owned();
+        Box::pin(blocking(move || inner.cursors.write(&consumer, cursor)))
+    }
+
+    fn committed<'a>(&'a self, consumer: &'a str) -> LogFuture<'a, Option<Cursor>> {
+        let inner = self.inner.clone();
+        let consumer = consumer.to_owned();
+        Box::pin(blocking(move || inner.cursors.read(&consumer)))
+    }
+
+    fn meta<'a>(&'a self, after: Option<&'a str>, limit: usize) -> LogFuture<'a, Vec<SourceMeta>> {
+        let inner = self.inner.clone();
+        let after = after.map(str::to_owned);
+        Box::pin(blocking(move || {
+            let mut out: Vec<SourceMeta> = inner
+                .reader
+                .sources()
+                .into_iter()
+                .filter(|s| after.as_deref().is_none_or(|a| s.source_id.as_str() > a))
+                .map(|s| SourceMeta {
+                    source_id: s.source_id,
+                    count: s.count,
+                    oldest_timestamp: s.oldest_timestamp,
+                    newest_timestamp: s.newest_timestamp,
+                })
+                .collect();
+            out.sort_by(|a, b| a.source_id.cmp(&b.source_id));
+            out.truncate(limit);
+            Ok(out)
+        }))
+    }
+
+    fn stats(&self) -> LogFuture<'_, LogStats> {
+        let inner = self.inner.clone();
+        Box::pin(blocking(move || {
+            let index = inner.reader.index_stats();
+            Ok(LogStats {
+                next_position: inner.reader.next_position(),
+                oldest_position: inner.reader.oldest_position(),
+                entries: index.entries as u64,
+                sources: index.sources as u64,
+                bytes: inner.reader.segments().iter().map(|s| s.bytes).sum(),
+                sync_errors: inner.sync_errors.load(Ordering::Relaxed),
+            })
+        }))
+    }
+}

@@ -1,0 +1,266 @@
+//! [`MemoryLog`]: the log in memory, bounded, for tests and diskless hosts.
+//!
+//! One position-ordered deque is the log (capped at `max_entries`, oldest
+//! dropped first, like retention); a deque per source is its index (capped
+//! at `max_per_source`: the oldest leave the index, as on disk). Both hold
+//! the same `Arc`s. Committed cursors live in a map and die with the
+//! process. Every call is a short critical section, so it runs inline.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use envelope::{key, Entry, Envelope, Selector};
+use parking_lot::Mutex;
+
+use super::consumers::check_name;
+use super::cursor::Cursor;
+use super::types::{LogStats, Position, ReadPage, SourceMeta, StoredEntry};
+use super::{scan_budget, ApiError, Log, LogFuture};
+
+#[derive(Clone, Debug)]
+pub struct MemoryLogConfig {
+    /// Entries kept in all (the oldest go first).
+    pub max_entries: usize,
+    /// Entries kept per source for [`Log::read_source`] and meta.
+    pub max_per_source: usize,
+}
+
+impl Default for MemoryLogConfig {
+    fn default() -> Self {
+        MemoryLogConfig {
+            max_entries: 1_000_000,
+            max_per_source: crate::DEFAULT_MAX_PER_SOURCE,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Entries at positions `first..next`, in order.
+    log: VecDeque<StoredEntry>,
+    first: Position,
+    next: Position,
+    sources: HashMap<String, VecDeque<StoredEntry>>,
+    indexed: u64,
+    bytes: u64,
+    consumers: HashMap<String, Cursor>,
+}
+
+#[derive(Debug)]
+pub struct MemoryLog {
+    config: MemoryLogConfig,
+    inner: Mutex<Inner>,
+}
+
+impl MemoryLog {
+    pub fn new(config: MemoryLogConfig) -> Self {
+        MemoryLog {
+            config: MemoryLogConfig {
+                max_entries: config.max_entries.max(1),
+                max_per_source: config.max_per_source.max(1),
+            },
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn append_now(&self, batch: Vec<Envelope>) -> Vec<Position> {
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        let mut positions = Vec::with_capacity(batch.len());
+        for envelope in batch {
+            let position = inner.next;
+            inner.next += 1;
+            let key: Arc<str> = key::key_for(&envelope).into();
+            let mut entry = Entry::with_key(envelope, key);
+            entry.seq = position;
+            let stored = StoredEntry {
+                position,
+                entry: Arc::new(entry),
+            };
+            inner.bytes += stored.entry.envelope.approx_size() as u64;
+            let per_source = inner
+                .sources
+                .entry(stored.entry.envelope.source_id.clone())
+                .or_default();
+            per_source.push_back(stored.clone());
+            inner.indexed += 1;
+            if per_source.len() > self.config.max_per_source {
+                per_source.pop_front();
+                inner.indexed -= 1;
+            }
+            inner.log.push_back(stored);
+            positions.push(position);
+        }
+        while inner.log.len() > self.config.max_entries {
+            let Some(old) = inner.log.pop_front() else {
+                break;
+            };
+            inner.first = old.position + 1;
+            inner.bytes -= old.entry.envelope.approx_size() as u64;
+            let source = &old.entry.envelope.source_id;
+            if let Some(q) = inner.sources.get_mut(source) {
+                if q.front().map(|e| e.position) == Some(old.position) {
+                    q.pop_front();
+                    inner.indexed -= 1;
+                }
+                if q.is_empty() {
+                    inner.sources.remove(source);
+                }
+            }
+        }
+        positions
+    }
+
+    fn read_source_now(
+        &self,
+        source_id: &str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+        descending: bool,
+    ) -> Vec<StoredEntry> {
+        let g = self.inner.lock();
+        let Some(q) = g.sources.get(source_id) else {
+            return Vec::new();
+        };
+        let hit = |e: &&StoredEntry| {
+            let t = e.entry.envelope.timestamp;
+            t >= start_ns && t < end_ns
+        };
+        if descending {
+            q.iter().rev().filter(hit).take(limit).cloned().collect()
+        } else {
+            q.iter().filter(hit).take(limit).cloned().collect()
+        }
+    }
+
+    fn read_from_now(&self, cursor: Cursor, selector: &Selector, limit: usize) -> ReadPage {
+        let g = self.inner.lock();
+        let from = cursor.next();
+        let start = from.max(g.first);
+        let mut page = ReadPage {
+            entries: Vec::new(),
+            next_cursor: cursor,
+            skipped: 0,
+            caught_up: true,
+        };
+        if from >= g.next {
+            return page;
+        }
+        page.skipped = start - from;
+        if start >= g.next {
+            page.next_cursor = Cursor::at(start);
+            return page;
+        }
+        let mut at = start;
+        let budget = scan_budget(limit);
+        let offset = (start - g.first) as usize;
+        for e in g.log.iter().skip(offset).take(budget) {
+            if page.entries.len() >= limit {
+                break;
+            }
+            at = e.position + 1;
+            if selector.matches(&e.entry) {
+                page.entries.push(e.clone());
+            }
+        }
+        page.next_cursor = Cursor::at(at);
+        page.caught_up = at >= g.next;
+        page
+    }
+
+    fn meta_now(&self, after: Option<&str>, limit: usize) -> Vec<SourceMeta> {
+        let g = self.inner.lock();
+        let mut out: Vec<SourceMeta> = g
+            .sources
+            .iter()
+            .filter(|(id, _)| after.is_none_or(|a| id.as_str() > a))
+            .map(|(id, q)| {
+                let ts = q.iter().map(|e| e.entry.envelope.timestamp);
+                SourceMeta {
+                    source_id: id.clone(),
+                    count: q.len() as u64,
+                    oldest_timestamp: ts.clone().min().unwrap_or(0),
+                    newest_timestamp: ts.max().unwrap_or(0),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.source_id.cmp(&b.source_id));
+        out.truncate(limit);
+        out
+    }
+
+    fn stats_now(&self) -> LogStats {
+        let g = self.inner.lock();
+        LogStats {
+            next_position: g.next,
+            oldest_position: g.log.front().map(|e| e.position),
+            entries: g.indexed,
+            sources: g.sources.len() as u64,
+            bytes: g.bytes,
+            sync_errors: 0,
+        }
+    }
+}
+
+impl Log for MemoryLog {
+    fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>> {
+        let positions = self.append_now(batch);
+        Box::pin(async move { Ok(positions) })
+    }
+
+    fn read_source<'a>(
+        &'a self,
+        source_id: &'a str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+        descending: bool,
+    ) -> LogFuture<'a, Vec<StoredEntry>> {
+        let out = self.read_source_now(source_id, start_ns, end_ns, limit, descending);
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn read_from<'a>(
+        &'a self,
+        cursor: Cursor,
+        selector: &'a Selector,
+        limit: usize,
+    ) -> LogFuture<'a, ReadPage> {
+        let page = self.read_from_now(cursor, selector, limit);
+        Box::pin(async move { Ok(page) })
+    }
+
+    fn end_cursor(&self) -> LogFuture<'_, Cursor> {
+        let end = Cursor::at(self.inner.lock().next);
+        Box::pin(async move { Ok(end) })
+    }
+
+    fn commit<'a>(&'a self, consumer: &'a str, cursor: Cursor) -> LogFuture<'a, ()> {
+        Box::pin(async move {
+            check_name(consumer)?;
+            self.inner
+                .lock()
+                .consumers
+                .insert(consumer.to_owned(), cursor);
+            Ok(())
+        })
+    }
+
+    fn committed<'a>(&'a self, consumer: &'a str) -> LogFuture<'a, Option<Cursor>> {
+        Box::pin(async move {
+            check_name(consumer)?;
+            Ok(self.inner.lock().consumers.get(consumer).copied())
+        })
+    }
+
+    fn meta<'a>(&'a self, after: Option<&'a str>, limit: usize) -> LogFuture<'a, Vec<SourceMeta>> {
+        let out = self.meta_now(after, limit);
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn stats(&self) -> LogFuture<'_, LogStats> {
+        let s = self.stats_now();
+        Box::pin(async move { Ok::<_, ApiError>(s) })
+    }
+}

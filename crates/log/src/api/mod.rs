@@ -1,0 +1,82 @@
+//! The seam the rest of sluice uses: the async, fallible [`Log`] trait, and
+//! its implementations [`MemoryLog`] (bounded, in memory: tests and diskless
+//! hosts) and [`DiskLog`] (over this crate's segment files). A NATS
+//! JetStream implementation can come later behind the same trait: positions
+//! become stream sequences and [`Cursor`]s carry them in a new version.
+//!
+//! Every method returns a boxed `Send` future so the trait stays usable as
+//! `Arc<dyn Log>`; implementations never block the async workers (the disk
+//! one runs its I/O on `spawn_blocking`).
+
+mod consumers;
+mod cursor;
+mod disk;
+mod error;
+mod memory;
+mod types;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use envelope::{Envelope, Selector};
+
+pub use cursor::{Cursor, CursorParseError};
+pub use disk::{DiskLog, DiskLogConfig};
+pub use error::ApiError;
+pub use memory::{MemoryLog, MemoryLogConfig};
+pub use types::{LogStats, Position, ReadPage, SourceMeta, StoredEntry};
+
+/// The future every [`Log`] method returns.
+pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'a>>;
+
+/// An append-only, ordered log of envelopes with growing positions.
+pub trait Log: Send + Sync {
+    /// Appends a batch in order; returns each entry's position (consecutive,
+    /// growing). Keys are computed with [`envelope::key::key_for`]. All or
+    /// nothing: on error no entry of the batch is stored.
+    fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>>;
+
+    /// Log Cache's read of one source: `start_ns <= timestamp < end_ns`, at
+    /// most `limit`; oldest first, or the newest first with `descending`.
+    fn read_source<'a>(
+        &'a self,
+        source_id: &'a str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+        descending: bool,
+    ) -> LogFuture<'a, Vec<StoredEntry>>;
+
+    /// Entries from `cursor` on that match `selector`, in position order, at
+    /// most `limit`. A page may hold fewer (even none) when many entries did
+    /// not match: continue from `next_cursor` until `caught_up`.
+    fn read_from<'a>(
+        &'a self,
+        cursor: Cursor,
+        selector: &'a Selector,
+        limit: usize,
+    ) -> LogFuture<'a, ReadPage>;
+
+    /// The cursor after the newest entry (where a live tail starts).
+    fn end_cursor(&self) -> LogFuture<'_, Cursor>;
+
+    /// Durably records a named consumer's cursor (a drain's acknowledged
+    /// position).
+    fn commit<'a>(&'a self, consumer: &'a str, cursor: Cursor) -> LogFuture<'a, ()>;
+
+    /// The consumer's last committed cursor, if any.
+    fn committed<'a>(&'a self, consumer: &'a str) -> LogFuture<'a, Option<Cursor>>;
+
+    /// Per-source counts and time ranges sorted by source id: the first
+    /// `limit` sources whose id sorts after `after` (all when `None`).
+    fn meta<'a>(&'a self, after: Option<&'a str>, limit: usize) -> LogFuture<'a, Vec<SourceMeta>>;
+
+    /// Totals for metrics and status.
+    fn stats(&self) -> LogFuture<'_, LogStats>;
+}
+
+/// How many entries `read_from` examines per call at most, for a `limit`:
+/// bounds the work of a page whose selector matches little.
+pub(crate) fn scan_budget(limit: usize) -> usize {
+    limit.saturating_mul(16).clamp(1024, 65_536)
+}
