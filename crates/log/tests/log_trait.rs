@@ -259,6 +259,23 @@ async fn meta_stats_and_names<H: Harness>(mut h: H) {
     assert!(log.committed(&"x".repeat(500)).await.is_err());
 }
 
+async fn wait_beyond_wakes_on_append<H: Harness>(mut h: H) {
+    let log = h.open();
+    log.append(envelopes(0..3)).await.unwrap();
+    let end = log.end_cursor().await.unwrap();
+    assert_eq!(log.wait_beyond(Cursor::at(1)).await.unwrap(), end);
+    let waiter = log.wait_beyond(end);
+    tokio::pin!(waiter);
+    tokio::select! {
+        biased;
+        _ = &mut waiter => panic!("woke before an append"),
+        _ = std::future::ready(()) => {}
+    }
+    let (woke, appended) = tokio::join!(waiter, log.append(envelopes(3..5)));
+    assert_eq!(appended.unwrap(), [3, 4]);
+    assert_eq!(woke.unwrap(), Cursor::at(5));
+}
+
 macro_rules! suite {
     ($($name:ident),*) => {
         mod memory {
@@ -280,5 +297,6 @@ suite!(
     append_and_read_source,
     read_from_pages_with_selectors,
     survives_restart_with_cursors,
-    meta_stats_and_names
+    meta_stats_and_names,
+    wait_beyond_wakes_on_append
 );

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use envelope::{key, Entry, Envelope, Selector};
 use parking_lot::Mutex;
+use tokio::sync::watch;
 
 use super::consumers::CursorFiles;
 use super::cursor::Cursor;
@@ -61,6 +62,22 @@ struct Inner {
     reader: LogReader,
     cursors: CursorFiles,
     sync_errors: AtomicU64,
+    /// The readable end and whether the log is closed, for
+    /// [`Log::wait_beyond`].
+    end: watch::Sender<(Position, bool)>,
+}
+
+impl Inner {
+    /// Tells waiters the readable end (it only grows) and closing.
+    fn publish_end(&self, closed: bool) {
+        let next = self.reader.next_position();
+        self.end.send_if_modified(|(end, was_closed)| {
+            let changed = next > *end || (closed && !*was_closed);
+            *end = (*end).max(next);
+            *was_closed |= closed;
+            changed
+        });
+    }
 }
 
 /// Runs blocking work off the async workers.
@@ -92,8 +109,10 @@ impl DiskLog {
     pub fn open(config: DiskLogConfig) -> Result<(DiskLog, OpenReport), ApiError> {
         let cursors = CursorFiles::open(config.cursor_dir)?;
         let (writer, report) = open(config.storage)?;
+        let end = watch::Sender::new((writer.reader().next_position(), false));
         let log = DiskLog {
             inner: Arc::new(Inner {
+                end,
                 reader: writer.reader(),
                 writer: Mutex::new(Some(writer)),
                 cursors,
@@ -114,7 +133,9 @@ impl DiskLog {
     ) -> Result<T, ApiError> {
         let mut guard = inner.writer.lock();
         let writer = guard.as_mut().ok_or(ApiError::Closed)?;
-        Ok(f(writer)?)
+        let result = f(writer);
+        inner.publish_end(false);
+        Ok(result?)
     }
 
     /// Flushes and fsyncs everything appended so far.
@@ -170,9 +191,13 @@ impl DiskLog {
     /// later appends fail with [`ApiError::Closed`] (reads still work).
     pub async fn close(&self) -> Result<(), ApiError> {
         let inner = self.inner.clone();
-        blocking(move || match inner.writer.lock().take() {
-            Some(w) => Ok(w.close()?),
-            None => Ok(()),
+        blocking(move || {
+            let result = match inner.writer.lock().take() {
+                Some(w) => w.close(),
+                None => Ok(()),
+            };
+            inner.publish_end(true);
+            Ok(result?)
         })
         .await
     }
@@ -284,6 +309,21 @@ impl Log for DiskLog {
     fn end_cursor(&self) -> LogFuture<'_, Cursor> {
         let end = Cursor::at(self.inner.reader.next_position());
         Box::pin(async move { Ok(end) })
+    }
+
+    fn wait_beyond(&self, cursor: Cursor) -> LogFuture<'_, Cursor> {
+        let mut rx = self.inner.end.subscribe();
+        Box::pin(async move {
+            let (end, _) = *rx
+                .wait_for(|&(end, closed)| end > cursor.next() || closed)
+                .await
+                .map_err(|_| ApiError::Closed)?;
+            if end > cursor.next() {
+                Ok(Cursor::at(end))
+            } else {
+                Err(ApiError::Closed)
+            }
+        })
     }
 
     fn commit<'a>(&'a self, consumer: &'a str, cursor: Cursor) -> LogFuture<'a, ()> {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use envelope::{key, Entry, Envelope, Selector};
 use parking_lot::Mutex;
+use tokio::sync::watch;
 
 use super::consumers::check_name;
 use super::cursor::Cursor;
@@ -40,16 +41,48 @@ struct Inner {
     log: VecDeque<StoredEntry>,
     first: Position,
     next: Position,
-    sources: HashMap<String, VecDeque<StoredEntry>>,
+    sources: HashMap<String, SourceEntries>,
     indexed: u64,
     bytes: u64,
     consumers: HashMap<String, Cursor>,
+}
+
+/// One source's index: its entries in position order.
+#[derive(Debug)]
+struct SourceEntries {
+    items: VecDeque<StoredEntry>,
+    /// Whether timestamps are non-decreasing too (then meta reads the ends).
+    ts_sorted: bool,
+}
+
+impl Default for SourceEntries {
+    fn default() -> Self {
+        SourceEntries {
+            items: VecDeque::new(),
+            ts_sorted: true,
+        }
+    }
+}
+
+impl SourceEntries {
+    /// Oldest and newest timestamps (a scan only when out of order).
+    fn time_range(&self) -> (i64, i64) {
+        let ts = |e: &StoredEntry| e.entry.envelope.timestamp;
+        match (self.items.front(), self.items.back()) {
+            (Some(f), Some(b)) if self.ts_sorted => (ts(f), ts(b)),
+            _ => self.items.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
+                (lo.min(ts(e)), hi.max(ts(e)))
+            }),
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct MemoryLog {
     config: MemoryLogConfig,
     inner: Mutex<Inner>,
+    /// The next position, for [`Log::wait_beyond`].
+    end: watch::Sender<Position>,
 }
 
 impl MemoryLog {
@@ -60,6 +93,7 @@ impl MemoryLog {
                 max_per_source: config.max_per_source.max(1),
             },
             inner: Mutex::new(Inner::default()),
+            end: watch::Sender::new(0),
         }
     }
 
@@ -82,10 +116,18 @@ impl MemoryLog {
                 .sources
                 .entry(stored.entry.envelope.source_id.clone())
                 .or_default();
-            per_source.push_back(stored.clone());
+            let ts = stored.entry.envelope.timestamp;
+            if per_source
+                .items
+                .back()
+                .is_some_and(|last| last.entry.envelope.timestamp > ts)
+            {
+                per_source.ts_sorted = false;
+            }
+            per_source.items.push_back(stored.clone());
             inner.indexed += 1;
-            if per_source.len() > self.config.max_per_source {
-                per_source.pop_front();
+            if per_source.items.len() > self.config.max_per_source {
+                per_source.items.pop_front();
                 inner.indexed -= 1;
             }
             inner.log.push_back(stored);
@@ -99,15 +141,22 @@ impl MemoryLog {
             inner.bytes -= old.entry.envelope.approx_size() as u64;
             let source = &old.entry.envelope.source_id;
             if let Some(q) = inner.sources.get_mut(source) {
-                if q.front().map(|e| e.position) == Some(old.position) {
-                    q.pop_front();
+                if q.items.front().map(|e| e.position) == Some(old.position) {
+                    q.items.pop_front();
                     inner.indexed -= 1;
                 }
-                if q.is_empty() {
+                if q.items.is_empty() {
                     inner.sources.remove(source);
                 }
             }
         }
+        let next = inner.next;
+        drop(g);
+        self.end.send_if_modified(|end| {
+            let newer = next > *end;
+            *end = (*end).max(next);
+            newer
+        });
         positions
     }
 
@@ -128,9 +177,15 @@ impl MemoryLog {
             t >= start_ns && t < end_ns
         };
         if descending {
-            q.iter().rev().filter(hit).take(limit).cloned().collect()
+            q.items
+                .iter()
+                .rev()
+                .filter(hit)
+                .take(limit)
+                .cloned()
+                .collect()
         } else {
-            q.iter().filter(hit).take(limit).cloned().collect()
+            q.items.iter().filter(hit).take(limit).cloned().collect()
         }
     }
 
@@ -171,23 +226,25 @@ impl MemoryLog {
 
     fn meta_now(&self, after: Option<&str>, limit: usize) -> Vec<SourceMeta> {
         let g = self.inner.lock();
-        let mut out: Vec<SourceMeta> = g
+        let mut ids: Vec<&String> = g
             .sources
-            .iter()
-            .filter(|(id, _)| after.is_none_or(|a| id.as_str() > a))
-            .map(|(id, q)| {
-                let ts = q.iter().map(|e| e.entry.envelope.timestamp);
-                SourceMeta {
-                    source_id: id.clone(),
-                    count: q.len() as u64,
-                    oldest_timestamp: ts.clone().min().unwrap_or(0),
-                    newest_timestamp: ts.max().unwrap_or(0),
-                }
-            })
+            .keys()
+            .filter(|id| after.is_none_or(|a| id.as_str() > a))
             .collect();
-        out.sort_by(|a, b| a.source_id.cmp(&b.source_id));
-        out.truncate(limit);
-        out
+        ids.sort();
+        ids.truncate(limit);
+        ids.into_iter()
+            .filter_map(|id| {
+                let q = g.sources.get(id)?;
+                let (oldest_timestamp, newest_timestamp) = q.time_range();
+                Some(SourceMeta {
+                    source_id: id.clone(),
+                    count: q.items.len() as u64,
+                    oldest_timestamp,
+                    newest_timestamp,
+                })
+            })
+            .collect()
     }
 
     fn stats_now(&self) -> LogStats {
@@ -234,6 +291,17 @@ impl Log for MemoryLog {
     fn end_cursor(&self) -> LogFuture<'_, Cursor> {
         let end = Cursor::at(self.inner.lock().next);
         Box::pin(async move { Ok(end) })
+    }
+
+    fn wait_beyond(&self, cursor: Cursor) -> LogFuture<'_, Cursor> {
+        let mut rx = self.end.subscribe();
+        Box::pin(async move {
+            let end = rx
+                .wait_for(|&end| end > cursor.next())
+                .await
+                .map_err(|_| ApiError::Closed)?;
+            Ok(Cursor::at(*end))
+        })
     }
 
     fn commit<'a>(&'a self, consumer: &'a str, cursor: Cursor) -> LogFuture<'a, ()> {

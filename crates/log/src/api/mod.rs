@@ -60,6 +60,11 @@ pub trait Log: Send + Sync {
     /// The cursor after the newest entry (where a live tail starts).
     fn end_cursor(&self) -> LogFuture<'_, Cursor>;
 
+    /// Resolves once the log has entries at or after `cursor` (its end has
+    /// moved past it), with the new end: how a reader that caught up waits
+    /// for more without polling. Cancel it by dropping the future.
+    fn wait_beyond(&self, cursor: Cursor) -> LogFuture<'_, Cursor>;
+
     /// Durably records a named consumer's cursor (a drain's acknowledged
     /// position).
     fn commit<'a>(&'a self, consumer: &'a str, cursor: Cursor) -> LogFuture<'a, ()>;
