@@ -30,10 +30,24 @@ fn disk(dir: &std::path::Path) -> DiskLog {
 }
 
 #[tokio::test]
+async fn memory_byte_budget_drops_oldest() {
+    let log = MemoryLog::new(MemoryLogConfig {
+        max_bytes: Some(2000),
+        ..MemoryLogConfig::default()
+    });
+    log.append(envelopes(0..100, 2)).await.unwrap();
+    let stats = log.stats().await.unwrap();
+    assert!(stats.bytes <= 2000, "{stats:?}");
+    assert!(stats.oldest_position > Some(0));
+    assert_eq!(stats.next_position, 100);
+}
+
+#[tokio::test]
 async fn memory_caps_drop_oldest_and_tell() {
     let log = MemoryLog::new(MemoryLogConfig {
         max_entries: 10,
         max_per_source: 2,
+        ..MemoryLogConfig::default()
     });
     assert_eq!(log.append(envelopes(0..30, 3)).await.unwrap().len(), 30);
     let page = log

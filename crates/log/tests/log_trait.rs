@@ -276,6 +276,33 @@ async fn wait_beyond_wakes_on_append<H: Harness>(mut h: H) {
     assert_eq!(woke.unwrap(), Cursor::at(5));
 }
 
+async fn retain_by_age_is_told_as_skipped<H: Harness>(mut h: H) {
+    let log = h.open();
+    for i in 0..5 {
+        log.append(envelopes(i * 20..i * 20 + 20)).await.unwrap();
+    }
+    let hour = sluice_log::DEFAULT_MAX_AGE_NS;
+    let kept = log.retain(hour).await.unwrap();
+    assert_eq!((kept.removed, kept.oldest_position), (0, Some(0)));
+    let gone = log.retain(hour + 1_000_000).await.unwrap();
+    assert_eq!((gone.removed, gone.oldest_position), (100, None));
+    let page = log
+        .read_from(Cursor::at(10), &Selector::all(), 10)
+        .await
+        .unwrap();
+    assert!(page.entries.is_empty() && page.caught_up);
+    assert_eq!((page.skipped, page.next_cursor), (90, Cursor::at(100)));
+    assert!(log
+        .read_source("src-0", 0, i64::MAX, 9, false)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(log.append(envelopes(0..1)).await.unwrap(), [100]);
+    let log = h.restart(log).await;
+    let (rest, _, skipped) = drain_all(&log, Cursor::START, &Selector::all(), 10).await;
+    assert_eq!((payloads(&rest), skipped), (lines([0]), 100));
+}
+
 macro_rules! suite {
     ($($name:ident),*) => {
         mod memory {
@@ -298,5 +325,6 @@ suite!(
     read_from_pages_with_selectors,
     survives_restart_with_cursors,
     meta_stats_and_names,
-    wait_beyond_wakes_on_append
+    wait_beyond_wakes_on_append,
+    retain_by_age_is_told_as_skipped
 );

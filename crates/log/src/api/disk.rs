@@ -20,12 +20,17 @@ use tokio::sync::watch;
 
 use super::consumers::CursorFiles;
 use super::cursor::Cursor;
-use super::types::{LogStats, Position, ReadPage, SourceMeta, StoredEntry};
+use super::types::{
+    LogStats, Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_MAX_AGE_NS,
+};
 use super::{scan_budget, ApiError, Log, LogFuture};
 use crate::{
     open, EnvelopeRecord, LogConfig, LogReader, LogWriter, OpenReport, ReadLimit, Record,
     RetentionPolicy, RetentionReport,
 };
+
+/// Default disk budget of the segments (`[log] max_disk_mb` 4096).
+pub const DEFAULT_MAX_DISK_BYTES: u64 = 4096 << 20;
 
 /// Records read from the storage layer per step of a `read_from` scan.
 const READ_STEP: usize = 4096;
@@ -36,6 +41,8 @@ pub struct DiskLogConfig {
     pub storage: LogConfig,
     /// Where consumer cursor files live.
     pub cursor_dir: PathBuf,
+    /// What [`Log::retain`] applies.
+    pub retention: RetentionPolicy,
 }
 
 impl DiskLogConfig {
@@ -45,6 +52,10 @@ impl DiskLogConfig {
         DiskLogConfig {
             storage: LogConfig::new(dir.join("log")),
             cursor_dir: dir.join("cursors"),
+            retention: RetentionPolicy {
+                max_age_ns: Some(DEFAULT_MAX_AGE_NS),
+                max_bytes: Some(DEFAULT_MAX_DISK_BYTES),
+            },
         }
     }
 }
@@ -61,6 +72,7 @@ struct Inner {
     writer: Mutex<Option<LogWriter>>,
     reader: LogReader,
     cursors: CursorFiles,
+    retention: RetentionPolicy,
     sync_errors: AtomicU64,
     /// The readable end and whether the log is closed, for
     /// [`Log::wait_beyond`].
@@ -116,6 +128,7 @@ impl DiskLog {
                 reader: writer.reader(),
                 writer: Mutex::new(Some(writer)),
                 cursors,
+                retention: config.retention,
                 sync_errors: AtomicU64::new(0),
             }),
         };
@@ -215,6 +228,15 @@ impl DiskLog {
             skipped: 0,
             caught_up: false,
         };
+        // Positions below the oldest kept one are gone (also when retention
+        // left no record at all, which the segment reader cannot see).
+        let floor = reader
+            .oldest_position()
+            .unwrap_or_else(|| reader.next_position());
+        if next < floor {
+            page.skipped = floor - next;
+            next = floor;
+        }
         let budget = scan_budget(limit);
         let mut scanned = 0usize;
         'scan: while scanned < budget && page.entries.len() < limit {
@@ -323,6 +345,17 @@ impl Log for DiskLog {
             } else {
                 Err(ApiError::Closed)
             }
+        })
+    }
+
+    fn retain(&self, now_ns: i64) -> LogFuture<'_, Retained> {
+        let policy = self.inner.retention;
+        Box::pin(async move {
+            let report = self.apply_retention(policy, now_ns).await?;
+            Ok(Retained {
+                removed: report.records(),
+                oldest_position: report.oldest_position,
+            })
         })
     }
 

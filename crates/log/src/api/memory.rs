@@ -3,7 +3,10 @@
 //! One position-ordered deque is the log (capped at `max_entries`, oldest
 //! dropped first, like retention); a deque per source is its index (capped
 //! at `max_per_source`: the oldest leave the index, as on disk). Both hold
-//! the same `Arc`s. Committed cursors live in a map and die with the
+//! the same `Arc`s. An approximate byte budget drops the oldest on append;
+//! [`Log::retain`] drops the oldest while they are older than `max_age_ns`
+//! (stopping at the first younger one, as whole-segment deletion does on
+//! disk). Committed cursors live in a map and die with the
 //! process. Every call is a short critical section, so it runs inline.
 
 use std::collections::{HashMap, VecDeque};
@@ -15,7 +18,9 @@ use tokio::sync::watch;
 
 use super::consumers::check_name;
 use super::cursor::Cursor;
-use super::types::{LogStats, Position, ReadPage, SourceMeta, StoredEntry};
+use super::types::{
+    LogStats, Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_MAX_AGE_NS,
+};
 use super::{scan_budget, ApiError, Log, LogFuture};
 
 #[derive(Clone, Debug)]
@@ -24,6 +29,11 @@ pub struct MemoryLogConfig {
     pub max_entries: usize,
     /// Entries kept per source for [`Log::read_source`] and meta.
     pub max_per_source: usize,
+    /// [`Log::retain`] drops the oldest entries while they are older than
+    /// this (nanoseconds).
+    pub max_age_ns: Option<i64>,
+    /// Approximate bytes kept in all (the oldest go first, on append).
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for MemoryLogConfig {
@@ -31,6 +41,8 @@ impl Default for MemoryLogConfig {
         MemoryLogConfig {
             max_entries: 1_000_000,
             max_per_source: crate::DEFAULT_MAX_PER_SOURCE,
+            max_age_ns: Some(DEFAULT_MAX_AGE_NS),
+            max_bytes: Some(512 << 20),
         }
     }
 }
@@ -64,6 +76,28 @@ impl Default for SourceEntries {
     }
 }
 
+impl Inner {
+    /// Drops the oldest entry from the log and its source's index.
+    fn pop_oldest(&mut self) -> bool {
+        let Some(old) = self.log.pop_front() else {
+            return false;
+        };
+        self.first = old.position + 1;
+        self.bytes -= old.entry.envelope.approx_size() as u64;
+        let source = &old.entry.envelope.source_id;
+        if let Some(q) = self.sources.get_mut(source) {
+            if q.items.front().map(|e| e.position) == Some(old.position) {
+                q.items.pop_front();
+                self.indexed -= 1;
+            }
+            if q.items.is_empty() {
+                self.sources.remove(source);
+            }
+        }
+        true
+    }
+}
+
 impl SourceEntries {
     /// Oldest and newest timestamps (a scan only when out of order).
     fn time_range(&self) -> (i64, i64) {
@@ -91,6 +125,7 @@ impl MemoryLog {
             config: MemoryLogConfig {
                 max_entries: config.max_entries.max(1),
                 max_per_source: config.max_per_source.max(1),
+                ..config
             },
             inner: Mutex::new(Inner::default()),
             end: watch::Sender::new(0),
@@ -133,21 +168,10 @@ impl MemoryLog {
             inner.log.push_back(stored);
             positions.push(position);
         }
-        while inner.log.len() > self.config.max_entries {
-            let Some(old) = inner.log.pop_front() else {
+        let max_bytes = self.config.max_bytes.unwrap_or(u64::MAX);
+        while inner.log.len() > self.config.max_entries || inner.bytes > max_bytes {
+            if !inner.pop_oldest() {
                 break;
-            };
-            inner.first = old.position + 1;
-            inner.bytes -= old.entry.envelope.approx_size() as u64;
-            let source = &old.entry.envelope.source_id;
-            if let Some(q) = inner.sources.get_mut(source) {
-                if q.items.front().map(|e| e.position) == Some(old.position) {
-                    q.items.pop_front();
-                    inner.indexed -= 1;
-                }
-                if q.items.is_empty() {
-                    inner.sources.remove(source);
-                }
             }
         }
         let next = inner.next;
@@ -302,6 +326,27 @@ impl Log for MemoryLog {
                 .map_err(|_| ApiError::Closed)?;
             Ok(Cursor::at(*end))
         })
+    }
+
+    fn retain(&self, now_ns: i64) -> LogFuture<'_, Retained> {
+        let mut g = self.inner.lock();
+        let mut removed = 0;
+        if let Some(age) = self.config.max_age_ns {
+            let cutoff = now_ns.saturating_sub(age);
+            while g
+                .log
+                .front()
+                .is_some_and(|e| e.entry.envelope.timestamp < cutoff)
+            {
+                g.pop_oldest();
+                removed += 1;
+            }
+        }
+        let out = Retained {
+            removed,
+            oldest_position: g.log.front().map(|e| e.position),
+        };
+        Box::pin(async move { Ok(out) })
     }
 
     fn commit<'a>(&'a self, consumer: &'a str, cursor: Cursor) -> LogFuture<'a, ()> {

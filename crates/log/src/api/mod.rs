@@ -21,10 +21,12 @@ use std::pin::Pin;
 use envelope::{Envelope, Selector};
 
 pub use cursor::{Cursor, CursorParseError};
-pub use disk::{DiskLog, DiskLogConfig};
+pub use disk::{DiskLog, DiskLogConfig, DEFAULT_MAX_DISK_BYTES};
 pub use error::ApiError;
 pub use memory::{MemoryLog, MemoryLogConfig};
-pub use types::{LogStats, Position, ReadPage, SourceMeta, StoredEntry};
+pub use types::{
+    LogStats, Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_MAX_AGE_NS,
+};
 
 /// The future every [`Log`] method returns.
 pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'a>>;
@@ -64,6 +66,11 @@ pub trait Log: Send + Sync {
     /// moved past it), with the new end: how a reader that caught up waits
     /// for more without polling. Cancel it by dropping the future.
     fn wait_beyond(&self, cursor: Cursor) -> LogFuture<'_, Cursor>;
+
+    /// Applies the log's own retention limits (age; disk budget on disk)
+    /// as of `now_ns`. The owner calls it on a timer; a cluster backend
+    /// may leave it to the server and report nothing.
+    fn retain(&self, now_ns: i64) -> LogFuture<'_, Retained>;
 
     /// Durably records a named consumer's cursor (a drain's acknowledged
     /// position).

@@ -6,6 +6,19 @@ use envelope::Entry;
 
 use super::cursor::Cursor;
 
+/// Default age limit of both logs: one hour (DESIGN.md §6).
+pub const DEFAULT_MAX_AGE_NS: i64 = 3_600 * 1_000_000_000;
+
+/// What one [`Log::retain`](super::Log::retain) pass removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Entries removed (readers that had not read them see them as
+    /// `skipped`).
+    pub removed: u64,
+    /// The oldest position still kept.
+    pub oldest_position: Option<Position>,
+}
+
 /// A stored entry's place in the log: only grows, across restarts.
 pub type Position = u64;
 
