@@ -229,6 +229,12 @@ async fn survives_restart_with_cursors<H: Harness>(mut h: H) {
     let (tail, _, _) = drain_all(&log, Cursor::at(39), &Selector::all(), 10).await;
     assert_eq!(payloads(&tail), lines(39..42));
     assert_eq!(log.stats().await.unwrap().next_position, 42);
+
+    assert!(log.forget("drain-1").await.unwrap());
+    assert!(!log.forget("drain-1").await.unwrap());
+    let log = h.restart(log).await;
+    assert_eq!(log.committed("drain-1").await.unwrap(), None);
+    assert!(log.committed("tail with spaces/é").await.unwrap().is_some());
 }
 
 async fn meta_stats_and_names<H: Harness>(mut h: H) {

@@ -4,11 +4,14 @@
 //! the new one, never a torn one.
 //!
 //! A file is named `<hex of the consumer name>.cursor` (any name is safe on
-//! disk) and holds the cursor's printed form and a newline.
+//! disk) and holds the cursor's printed form and a newline. Temp files get
+//! a unique name per write (concurrent commits never share one) and are
+//! removed on open.
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::cursor::Cursor;
 use super::error::ApiError;
@@ -19,6 +22,8 @@ pub const MAX_CONSUMER_NAME: usize = 120;
 #[derive(Debug)]
 pub(crate) struct CursorFiles {
     dir: PathBuf,
+    /// Makes temp names unique, so concurrent commits never share one.
+    tmp_seq: AtomicU64,
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ApiError + 'a {
@@ -42,7 +47,17 @@ pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
 impl CursorFiles {
     pub(crate) fn open(dir: PathBuf) -> Result<Self, ApiError> {
         fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-        Ok(CursorFiles { dir })
+        // Temp files are leftovers of writes a crash interrupted.
+        for entry in fs::read_dir(&dir).map_err(io("read directory", &dir))? {
+            let path = entry.map_err(io("read directory", &dir))?.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                fs::remove_file(&path).map_err(io("remove", &path))?;
+            }
+        }
+        Ok(CursorFiles {
+            dir,
+            tmp_seq: AtomicU64::new(0),
+        })
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -57,7 +72,8 @@ impl CursorFiles {
     pub(crate) fn write(&self, name: &str, cursor: Cursor) -> Result<(), ApiError> {
         check_name(name)?;
         let path = self.path(name);
-        let tmp = path.with_extension("tmp");
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_extension(format!("{seq}.tmp"));
         let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
         f.write_all(format!("{cursor}\n").as_bytes())
             .map_err(io("write", &tmp))?;
@@ -67,6 +83,21 @@ impl CursorFiles {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(io("fsync directory", &self.dir))
+    }
+
+    /// Removes a consumer's cursor; true when there was one.
+    pub(crate) fn remove(&self, name: &str) -> Result<bool, ApiError> {
+        check_name(name)?;
+        let path = self.path(name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io("remove", &path)(e)),
+        }
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("fsync directory", &self.dir))?;
+        Ok(true)
     }
 
     pub(crate) fn read(&self, name: &str) -> Result<Option<Cursor>, ApiError> {
@@ -105,6 +136,12 @@ mod tests {
             files.read("x"),
             Err(ApiError::CorruptCursor { .. })
         ));
+        assert!(files.remove("drain/a b").unwrap());
+        assert!(!files.remove("drain/a b").unwrap());
+        assert!(files.read("drain/a b").unwrap().is_none());
+        fs::write(files.dir.join("61.3.tmp"), b"torn").unwrap();
+        let reopened = CursorFiles::open(files.dir.clone()).unwrap();
+        assert!(!reopened.dir.join("61.3.tmp").exists());
         assert!(files.write("", Cursor::START).is_err());
         assert!(files.write(&"n".repeat(121), Cursor::START).is_err());
     }

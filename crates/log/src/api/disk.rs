@@ -365,6 +365,12 @@ impl Log for DiskLog {
         Box::pin(blocking(move || inner.cursors.write(&consumer, cursor)))
     }
 
+    fn forget<'a>(&'a self, consumer: &'a str) -> LogFuture<'a, bool> {
+        let inner = self.inner.clone();
+        let consumer = consumer.to_owned();
+        Box::pin(blocking(move || inner.cursors.remove(&consumer)))
+    }
+
     fn committed<'a>(&'a self, consumer: &'a str) -> LogFuture<'a, Option<Cursor>> {
         let inner = self.inner.clone();
         let consumer = consumer.to_owned();

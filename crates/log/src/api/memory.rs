@@ -360,6 +360,13 @@ impl Log for MemoryLog {
         })
     }
 
+    fn forget<'a>(&'a self, consumer: &'a str) -> LogFuture<'a, bool> {
+        Box::pin(async move {
+            check_name(consumer)?;
+            Ok(self.inner.lock().consumers.remove(consumer).is_some())
+        })
+    }
+
     fn committed<'a>(&'a self, consumer: &'a str) -> LogFuture<'a, Option<Cursor>> {
         Box::pin(async move {
             check_name(consumer)?;

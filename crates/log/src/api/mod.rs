@@ -76,6 +76,9 @@ pub trait Log: Send + Sync {
     /// position).
     fn commit<'a>(&'a self, consumer: &'a str, cursor: Cursor) -> LogFuture<'a, ()>;
 
+    /// Removes a consumer's cursor (a deleted drain); true when it had one.
+    fn forget<'a>(&'a self, consumer: &'a str) -> LogFuture<'a, bool>;
+
     /// The consumer's last committed cursor, if any.
     fn committed<'a>(&'a self, consumer: &'a str) -> LogFuture<'a, Option<Cursor>>;
 
@@ -91,4 +94,20 @@ pub trait Log: Send + Sync {
 /// bounds the work of a page whose selector matches little.
 pub(crate) fn scan_budget(limit: usize) -> usize {
     limit.saturating_mul(16).clamp(1024, 65_536)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn usable_as_a_shared_trait_object() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<MemoryLog>();
+        send_sync::<DiskLog>();
+        let log: Arc<dyn Log> = Arc::new(MemoryLog::new(MemoryLogConfig::default()));
+        assert_eq!(log.end_cursor().await.unwrap(), Cursor::START);
+    }
 }
