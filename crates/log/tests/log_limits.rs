@@ -104,6 +104,46 @@ async fn disk_sparse_selector_pages() {
     sparse_selector_pages(disk(dir.path())).await;
 }
 
+async fn pages_stop_at_page_bytes<L: Log>(log: L) {
+    let big = Bytes::from(vec![b'x'; 64 * 1024]);
+    for i in 0..6 {
+        let batch = (0..50)
+            .map(|j| Envelope::log(i * 50 + j, "big", "0", big.clone(), LogType::Out))
+            .collect();
+        log.append(batch).await.unwrap();
+    }
+    let first = log
+        .read_from(Cursor::START, &Selector::all(), 1000)
+        .await
+        .unwrap();
+    let n = first.entries.len();
+    assert!(n > 1 && n < 300 && !first.caught_up, "{n}");
+    let bytes: usize = first
+        .entries
+        .iter()
+        .map(|e| e.entry.envelope.approx_size())
+        .sum();
+    let page = sluice_log::PAGE_BYTES;
+    assert!((page..page + 70_000).contains(&bytes), "{bytes}");
+    let second = log
+        .read_from(first.next_cursor, &Selector::all(), 1000)
+        .await
+        .unwrap();
+    assert_eq!(second.entries[0].position, n as u64);
+    assert_eq!(n + second.entries.len(), 300);
+}
+
+#[tokio::test]
+async fn memory_pages_stop_at_page_bytes() {
+    pages_stop_at_page_bytes(MemoryLog::new(MemoryLogConfig::default())).await;
+}
+
+#[tokio::test]
+async fn disk_pages_stop_at_page_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    pages_stop_at_page_bytes(DiskLog::open(DiskLogConfig::new(dir.path())).unwrap().0).await;
+}
+
 #[tokio::test]
 async fn disk_retention_is_counted_as_skipped() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,7 +23,7 @@ use super::cursor::Cursor;
 use super::types::{
     LogStats, Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_MAX_AGE_NS,
 };
-use super::{scan_budget, ApiError, Log, LogFuture};
+use super::{scan_budget, ApiError, Log, LogFuture, PAGE_BYTES};
 use crate::{
     open, EnvelopeRecord, LogConfig, LogReader, LogWriter, OpenReport, ReadLimit, Record,
     RetentionPolicy, RetentionReport,
@@ -34,6 +34,8 @@ pub const DEFAULT_MAX_DISK_BYTES: u64 = 4096 << 20;
 
 /// Records read from the storage layer per step of a `read_from` scan.
 const READ_STEP: usize = 4096;
+/// Bytes read from the storage layer per step (at least one record).
+const READ_STEP_BYTES: usize = 4 << 20;
 
 #[derive(Clone, Debug)]
 pub struct DiskLogConfig {
@@ -238,10 +240,14 @@ impl DiskLog {
             next = floor;
         }
         let budget = scan_budget(limit);
-        let mut scanned = 0usize;
-        'scan: while scanned < budget && page.entries.len() < limit {
-            let step = READ_STEP.min(budget - scanned);
-            let batch = reader.read_from(next, ReadLimit::records(step))?;
+        let (mut scanned, mut bytes) = (0usize, 0usize);
+        let full = |entries: usize, bytes: usize| entries >= limit || bytes >= PAGE_BYTES;
+        'scan: while scanned < budget && !full(page.entries.len(), bytes) {
+            let step = ReadLimit {
+                max_records: READ_STEP.min(budget - scanned),
+                max_bytes: READ_STEP_BYTES,
+            };
+            let batch = reader.read_from(next, step)?;
             if batch.records.is_empty() {
                 page.skipped += batch.next.saturating_sub(next);
                 if batch.next <= next {
@@ -251,14 +257,17 @@ impl DiskLog {
                 continue;
             }
             for record in batch.records {
-                if page.entries.len() >= limit {
+                if full(page.entries.len(), bytes) {
                     break 'scan;
                 }
                 page.skipped += record.position.saturating_sub(next);
                 next = record.position + 1;
                 scanned += 1;
                 match to_stored(record) {
-                    Some(e) if selector.matches(&e.entry) => page.entries.push(e),
+                    Some(e) if selector.matches(&e.entry) => {
+                        bytes += e.entry.envelope.approx_size();
+                        page.entries.push(e);
+                    }
                     Some(_) => {}
                     None => page.skipped += 1,
                 }

@@ -21,7 +21,7 @@ use super::cursor::Cursor;
 use super::types::{
     LogStats, Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_MAX_AGE_NS,
 };
-use super::{scan_budget, ApiError, Log, LogFuture};
+use super::{scan_budget, ApiError, Log, LogFuture, PAGE_BYTES};
 
 #[derive(Clone, Debug)]
 pub struct MemoryLogConfig {
@@ -234,12 +234,14 @@ impl MemoryLog {
         let mut at = start;
         let budget = scan_budget(limit);
         let offset = (start - g.first) as usize;
+        let mut bytes = 0usize;
         for e in g.log.iter().skip(offset).take(budget) {
-            if page.entries.len() >= limit {
+            if page.entries.len() >= limit || bytes >= PAGE_BYTES {
                 break;
             }
             at = e.position + 1;
             if selector.matches(&e.entry) {
+                bytes += e.entry.envelope.approx_size();
                 page.entries.push(e.clone());
             }
         }

@@ -50,8 +50,9 @@ pub trait Log: Send + Sync {
     ) -> LogFuture<'a, Vec<StoredEntry>>;
 
     /// Entries from `cursor` on that match `selector`, in position order, at
-    /// most `limit`. A page may hold fewer (even none) when many entries did
-    /// not match: continue from `next_cursor` until `caught_up`.
+    /// most `limit` and about [`PAGE_BYTES`]. A page may hold fewer (even
+    /// none) when many entries did not match: continue from `next_cursor`
+    /// until `caught_up`.
     fn read_from<'a>(
         &'a self,
         cursor: Cursor,
@@ -89,6 +90,10 @@ pub trait Log: Send + Sync {
     /// Totals for metrics and status.
     fn stats(&self) -> LogFuture<'_, LogStats>;
 }
+
+/// A `read_from` page stops growing once its entries' approximate size
+/// reaches this (it always holds at least one entry when one matches).
+pub const PAGE_BYTES: usize = 16 << 20;
 
 /// How many entries `read_from` examines per call at most, for a `limit`:
 /// bounds the work of a page whose selector matches little.
