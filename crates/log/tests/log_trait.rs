@@ -183,6 +183,7 @@ async fn read_from_pages_with_selectors<H: Harness>(mut h: H) {
         .await
         .unwrap();
     assert!(past.entries.is_empty() && past.caught_up && past.skipped == 0);
+    assert_eq!(past.next_cursor, end);
     let none = log
         .read_from(Cursor::START, &source("x"), 10)
         .await

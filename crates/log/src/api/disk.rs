@@ -223,7 +223,9 @@ impl DiskLog {
         selector: &Selector,
         limit: usize,
     ) -> Result<ReadPage, ApiError> {
-        let mut next = cursor.next();
+        // A cursor past the end (another log's, or a wiped one's) resumes
+        // at the end rather than waiting for positions to grow.
+        let mut next = cursor.next().min(reader.next_position());
         let mut page = ReadPage {
             entries: Vec::new(),
             next_cursor: cursor,

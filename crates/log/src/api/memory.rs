@@ -224,6 +224,9 @@ impl MemoryLog {
             caught_up: true,
         };
         if from >= g.next {
+            // A cursor past the end (another log's, or a wiped one's)
+            // resumes at the end rather than waiting for positions to grow.
+            page.next_cursor = Cursor::at(g.next);
             return page;
         }
         page.skipped = start - from;

@@ -52,7 +52,7 @@ pub trait Log: Send + Sync {
     /// Entries from `cursor` on that match `selector`, in position order, at
     /// most `limit` and about [`PAGE_BYTES`]. A page may hold fewer (even
     /// none) when many entries did not match: continue from `next_cursor`
-    /// until `caught_up`.
+    /// until `caught_up`. A cursor past the end resumes at the end.
     fn read_from<'a>(
         &'a self,
         cursor: Cursor,
