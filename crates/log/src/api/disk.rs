@@ -3,8 +3,12 @@
 //! One [`LogWriter`] behind a mutex takes every append on a blocking thread
 //! and flushes after each batch (readers see it at once; a crash may lose
 //! only what the fsync timer had not synced yet). The owner spawns
-//! [`DiskLog::sync_every`] as the fsync timer and calls
-//! [`DiskLog::apply_retention`] on its own schedule. Reads run on
+//! [`DiskLog::sync_every`] as the fsync timer and calls [`Log::retain`]
+//! (the configured policy) or [`DiskLog::apply_retention`] on its own
+//! schedule. If a batch's write fails, `append` returns the error but the
+//! writer keeps the batch buffered and writes it with the next successful
+//! flush or sync (the storage layer cannot take it back), so a caller that
+//! retries may store it twice. Reads run on
 //! `spawn_blocking` through a [`LogReader`], so async workers never touch
 //! disk. Consumer cursors are files in `cursor_dir` (see `consumers.rs`).
 
@@ -14,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use envelope::{key, Entry, Envelope, Selector};
+use envelope::{key, Envelope, Selector};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -23,19 +27,14 @@ use super::cursor::Cursor;
 use super::types::{
     LogStats, Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_MAX_AGE_NS,
 };
-use super::{scan_budget, ApiError, Log, LogFuture, PAGE_BYTES};
+use super::{disk_read, ApiError, Log, LogFuture};
 use crate::{
-    open, EnvelopeRecord, LogConfig, LogReader, LogWriter, OpenReport, ReadLimit, Record,
-    RetentionPolicy, RetentionReport,
+    open, EnvelopeRecord, LogConfig, LogReader, LogWriter, OpenReport, RetentionPolicy,
+    RetentionReport,
 };
 
 /// Default disk budget of the segments (`[log] max_disk_mb` 4096).
 pub const DEFAULT_MAX_DISK_BYTES: u64 = 4096 << 20;
-
-/// Records read from the storage layer per step of a `read_from` scan.
-const READ_STEP: usize = 4096;
-/// Bytes read from the storage layer per step (at least one record).
-const READ_STEP_BYTES: usize = 4 << 20;
 
 #[derive(Clone, Debug)]
 pub struct DiskLogConfig {
@@ -101,20 +100,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::Task(e.to_string()))?
-}
-
-/// Turns a stored record back into an entry; `None` when its envelope does
-/// not decode (counted as skipped by callers).
-fn to_stored(record: Record) -> Option<StoredEntry> {
-    let envelope = record.decode_envelope().ok()?;
-    Some(StoredEntry {
-        position: record.position,
-        entry: Arc::new(Entry {
-            envelope,
-            key: record.key.into(),
-            seq: record.position,
-        }),
-    })
 }
 
 impl DiskLog {
@@ -216,71 +201,6 @@ impl DiskLog {
         })
         .await
     }
-
-    fn read_from_blocking(
-        reader: &LogReader,
-        cursor: Cursor,
-        selector: &Selector,
-        limit: usize,
-    ) -> Result<ReadPage, ApiError> {
-        // A cursor past the end (another log's, or a wiped one's) resumes
-        // at the end rather than waiting for positions to grow.
-        let mut next = cursor.next().min(reader.next_position());
-        let mut page = ReadPage {
-            entries: Vec::new(),
-            next_cursor: cursor,
-            skipped: 0,
-            caught_up: false,
-        };
-        // Positions below the oldest kept one are gone (also when retention
-        // left no record at all, which the segment reader cannot see).
-        let floor = reader
-            .oldest_position()
-            .unwrap_or_else(|| reader.next_position());
-        if next < floor {
-            page.skipped = floor - next;
-            next = floor;
-        }
-        let budget = scan_budget(limit);
-        let (mut scanned, mut bytes) = (0usize, 0usize);
-        let full = |entries: usize, bytes: usize| entries >= limit || bytes >= PAGE_BYTES;
-        'scan: while scanned < budget && !full(page.entries.len(), bytes) {
-            let step = ReadLimit {
-                max_records: READ_STEP.min(budget - scanned),
-                max_bytes: READ_STEP_BYTES,
-            };
-            let batch = reader.read_from(next, step)?;
-            if batch.records.is_empty() {
-                page.skipped += batch.next.saturating_sub(next);
-                if batch.next <= next {
-                    break;
-                }
-                next = batch.next;
-                continue;
-            }
-            for record in batch.records {
-                if full(page.entries.len(), bytes) {
-                    break 'scan;
-                }
-                page.skipped += record.position.saturating_sub(next);
-                next = record.position + 1;
-                scanned += 1;
-                match to_stored(record) {
-                    Some(e) if selector.matches(&e.entry) => {
-                        bytes += e.entry.envelope.approx_size();
-                        page.entries.push(e);
-                    }
-                    Some(_) => {}
-                    None => page.skipped += 1,
-                }
-            }
-            page.skipped += batch.next.saturating_sub(next);
-            next = next.max(batch.next);
-        }
-        page.next_cursor = Cursor::at(next);
-        page.caught_up = next >= reader.next_position();
-        Ok(page)
-    }
 }
 
 impl Log for DiskLog {
@@ -318,7 +238,10 @@ impl Log for DiskLog {
             let records = inner
                 .reader
                 .range(&source_id, start_ns, end_ns, limit, descending)?;
-            let mut out: Vec<StoredEntry> = records.into_iter().filter_map(to_stored).collect();
+            let mut out: Vec<StoredEntry> = records
+                .into_iter()
+                .filter_map(disk_read::to_stored)
+                .collect();
             if descending {
                 out.reverse();
             }
@@ -335,7 +258,7 @@ impl Log for DiskLog {
         let inner = self.inner.clone();
         let selector = selector.clone();
         Box::pin(blocking(move || {
-            Self::read_from_blocking(&inner.reader, cursor, &selector, limit)
+            disk_read::read_from(&inner.reader, cursor, &selector, limit)
         }))
     }
 

@@ -11,6 +11,7 @@
 mod consumers;
 mod cursor;
 mod disk;
+mod disk_read;
 mod error;
 mod memory;
 mod types;
@@ -35,7 +36,8 @@ pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + S
 pub trait Log: Send + Sync {
     /// Appends a batch in order; returns each entry's position (consecutive,
     /// growing). Keys are computed with [`envelope::key::key_for`]. All or
-    /// nothing: on error no entry of the batch is stored.
+    /// nothing: on error no entry of the batch is readable (a disk log whose
+    /// write failed may still write it later: see [`DiskLog`]).
     fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>>;
 
     /// Log Cache's read of one source: `start_ns <= timestamp < end_ns`, at
