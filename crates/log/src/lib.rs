@@ -23,7 +23,7 @@
 //! for damage in a completed segment (a crash loop waiting to happen);
 //! wal-db's positions are byte offsets, not record numbers. None keeps a
 //! record position floor across the deletion of every file. Here the frame
-//! format is a page ([`format`]), and each failure the field has taught
+//! format is a page ([`format`](mod@format)), and each failure the field has taught
 //! (Vector's disk buffer and Loki's WAL: refusing to start on a bad record,
 //! deleting before fsync, state held outside the files) has a test in
 //! `tests/crash.rs`.

@@ -47,7 +47,7 @@ pub struct LogWriter {
 }
 
 /// Opens (creating if needed) the log in `config.dir`, recovering its state
-/// from the files. See [`recover`](crate::recover) for what is repaired.
+/// from the files (`recover.rs` says what is repaired).
 pub fn open(config: LogConfig) -> Result<(LogWriter, OpenReport), LogError> {
     config.validate()?;
     std::fs::create_dir_all(&config.dir).map_err(LogError::io("create", &config.dir))?;
