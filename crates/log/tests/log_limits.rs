@@ -223,3 +223,23 @@ async fn disk_sync_timer_close_and_lock() {
     let reopened = disk(dir.path());
     assert_eq!(reopened.end_cursor().await.unwrap(), Cursor::at(10));
 }
+
+#[tokio::test]
+async fn disk_dropped_without_close_keeps_every_acknowledged_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = disk(dir.path());
+    for i in 0..10 {
+        log.append(envelopes(i * 7..i * 7 + 7, 3)).await.unwrap();
+    }
+    log.commit("drain", Cursor::at(33)).await.unwrap();
+    drop(log);
+    let log = disk(dir.path());
+    assert_eq!(log.committed("drain").await.unwrap(), Some(Cursor::at(33)));
+    let page = log
+        .read_from(Cursor::at(33), &Selector::all(), 100)
+        .await
+        .unwrap();
+    let positions: Vec<u64> = page.entries.iter().map(|e| e.position).collect();
+    assert_eq!(positions, (33..70).collect::<Vec<u64>>());
+    assert_eq!(log.append(envelopes(0..1, 1)).await.unwrap(), [70]);
+}
