@@ -106,8 +106,10 @@ impl DiskLog {
     /// Opens (creating if needed) and recovers the log. Blocking: call it at
     /// start-up, or inside `spawn_blocking`.
     pub fn open(config: DiskLogConfig) -> Result<(DiskLog, OpenReport), ApiError> {
-        let cursors = CursorFiles::open(config.cursor_dir)?;
+        // The storage lock first: cursor files are cleaned up on open, which
+        // only the directory's one owner may do.
         let (writer, report) = open(config.storage)?;
+        let cursors = CursorFiles::open(config.cursor_dir)?;
         let end = watch::Sender::new((writer.reader().next_position(), false));
         let log = DiskLog {
             inner: Arc::new(Inner {
