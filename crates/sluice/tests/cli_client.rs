@@ -6,10 +6,9 @@
 mod support;
 
 use std::io::Read as _;
-use std::process::Stdio;
 use std::time::Duration;
 
-use support::{open_pty, run_within, ServerProcess};
+use support::{run_within, stdout_on_a_terminal, ServerProcess};
 
 const SERVER_TOKEN: &str = "0123456789abcdef0123";
 
@@ -46,25 +45,13 @@ fn output_that_is_not_a_terminal_is_unchanged() {
 
 /// Runs `sluice ARGS…` with stdout on a pseudo-terminal; what it printed.
 fn on_a_terminal(args: &[&str]) -> String {
-    let (mut controller, terminal) = open_pty();
-    let mut cmd = sluice(args);
-    cmd.stdout(Stdio::from(terminal));
-    let reader = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        // Ends (EIO) once no one holds the terminal side: sluice has exited
-        // and `cmd`, with our copy, is gone.
-        while let Ok(n) = controller.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-        }
-        seen
-    });
-    let (out, _) = run_within(cmd, Duration::from_secs(20));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    text(&reader.join().expect("reader"))
+    let (code, shown) = stdout_on_a_terminal(sluice(args));
+    assert_eq!(
+        code,
+        Some(0),
+        "sluice {args:?} failed; it printed {shown:?}"
+    );
+    shown
 }
 
 #[test]
