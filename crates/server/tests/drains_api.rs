@@ -64,6 +64,17 @@ fn log(app: &str, text: &str, t: LogType) -> Envelope {
     e
 }
 
+/// `PUT /v1/formats/NAME` with a template; the status.
+async fn put_format(s: &common::TestServer, name: &str, template: &str) -> StatusCode {
+    send(
+        reqwest::Method::PUT,
+        format!("{}/v1/formats/{name}", s.http),
+        Some(json!({ "template": template })),
+    )
+    .await
+    .0
+}
+
 /// The file's text once it has any (at most 5 s).
 async fn wait_for_file(path: &std::path::Path) -> String {
     for _ in 0..200 {
@@ -153,13 +164,10 @@ async fn drains_crud_and_errors() {
 async fn saved_formats() {
     let s = common::start(|_| {}).await;
     let url = format!("{}/v1/formats", s.http);
-    let (status, _) = send(
-        reqwest::Method::PUT,
-        format!("{url}/short"),
-        Some(json!({"template": "{{.app_name}}: {{.text}}"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        put_format(&s, "short", "{{.app_name}}: {{.text}}").await,
+        StatusCode::NO_CONTENT
+    );
     let (status, v) = send(
         reqwest::Method::PUT,
         format!("{url}/bad"),
@@ -724,13 +732,10 @@ async fn drain_test_endpoint() {
 async fn saved_formats_are_deleted() {
     let s = common::start(|_| {}).await;
     let url = format!("{}/v1/formats", s.http);
-    let (status, _) = send(
-        reqwest::Method::PUT,
-        format!("{url}/short"),
-        Some(json!({"template": "{{.text}}"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        put_format(&s, "short", "{{.text}}").await,
+        StatusCode::NO_CONTENT
+    );
     let (status, v) = post(
         &s,
         "/v1/drains",

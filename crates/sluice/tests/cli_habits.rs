@@ -37,6 +37,27 @@ fn on_a_terminal(server: &ServerProcess, args: &[&str]) -> String {
 
 // ---- item 2: which app ----
 
+/// `sluice logs APP` running, with its stdout and stderr lines as they come.
+fn tail(
+    server: &ServerProcess,
+    app: &str,
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = Command::new(sluice_bin())
+        .args(["logs", app, "--server", &server.http])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice logs");
+    let out = lines_of(child.stdout.take().expect("stdout"));
+    let err = lines_of(child.stderr.take().expect("stderr"));
+    (child, out, err)
+}
+
 #[test]
 fn multi_app_views_name_the_app() {
     let server = ServerProcess::start(&[]);
@@ -307,15 +328,7 @@ fn empty_results_are_said() {
     );
 
     // A tail of an app never seen says so once, and keeps waiting.
-    let mut child = Command::new(sluice_bin())
-        .args(["logs", "ghost", "--server", &server.http])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sluice logs");
-    let out = lines_of(child.stdout.take().expect("stdout"));
-    let err = lines_of(child.stderr.take().expect("stderr"));
+    let (mut child, out, err) = tail(&server, "ghost");
     let (said, notes) = wait_for_line(&err, "nothing logged by ghost yet", 15);
     std::thread::sleep(Duration::from_millis(500));
     server.post_text(&app("ghost", 0), &["boo"]);
@@ -331,15 +344,7 @@ fn empty_results_are_said() {
     );
 
     // An app with history is not announced.
-    let mut child = Command::new(sluice_bin())
-        .args(["logs", "present", "--server", &server.http])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sluice logs");
-    let out = lines_of(child.stdout.take().expect("stdout"));
-    let err = lines_of(child.stderr.take().expect("stderr"));
+    let (mut child, out, err) = tail(&server, "present");
     std::thread::sleep(Duration::from_millis(800));
     server.post_text(&app("present", 0), &["still here"]);
     let (arrived, seen) = wait_for_line(&out, "OUT still here", 15);
