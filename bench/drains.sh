@@ -84,7 +84,6 @@ if (($(ulimit -n) < DRAINS + 512)); then
 fi
 
 # --- helpers -----------------------------------------------------------------------
-api() { curl -sf --max-time 5 "http://127.0.0.1:$SLUICE_HTTP$1" 2>/dev/null || true; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 fds_of() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -94,13 +93,6 @@ last_change() { # probe.tsv column -> "µs first" (first=1: unchanged since the 
 }
 per_s() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.0f", (b > a) ? n / ((b - a) / 1e6) : 0}'; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b - a) / 1e6}'; }
-json_field() { # json-text python-expression-over-d -> value ("" on failure)
-  python3 -c 'import json, sys
-try:
-    d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))
-except Exception:
-    pass' "$1" "$2" 2>/dev/null || true
-}
 server_log_notes() { # server.log -> warnings/errors seen (count, first lines to stderr)
   local f=$RUN/server.log n
   n=$(grep -cE '\b(WARN|ERROR)\b' "$f" 2>/dev/null || true)

@@ -9,19 +9,26 @@
 #   null-sink  bench/null_sink.py: reads and discards (the ceiling of this box)
 #   rsyslog    imptcp -> omfile
 #   syslog-ng  syslog() source -> file(), flags(flow-control)
-#   sluice     `sluice server`: every message into the recent store, one live
-#              `GET /logs` subscriber attached
+#   sluice-disk  `sluice server --log-backend disk`: every message appended to
+#                the durable on-disk log (default [log] settings), one live
+#                `GET /logs` subscriber attached
+#   sluice-mem   the same with `--log-backend memory`
 #
 # For each it prints receiver-side messages/s (messages that arrived, counted
 # at the receiver, over the time from loggen's start to the last arrival),
-# sluice's ratio to it, the server's CPU-seconds per million messages, and
-# for sluice its drops and store entries. See bench/README.md.
+# sluice(disk)'s ratio to it, the server's CPU-seconds per million messages,
+# and for sluice its drops, log appends and anonymous memory; then the
+# targets sluice(disk) >= 0.9x sluice(memory) and >= 1.0x rsyslog. See
+# bench/README.md.
 #
 # Usage: bench/ingest.sh [--only null,rsyslog,syslog-ng,sluice] [--no-build] [--keep]
+#        (sluice = sluice-disk,sluice-mem; each can be chosen alone)
 # Env:   DURATION=10 CONNECTIONS=2 SIZE=256 ONLY=... BUILD=1 KEEP=0
 #        RATE=100000000 (per connection; effectively unlimited)
 #        SLUICE_BIN=target/release/sluice SLUICE_ARGS="extra server flags"
-#        SLUICE_RECENT_MAX=100000000 SLUICE_MEMORY_MB=(auto: min(16384, MemAvailable/2))
+#        SLUICE_KEEP_ALL=0 (1: raise --recent-max-per-source and --memory-mb
+#        to SLUICE_RECENT_MAX=100000000 and SLUICE_MEMORY_MB=(auto:
+#        min(16384, MemAvailable/2)) so the log's index keeps the whole run)
 #        PEERS_DIR=bench/out/peers (where syslog-ng [and rsyslog] are unpacked)
 #        SETTLE=1.5 (s without progress that counts as "caught up"), MAX_SETTLE=60
 set -euo pipefail
@@ -29,7 +36,7 @@ LOG_TAG=ingest
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # REPO BENCH, the common knobs, helpers
 
-ONLY=${ONLY:-null,rsyslog,syslog-ng,sluice}
+ONLY=${ONLY:-null,rsyslog,syslog-ng,sluice-disk,sluice-mem}
 SLUICE_RECENT_MAX=${SLUICE_RECENT_MAX:-100000000}
 SLUICE_MEMORY_MB=${SLUICE_MEMORY_MB:-}
 
@@ -52,10 +59,12 @@ for r in "${_sel[@]}"; do
     null|null-sink) WANT[null]=1 ;;
     rsyslog) WANT[rsyslog]=1 ;;
     syslog-ng|syslogng) WANT[syslog-ng]=1 ;;
-    sluice) WANT[sluice]=1 ;;
-    all) WANT[null]=1 WANT[rsyslog]=1 WANT[syslog-ng]=1 WANT[sluice]=1 ;;
+    sluice) WANT[sluice-disk]=1 WANT[sluice-mem]=1 ;;
+    sluice-disk|disk) WANT[sluice-disk]=1 ;;
+    sluice-mem|sluice-memory|memory|mem) WANT[sluice-mem]=1 ;;
+    all) WANT[null]=1 WANT[rsyslog]=1 WANT[syslog-ng]=1 WANT[sluice-disk]=1 WANT[sluice-mem]=1 ;;
     '') ;;
-    *) die "unknown receiver '$r' (known: null, rsyslog, syslog-ng, sluice)" ;;
+    *) die "unknown receiver '$r' (known: null, rsyslog, syslog-ng, sluice, sluice-disk, sluice-mem)" ;;
   esac
 done
 ((${#WANT[@]})) || die "nothing selected"
@@ -122,12 +131,16 @@ EOF
 probe_syslog_ng() { probe_rsyslog; }
 count_syslog_ng() { count_rsyslog; }
 
-# sluice: `sluice server --http A --syslog A --data-dir D` with its default
-# store limits (the newest 100,000 per source within 512 MiB: its real job,
-# in steady state), and a `curl -N /logs` live subscriber. "stored" is
-# sluice_log_appended_total: every received message must reach the log.
-# SLUICE_KEEP_ALL=1 raises the limits so the store keeps the whole run.
-SLUICE_STORE_FLAGS=${SLUICE_KEEP_ALL:-0}
+# sluice: `sluice server --http A --syslog A --data-dir D --log-backend B`
+# with its default [log] settings (disk: segments in D/log, fsync every
+# 500 ms, 4096 MiB of segments, the newest 100,000 per source indexed;
+# memory: 256 MiB of history) — its real job, in steady state — and a
+# `curl -N /logs` live subscriber. "appended" is sluice_log_appended_total:
+# every received message must reach the log.
+# SLUICE_KEEP_ALL=1 raises --recent-max-per-source and --memory-mb so the
+# log's index (and the memory log) keeps the whole run.
+SLUICE_KEEP_ALL=${SLUICE_KEEP_ALL:-0}
+SLUICE_BACKEND=
 start_sluice() {
   # After a failed build an old binary would measure old code: report instead.
   [[ -z $SLUICE_BUILD_NOTE ]] || { RCV_NOTE=$SLUICE_BUILD_NOTE; return 1; }
@@ -137,8 +150,8 @@ start_sluice() {
   local mem=${SLUICE_MEMORY_MB:-$(($(mem_available_mb) / 2))}
   ((mem > 16384)) && mem=16384
   local args=(server --http "127.0.0.1:$SLUICE_HTTP" --syslog "127.0.0.1:$RCV_PORT"
-    --data-dir "$RUN/data")
-  ((SLUICE_STORE_FLAGS)) && args+=(--recent-max-per-source "$SLUICE_RECENT_MAX" --memory-budget-mb "$mem")
+    --data-dir "$RUN/data" --log-backend "$SLUICE_BACKEND")
+  ((SLUICE_KEEP_ALL)) && args+=(--recent-max-per-source "$SLUICE_RECENT_MAX" --memory-mb "$mem")
   # shellcheck disable=SC2206
   args+=($SLUICE_ARGS)
   echo "$SLUICE_BIN ${args[*]}" >"$RUN/server.cmd"
@@ -146,15 +159,12 @@ start_sluice() {
   RCV_PID=$!
   PIDS+=("$RCV_PID")
   if ! wait_port "$RCV_PORT" "$RCV_PID" 20 || ! wait_port "$SLUICE_HTTP" "$RCV_PID" 5; then
-    if ((SLUICE_STORE_FLAGS)) && ! kill -0 "$RCV_PID" 2>/dev/null &&
-      grep -qiE "(unexpected|unrecognized|unknown).*--(recent-max-per-source|memory-budget-mb)" "$RUN/server.log"; then
-      log "sluice rejects --recent-max-per-source/--memory-budget-mb; retrying without (store capped at its defaults)"
-      SLUICE_STORE_FLAGS=0
-      SLUICE_EXTRA_NOTE="store flags missing"
-      start_sluice
-      return
+    if ! kill -0 "$RCV_PID" 2>/dev/null &&
+      grep -qiE "(unexpected|unrecognized|unknown).*--(log-backend|recent-max-per-source|memory-mb)" "$RUN/server.log"; then
+      RCV_NOTE="this sluice has no --log-backend/--memory-mb (a build from before the disk log?)"
+    else
+      RCV_NOTE="sluice did not start (its log is above)"
     fi
-    RCV_NOTE="sluice did not start (its log is above)"
     return 1
   fi
   local i
@@ -166,14 +176,20 @@ start_sluice() {
   sleep 0.3
   kill -0 "$SUB_PID" 2>/dev/null || SLUICE_EXTRA_NOTE+="${SLUICE_EXTRA_NOTE:+, }/logs subscriber exited at once"
 }
+start_sluice_disk() { SLUICE_BACKEND=disk start_sluice; }
+start_sluice_mem() { SLUICE_BACKEND=memory start_sluice; }
 probe_sluice() {
   local m
   m=$(metrics)
   echo "$(metric_sum "$m" sluice_ingress_envelopes_total)/$(metric_sum "$m" sluice_log_appended_total)"
 }
+probe_sluice_disk() { probe_sluice; }
+probe_sluice_mem() { probe_sluice; }
 count_sluice() { local v; v=$(metric_sum "$(metrics)" sluice_ingress_envelopes_total 'protocol="syslog_tcp"'); echo "${v:-0}"; }
-sluice_notes() { # received -> drops, store entries, stream egress (after the run, before stopping)
-  local recv=$1 m q other st eg notes=
+count_sluice_disk() { count_sluice; }
+count_sluice_mem() { count_sluice; }
+sluice_notes() { # received -> drops, log appends, stream egress, memory (after the run, before stopping)
+  local recv=$1 m q other st eg notes= ents lb rss
   m=$(metrics)
   if [[ -z $m ]]; then echo "metrics unavailable"; return; fi
   printf '%s\n' "$m" >"$RUN/metrics.txt" # kept with KEEP=1
@@ -185,10 +201,16 @@ sluice_notes() { # received -> drops, store entries, stream egress (after the ru
     END { for (r in s) printf " %s=%.0f", r, s[r] }' <<<"$m")
   st=$(metric_sum "$m" sluice_log_appended_total)
   eg=$(metric_sum "$m" sluice_egress_envelopes_total 'consumer="stream"')
-  if [[ -z $st ]]; then st="?"
+  ents=$(metric_sum "$m" sluice_log_entries)
+  lb=$(metric_sum "$m" sluice_log_bytes)
+  if [[ -z $st ]]; then st="?(no sluice_log_appended_total)"
   elif ((st == recv)); then st+=" (all)"
-  else st+=" (recv-stored=$((recv - st)))"; fi
-  notes+="${notes:+ }drops=${q:-?(no metric)}${other:+ (${other# })} stored=$st streamed=${eg:-?}"
+  else st+=" (recv-appended=$((recv - st)))"; fi
+  notes+="${notes:+ }drops=${q:-0}${other:+ (${other# })} appended=$st streamed=${eg:-?}"
+  [[ -n $ents ]] && notes+=" indexed=$ents"
+  [[ -n $lb ]] && notes+=" log=$((lb >> 20))MiB"
+  rss=$(awk '/^RssAnon:/ {print int($2 / 1024)}' "/proc/$RCV_PID/status" 2>/dev/null || true)
+  [[ -n $rss ]] && notes+=" RssAnon=${rss}MiB"
   if [[ -n ${SUB_PID:-} ]] && ! kill -0 "$SUB_PID" 2>/dev/null; then notes+=" subscriber-died"; fi
   echo "$notes"
 }
@@ -201,7 +223,7 @@ run_one() { # receiver-name
   local r=$1 fn=${1//-/_}
   RUN=$WORK/$r
   mkdir -p "$RUN"
-  RCV_NOTE= RCV_PID= RCV_PORT= SUB_PID= SLUICE_EXTRA_NOTE=${SLUICE_EXTRA_NOTE:-}
+  RCV_NOTE= RCV_PID= RCV_PORT= SUB_PID= SLUICE_EXTRA_NOTE=
   log "$r: starting"
   if ! "start_$fn"; then
     log "$r: $RCV_NOTE"
@@ -223,13 +245,13 @@ run_one() { # receiver-name
   recv=$("count_$fn")
   sent=$DL_SENT
   lgrate=$DL_LGRATE
-  [[ $r == sluice ]] && notes+="$(sluice_notes "$recv") "
-  [[ -n ${SLUICE_EXTRA_NOTE:-} && $r == sluice ]] && notes+="[$SLUICE_EXTRA_NOTE] "
+  [[ $r == sluice-* ]] && notes+="$(sluice_notes "$recv") "
+  [[ -n ${SLUICE_EXTRA_NOTE:-} && $r == sluice-* ]] && notes+="[$SLUICE_EXTRA_NOTE] "
   if ((sent > 0 && recv != sent)); then notes+="recv-sent=$((recv - sent)) "; fi
 
   [[ -n $SUB_PID ]] && stop_pid "$SUB_PID"
   stop_pid "$RCV_PID" 10
-  rm -f "$RUN/out.log" # can be GBs
+  rm -rf "$RUN/out.log" "$RUN/data" # can be GBs
 
   RECV_OF[$r]=$recv
   SENT_OF[$r]=$sent
@@ -244,7 +266,7 @@ run_one() { # receiver-name
 }
 
 # --- main ----------------------------------------------------------------------------
-[[ -n ${WANT[sluice]:-} ]] && build_sluice
+[[ -n ${WANT[sluice-disk]:-}${WANT[sluice-mem]:-} ]] && build_sluice
 
 setup_syslog_ng # loggen comes from here, whatever is selected
 [[ -n ${WANT[rsyslog]:-} ]] && setup_rsyslog
@@ -252,10 +274,10 @@ setup_syslog_ng # loggen comes from here, whatever is selected
 VERSIONS="loggen/syslog-ng $(sng_version)"
 [[ -n ${WANT[rsyslog]:-} ]] &&
   VERSIONS+=", rsyslog $(env ${RS_LIBPATH:+LD_LIBRARY_PATH="$RS_LIBPATH"} "$RSYSLOGD" -v 2>/dev/null | awk 'NR == 1 {print $2}')"
-[[ -n ${WANT[sluice]:-} && -x $SLUICE_BIN ]] && VERSIONS+=", sluice $SLUICE_BIN"
+[[ -n ${WANT[sluice-disk]:-}${WANT[sluice-mem]:-} && -x $SLUICE_BIN ]] && VERSIONS+=", sluice $SLUICE_BIN"
 
 ORDER=()
-for r in null rsyslog syslog-ng sluice; do [[ -n ${WANT[$r]:-} ]] && ORDER+=("$r"); done
+for r in null rsyslog syslog-ng sluice-disk sluice-mem; do [[ -n ${WANT[$r]:-} ]] && ORDER+=("$r"); done
 
 BUSY=$(busy_pct)
 log "CPUs: $(nproc), busy before the runs: ${BUSY}%"
@@ -265,7 +287,9 @@ for r in "${ORDER[@]}"; do run_one "$r"; done
 
 # --- report ----------------------------------------------------------------------------
 label() { [[ $1 == null ]] && echo null-sink || echo "$1"; }
-sl=${RATE_OF[sluice]:-}
+ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t) ? "MET" : "NOT MET" }'; }
+sl=${RATE_OF[sluice-disk]:-}
 {
   echo
   echo "sluice ingest benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(git_rev), $(nproc) CPUs"
@@ -273,21 +297,32 @@ sl=${RATE_OF[sluice]:-}
   echo "loggen: RFC 5424 octet-counted over TCP, ${SIZE} B messages, $CONNECTIONS connections, ${DURATION} s, unthrottled"
   echo "msgs/s = messages counted at the receiver / (loggen start -> last arrival); CPUs ${BUSY}% busy before the runs"
   echo
-  printf '%-11s %10s %16s %11s  %s\n' receiver msgs/s 'ratio(sluice/x)' cpu-s/Mmsg notes
+  printf '%-11s %10s %14s %11s  %s\n' receiver msgs/s 'ratio(disk/x)' cpu-s/Mmsg notes
   for r in "${ORDER[@]}"; do
     rate=${RATE_OF[$r]:-}
     if [[ -z $rate ]]; then
-      printf '%-11s %10s %16s %11s  %s\n' "$(label "$r")" - - - "${NOTE_OF[$r]:-not run}"
+      printf '%-11s %10s %14s %11s  %s\n' "$(label "$r")" - - - "${NOTE_OF[$r]:-not run}"
       continue
     fi
     ratio=-
-    [[ -n $sl && $rate != 0 ]] && ratio=$(awk -v a="$sl" -v b="$rate" 'BEGIN {printf "%.2fx", a / b}')
-    printf '%-11s %10s %16s %11s  %s\n' "$(label "$r")" "$rate" "$ratio" "${CPU_OF[$r]}" \
+    [[ -n $sl && $rate != 0 ]] && ratio=$(ratio_of "$sl" "$rate")x
+    printf '%-11s %10s %14s %11s  %s\n' "$(label "$r")" "$rate" "$ratio" "${CPU_OF[$r]}" \
       "recv=${RECV_OF[$r]} sent=${SENT_OF[$r]} (loggen ${LGRATE_OF[$r]}/s) ${ELAPSED_OF[$r]}s${NOTE_OF[$r]:+ ${NOTE_OF[$r]}}"
   done
-  if [[ -n $sl && -n ${RATE_OF[rsyslog]:-} ]]; then
-    awk -v a="$sl" -v b="${RATE_OF[rsyslog]}" 'BEGIN {
-      printf "\ntarget sluice >= 1.0x rsyslog: %.2fx %s\n", a / b, (a >= b) ? "MET" : "NOT MET" }'
+  t=()
+  if [[ -n $sl && $sl != 0 && -n ${RATE_OF[sluice-mem]:-} && ${RATE_OF[sluice-mem]} != 0 ]]; then
+    v=$(ratio_of "$sl" "${RATE_OF[sluice-mem]}")
+    t+=("sluice(disk) >= 0.9x sluice(memory): ${v}x $(verdict "$v" 0.9)")
+  fi
+  if [[ -n $sl && $sl != 0 && -n ${RATE_OF[rsyslog]:-} && ${RATE_OF[rsyslog]} != 0 ]]; then
+    v=$(ratio_of "$sl" "${RATE_OF[rsyslog]}")
+    t+=("sluice(disk) >= 1.0x rsyslog: ${v}x $(verdict "$v" 1.0)")
+  fi
+  if ((${#t[@]})); then
+    echo
+    printf 'targets: %s' "${t[0]}"
+    for x in "${t[@]:1}"; do printf '; %s' "$x"; done
+    echo
   fi
 } | tee "$WORK/report.txt"
 mkdir -p "$BENCH/out"

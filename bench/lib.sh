@@ -1,11 +1,12 @@
-# bench/lib.sh — shared by bench/ingest.sh and bench/drains.sh; sourced, not run.
+# bench/lib.sh — shared by bench/ingest.sh, drains.sh and log.sh; sourced, not run.
 #
 # The sourcing script sets `set -euo pipefail` and LOG_TAG, sources this
 # file, parses its arguments, then calls `bench_init NAME` (temp dir,
 # cleanup traps) in its main shell. Provides: the common knobs, process
 # bookkeeping (PIDS, stop_pid, cleanup), timing and CPU accounting helpers,
 # syslog-ng/loggen (and rsyslog) unpacked from Debian packages, sluice's
-# /metrics, the release build, and `drive_loggen`, the load-and-settle loop.
+# /metrics, the release build, and `drive_load` / `drive_loggen`, the
+# load-and-settle loop.
 # shellcheck shell=bash
 export LC_ALL=C # a '.' in $EPOCHREALTIME and in awk's numbers
 
@@ -124,6 +125,14 @@ build_sluice() { # BUILD=1: cargo build --release -p sluice; a failure is noted,
 }
 SLUICE_HTTP=
 metrics() { curl -sf --max-time 2 "http://127.0.0.1:$SLUICE_HTTP/metrics" 2>/dev/null || true; }
+api() { curl -sf --max-time 5 "http://127.0.0.1:$SLUICE_HTTP$1" 2>/dev/null || true; } # path -> body ("" on failure)
+json_field() { # json-text python-expression-over-d -> value ("" on failure)
+  python3 -c 'import json, sys
+try:
+    d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))
+except Exception:
+    pass' "$1" "$2" 2>/dev/null || true
+}
 metric_sum() { # text name [label-substring] -> sum over matching series ("" if none)
   awk -v name="$2" -v sel="${3:-}" '
     $1 ~ /^#/ { next }
@@ -211,43 +220,41 @@ setup_rsyslog() { # sets RSYSLOGD RS_MODDIR RS_LIBPATH
   check_ldd "$RSYSLOGD" "$RS_LIBPATH"
 }
 
-# --- one load run: loggen against a receiver until it has caught up ------------
-# drive_loggen LABEL PORT RECEIVER_PID PROBE_FN [KNOWN_PID...]
+# --- one load run: a load generator against a receiver until it has caught up --
+# drive_load LABEL RECEIVER_PID PROBE_FN QUIET_S MAX_S OUT [KNOWN_PID...] -- CMD...
 #
-# Sends loggen's load (RFC 5424, octet-counted, TCP; SIZE, CONNECTIONS,
-# DURATION, and LOGGEN_RATE or RATE per connection) to 127.0.0.1:PORT.
-# loggen stops sending after DURATION s but exits only at its next 0.5 s
-# report tick, so its own time (and rate) is not the receiver's: the run
-# ends at the last time PROBE_FN's output changed. It is polled every 50 ms
-# from a second before the expected end until loggen has exited and the
-# output has not moved for SETTLE s (the receiver has caught up); every poll
-# is appended to $RUN/probe.tsv as "µs-since-epoch output".
+# Runs CMD (the load; its stdout and stderr go to OUT) in the background.
+# The run ends at the last time PROBE_FN's output changed: PROBE_FN is
+# polled every 50 ms from QUIET_S seconds after the start (0: at once) until
+# CMD has exited and the output has not moved for SETTLE s (the receiver
+# has caught up), or MAX_S + MAX_SETTLE s after the start at the latest.
+# Every poll is appended to $RUN/probe.tsv as "µs-since-epoch output".
 # Sets DL_T0 and DL_T_LAST (µs), DL_CPU (the receiver's CPU ticks over the run),
 # DL_OTHER_PCT (CPU used by anything but the receiver, the KNOWN_PIDs,
-# loggen and this script, in % of one CPU), DL_SENT / DL_LGRATE (loggen's
-# count and average rate), DL_LG_RC, DL_BUSY_PCT (all CPUs' busy share over the
-# run, softirq included: 100 means the machine was saturated).
-drive_loggen() {
-  local label=$1 port=$2 rpid=$3 probe=$4
-  shift 4
-  local known=("$@") p
+# the load and this script, in % of one CPU), DL_LG_RC (CMD's exit status),
+# DL_BUSY_PCT (all CPUs' busy share over the run, softirq included: 100
+# means the machine was saturated).
+drive_load() {
+  local label=$1 rpid=$2 probe=$3 quiet_s=$4 max_s=$5 out=$6
+  shift 6
+  local known=() p
+  while (($#)) && [[ $1 != -- ]]; do known+=("$1"); shift; done
+  [[ ${1:-} == -- ]] || die "drive_load: no -- before the command"
+  shift
   local cpu0 t0 t_last last cur stable_since deadline now lg_pid lg_rc=0
   cpu0=$(cpu_ticks "$rpid")
   # To tell a clean run from a disturbed one: CPU used on the machine by
-  # anything but the receiver, loggen, the known helpers and this script.
+  # anything but the receiver, the load, the known helpers and this script.
   local busy0 ch0 k0=0 all0
   all0=$(all_cpu_ticks)
   busy0=$(machine_busy_ticks)
   children_ticks ch0
   for p in "${known[@]}"; do k0=$((k0 + $(cpu_ticks "$p"))); done
   t0=$(now_us)
-  env LD_LIBRARY_PATH="$SNG_LIBPATH" SYSLOGNG_PREFIX="$SNG_ROOT/usr" \
-    timeout -k 5 $((DURATION + 60)) "$LOGGEN_BIN" --inet --stream --syslog-proto \
-    --size "$SIZE" --rate "${LOGGEN_RATE:-$RATE}" --interval "$DURATION" --active-connections "$CONNECTIONS" \
-    127.0.0.1 "$port" >"$RUN/loggen.log" 2>&1 </dev/null &
+  "$@" >"$out" 2>&1 </dev/null &
   lg_pid=$!
   PIDS+=("$lg_pid")
-  while kill -0 "$lg_pid" 2>/dev/null && (($(now_us) < t0 + (DURATION - 1) * 1000000)); do sleep 0.1; done
+  while kill -0 "$lg_pid" 2>/dev/null && (($(now_us) < t0 + quiet_s * 1000000)); do sleep 0.1; done
 
   local settle_us lg_done=0
   settle_us=$(awk -v s="$SETTLE" 'BEGIN {printf "%d", s * 1000000}')
@@ -255,7 +262,7 @@ drive_loggen() {
   t_last=$(now_us)
   echo "$t_last $last" >"$RUN/probe.tsv"
   stable_since=$t_last
-  deadline=$((t0 + (DURATION + MAX_SETTLE) * 1000000))
+  deadline=$((t0 + (max_s + MAX_SETTLE) * 1000000))
   while :; do
     sleep 0.05
     cur=$("$probe")
@@ -265,8 +272,8 @@ drive_loggen() {
     if ((!lg_done)) && ! kill -0 "$lg_pid" 2>/dev/null; then
       lg_done=1
       wait "$lg_pid" || lg_rc=$?
-      ((lg_rc == 0)) || { log "$label: loggen exited $lg_rc"; tail_log "$RUN/loggen.log" 5; }
-      stable_since=$now # settle is counted from loggen's exit at the earliest
+      ((lg_rc == 0)) || { log "$label: the load generator exited $lg_rc"; tail_log "$out" 5; }
+      stable_since=$now # settle is counted from the load's exit at the earliest
     fi
     ((lg_done && now - stable_since >= settle_us)) && break
     if ((now >= deadline)); then log "$label: still growing ${MAX_SETTLE}s after the end; cutting off"; break; fi
@@ -285,6 +292,25 @@ drive_loggen() {
   DL_OTHER_PCT=$(awk -v o=$(((busy1 - busy0) - (cpu1 - cpu0) - (ch1 - ch0) - (k1 - k0))) \
     -v hz="$CLK_TCK" -v us=$((t_meas - t0)) 'BEGIN { v = 100 * (o / hz) / (us / 1e6); printf "%.0f", (v < 0) ? 0 : v }')
   DL_T0=$t0 DL_T_LAST=$t_last DL_CPU=$((cpu1 - cpu0)) DL_LG_RC=$lg_rc
+}
+
+# drive_loggen LABEL PORT RECEIVER_PID PROBE_FN [KNOWN_PID...]
+#
+# drive_load with loggen's load (RFC 5424, octet-counted, TCP; SIZE,
+# CONNECTIONS, DURATION, and LOGGEN_RATE or RATE per connection) to
+# 127.0.0.1:PORT, its output in $RUN/loggen.log. loggen stops sending after
+# DURATION s but exits only at its next 0.5 s report tick, so its own time
+# (and rate) is not the receiver's; polling starts a second before the
+# expected end. Sets what drive_load sets, and DL_SENT / DL_LGRATE
+# (loggen's count and average rate).
+drive_loggen() {
+  local label=$1 port=$2 rpid=$3 probe=$4
+  shift 4
+  drive_load "$label" "$rpid" "$probe" $((DURATION - 1)) "$DURATION" "$RUN/loggen.log" "$@" -- \
+    env LD_LIBRARY_PATH="$SNG_LIBPATH" SYSLOGNG_PREFIX="$SNG_ROOT/usr" \
+    timeout -k 5 $((DURATION + 60)) "$LOGGEN_BIN" --inet --stream --syslog-proto \
+    --size "$SIZE" --rate "${LOGGEN_RATE:-$RATE}" --interval "$DURATION" --active-connections "$CONNECTIONS" \
+    127.0.0.1 "$port"
   DL_SENT=$(awk '/average rate/ { for (i = 1; i <= NF; i++) if ($i ~ /^count=/) { v = $i; sub(/count=/, "", v); sub(/,$/, "", v) } } END { print v + 0 }' "$RUN/loggen.log")
   DL_LGRATE=$(awk '/average rate/ { v = $4 } END { printf "%.0f", v + 0 }' "$RUN/loggen.log")
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Null syslog sink for bench/ingest.sh: accept TCP connections, read and discard.
+"""Null syslog sink for bench/*.sh: accept TCP connections, read and discard.
 
 Usage: null_sink.py HOST PORT STATUS_FILE
 
 Every accepted connection gets a thread that reads 256 KiB at a time and
 counts bytes and newlines (loggen's RFC 5424 frames, "LEN MSG\\n", carry
 exactly one newline each, so newlines == messages). The totals are written
-to STATUS_FILE as "messages bytes connections" about every 50 ms (atomic
-rename) so the driver can poll them; the process exits on SIGTERM/SIGINT
+to STATUS_FILE as "messages bytes connections first last" about every
+50 ms (atomic rename) so the driver can poll them, where first and last are
+the Unix times (s, float; 0 before any data) of the first and the latest
+read that returned data (last as of the latest publication); the process exits on SIGTERM/SIGINT
 after a final write. It does no parsing, so it measures what the loopback
 socket and the sender can do, not what a receiver can do.
 """
@@ -28,6 +30,8 @@ class Totals:
         self.messages = 0
         self.bytes = 0
         self.connections = 0
+        self.first = 0.0
+        self.last = 0.0
 
 
 def serve_conn(conn: socket.socket, totals: Totals) -> None:
@@ -35,31 +39,42 @@ def serve_conn(conn: socket.socket, totals: Totals) -> None:
     view = memoryview(buf)
     msgs = 0
     nbytes = 0
+    first = last = 0.0
+
+    def publish():
+        with totals.lock:
+            totals.messages += msgs
+            totals.bytes += nbytes
+            if first and (not totals.first or first < totals.first):
+                totals.first = first
+            totals.last = max(totals.last, last)
+
     try:
         while True:
             n = conn.recv_into(view)
             if n <= 0:
                 break
+            last = time.time()
+            if not first:
+                first = last
+                publish()  # the first arrival is told at once
             nbytes += n
             msgs += buf.count(b"\n", 0, n)
             # Publish at most every ~1 MiB to keep the lock off the hot path.
             if nbytes >= 1 << 20:
-                with totals.lock:
-                    totals.messages += msgs
-                    totals.bytes += nbytes
+                publish()
                 msgs = nbytes = 0
     except OSError:
         pass
     finally:
-        with totals.lock:
-            totals.messages += msgs
-            totals.bytes += nbytes
+        publish()
         conn.close()
 
 
 def write_status(path: str, totals: Totals) -> None:
     with totals.lock:
-        line = f"{totals.messages} {totals.bytes} {totals.connections}\n"
+        line = (f"{totals.messages} {totals.bytes} {totals.connections} "
+                f"{totals.first:.6f} {totals.last:.6f}\n")
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(line)
