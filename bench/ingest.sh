@@ -21,9 +21,10 @@
 # targets sluice(disk) >= 0.9x sluice(memory) and >= 1.0x rsyslog. See
 # bench/README.md.
 #
-# Usage: bench/ingest.sh [--only null,rsyslog,syslog-ng,sluice] [--no-build] [--keep]
+# Usage: bench/ingest.sh [--only null,rsyslog,syslog-ng,sluice] [--rounds N] [--no-build] [--keep]
 #        (sluice = sluice-disk,sluice-mem; each can be chosen alone)
 # Env:   DURATION=10 CONNECTIONS=2 SIZE=256 ONLY=... BUILD=1 KEEP=0
+#        ROUNDS=1 (run every receiver N times, interleaved; rows show the median)
 #        RATE=100000000 (per connection; effectively unlimited)
 #        SLUICE_BIN=target/release/sluice SLUICE_ARGS="extra server flags"
 #        SLUICE_KEEP_ALL=0 (1: raise --recent-max-per-source and --memory-mb
@@ -37,6 +38,7 @@ LOG_TAG=ingest
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # REPO BENCH, the common knobs, helpers
 
 ONLY=${ONLY:-null,rsyslog,syslog-ng,sluice-disk,sluice-mem}
+ROUNDS=${ROUNDS:-1}
 SLUICE_RECENT_MAX=${SLUICE_RECENT_MAX:-100000000}
 SLUICE_MEMORY_MB=${SLUICE_MEMORY_MB:-}
 
@@ -44,6 +46,8 @@ while (($#)); do
   case $1 in
     --only) ONLY=${2:?--only needs a list}; shift 2 ;;
     --only=*) ONLY=${1#--only=}; shift ;;
+    --rounds) ROUNDS=${2:?--rounds needs a number}; shift 2 ;;
+    --rounds=*) ROUNDS=${1#--rounds=}; shift ;;
     --no-build) BUILD=0; shift ;;
     --keep) KEEP=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -68,6 +72,7 @@ for r in "${_sel[@]}"; do
   esac
 done
 ((${#WANT[@]})) || die "nothing selected"
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || die "ROUNDS must be a positive integer"
 check_common
 bench_init ingest
 
@@ -219,9 +224,10 @@ sluice_notes() { # received -> drops, log appends, stream egress, memory (after 
 declare -A RATE_OF=() CPU_OF=() NOTE_OF=() RECV_OF=() SENT_OF=() ELAPSED_OF=() LGRATE_OF=()
 FAILED=0
 
-run_one() { # receiver-name
-  local r=$1 fn=${1//-/_}
-  RUN=$WORK/$r
+run_one() { # receiver-name; results under the key "receiver/round"
+  local r=$1/$ROUND fn=${1//-/_}
+  RUN=$WORK/$1
+  ((ROUNDS == 1)) || RUN+=-$ROUND
   mkdir -p "$RUN"
   RCV_NOTE= RCV_PID= RCV_PORT= SUB_PID= SLUICE_EXTRA_NOTE=
   log "$r: starting"
@@ -245,8 +251,8 @@ run_one() { # receiver-name
   recv=$("count_$fn")
   sent=$DL_SENT
   lgrate=$DL_LGRATE
-  [[ $r == sluice-* ]] && notes+="$(sluice_notes "$recv") "
-  [[ -n ${SLUICE_EXTRA_NOTE:-} && $r == sluice-* ]] && notes+="[$SLUICE_EXTRA_NOTE] "
+  [[ $fn == sluice_* ]] && notes+="$(sluice_notes "$recv") "
+  [[ -n ${SLUICE_EXTRA_NOTE:-} && $fn == sluice_* ]] && notes+="[$SLUICE_EXTRA_NOTE] "
   if ((sent > 0 && recv != sent)); then notes+="recv-sent=$((recv - sent)) "; fi
 
   [[ -n $SUB_PID ]] && stop_pid "$SUB_PID"
@@ -283,7 +289,33 @@ BUSY=$(busy_pct)
 log "CPUs: $(nproc), busy before the runs: ${BUSY}%"
 ((BUSY < 10)) || log "warning: the machine is not idle (${BUSY}% busy); numbers will be noisy"
 
-for r in "${ORDER[@]}"; do run_one "$r"; done
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+  ((ROUNDS == 1)) || log "round $ROUND of $ROUNDS"
+  for r in "${ORDER[@]}"; do run_one "$r"; done
+done
+
+# Each receiver's row is its median round by msgs/s (the lower of the two
+# middle ones for an even count); with ROUNDS > 1 the notes list every round.
+use_round() { # receiver round
+  local f
+  for f in RATE_OF CPU_OF NOTE_OF RECV_OF SENT_OF ELAPSED_OF LGRATE_OF; do
+    local -n arr=$f
+    arr[$1]=${arr[$1/$2]:-}
+    unset -n arr
+  done
+}
+for r in "${ORDER[@]}"; do
+  mapfile -t ranked < <(for ((i = 1; i <= ROUNDS; i++)); do
+    [[ -z ${RATE_OF[$r/$i]:-} ]] || echo "${RATE_OF[$r/$i]} $i"
+  done | sort -n)
+  if ((${#ranked[@]} == 0)); then use_round "$r" 1; continue; fi
+  pick=${ranked[$(((${#ranked[@]} - 1) / 2))]##* }
+  use_round "$r" "$pick"
+  if ((ROUNDS > 1)); then
+    all=$(for ((i = 1; i <= ROUNDS; i++)); do printf '%s,' "${RATE_OF[$r/$i]:-failed}"; done)
+    NOTE_OF[$r]="[rounds ${all%,}; median: round $pick]${NOTE_OF[$r]:+ ${NOTE_OF[$r]}}"
+  fi
+done
 
 # --- report ----------------------------------------------------------------------------
 label() { [[ $1 == null ]] && echo null-sink || echo "$1"; }
@@ -294,7 +326,7 @@ sl=${RATE_OF[sluice-disk]:-}
   echo
   echo "sluice ingest benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(git_rev), $(nproc) CPUs"
   echo "$VERSIONS"
-  echo "loggen: RFC 5424 octet-counted over TCP, ${SIZE} B messages, $CONNECTIONS connections, ${DURATION} s, unthrottled"
+  echo "loggen: RFC 5424 octet-counted over TCP, ${SIZE} B messages, $CONNECTIONS connections, ${DURATION} s, unthrottled$( ((ROUNDS == 1)) || echo "; $ROUNDS rounds, each row its median round")"
   echo "msgs/s = messages counted at the receiver / (loggen start -> last arrival); CPUs ${BUSY}% busy before the runs"
   echo
   printf '%-11s %10s %14s %11s  %s\n' receiver msgs/s 'ratio(disk/x)' cpu-s/Mmsg notes

@@ -29,11 +29,12 @@
 # the time from the generator's first connect to the last arrival. See
 # bench/README.md.
 #
-# Usage: bench/log.sh [--only sources,memory,reads,catchup] [--no-build] [--keep]
+# Usage: bench/log.sh [--only sources,memory,reads,catchup] [--rounds N] [--no-build] [--keep]
 # Env:   SOURCES=100000 SOURCES_MSGS=2000000 MEM_MSGS=1000000 CATCHUP_MSGS=1000000
 #        CONNECTIONS=2 SIZE=256 RECENT=100000 READS=20 DUMPS=5 (warm repeats)
 #        DROP_CACHES=auto (1: required, 0: cold = restart only)
 #        CATCHUP_WAIT=180 (s for the drain to catch up) RSS_WAIT=2 (s before RssAnon)
+#        ROUNDS=1 (`sources`: alternate 1 and SOURCES sources N times; rows show the median)
 #        ONLY=sources,memory,reads,catchup BUILD=1 KEEP=0
 #        SLUICE_BIN=target/release/sluice SLUICE_ARGS="extra server flags"
 #        SETTLE=1.5 MAX_SETTLE=60
@@ -53,6 +54,7 @@ DUMPS=${DUMPS:-5}
 DROP_CACHES=${DROP_CACHES:-auto}
 CATCHUP_WAIT=${CATCHUP_WAIT:-180}
 RSS_WAIT=${RSS_WAIT:-2}
+ROUNDS=${ROUNDS:-1}
 MEM_TARGET_MB=256
 SRC1=src000000 # the generator's first id: the only one with --sources 1
 
@@ -60,6 +62,8 @@ while (($#)); do
   case $1 in
     --only) ONLY=${2:?--only needs a list}; shift 2 ;;
     --only=*) ONLY=${1#--only=}; shift ;;
+    --rounds) ROUNDS=${2:?--rounds needs a number}; shift 2 ;;
+    --rounds=*) ROUNDS=${1#--rounds=}; shift ;;
     --no-build) BUILD=0; shift ;;
     --keep) KEEP=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -79,7 +83,7 @@ for s in "${_sel[@]}"; do
   esac
 done
 ((${#WANT[@]})) || die "nothing selected"
-for v in SOURCES SOURCES_MSGS MEM_MSGS CATCHUP_MSGS RECENT READS DUMPS CATCHUP_WAIT CONNECTIONS SIZE; do
+for v in ROUNDS SOURCES SOURCES_MSGS MEM_MSGS CATCHUP_MSGS RECENT READS DUMPS CATCHUP_WAIT CONNECTIONS SIZE; do
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer"
 done
 ((SOURCES <= 1000000)) || die "SOURCES must be at most 1000000"
@@ -220,21 +224,39 @@ end_run() { # remove the data (GBs), let sockets and writeback settle
 declare -A NOTE_OF=() ING_OF=() CPU_OF=() INOTE_OF=() RSS_OF=() MEMNOTE_OF=() MEMING_OF=()
 
 # --- sources: ingest from 1 vs SOURCES sources ------------------------------------------
+# With ROUNDS > 1 the two alternate ROUNDS times; each row is its median round.
 run_sources() {
-  local n
+  local n r k
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for n in 1 "$SOURCES"; do
+      k=$n/$r
+      new_run "sources-$n"
+      ((ROUNDS == 1)) || new_run "sources-$n-$r"
+      start_sluice || { scenario_fail "$FAIL_NOTE"; NOTE_OF[sources-$n]=$FAIL_NOTE; continue; }
+      ingest_run "$SCEN" "$n" "$SOURCES_MSGS"
+      local m srcs
+      m=$(metrics)
+      srcs=$(metric_sum "$m" sluice_log_sources)
+      ING_OF[$k]=$ING_RATE CPU_OF[$k]=$ING_CPU
+      INOTE_OF[$k]="$ING_NOTES log_sources=${srcs:-?} RssAnon=$(mib "$(status_kib "$SL_PID" RssAnon)")MiB"
+      local logn
+      logn=$(server_log_notes)
+      [[ -n $logn ]] && INOTE_OF[$k]+=" $logn"
+      end_run
+    done
+  done
+  local ranked pick all i
   for n in 1 "$SOURCES"; do
-    new_run "sources-$n"
-    start_sluice || { scenario_fail "$FAIL_NOTE"; continue; }
-    ingest_run "$SCEN" "$n" "$SOURCES_MSGS"
-    local m srcs
-    m=$(metrics)
-    srcs=$(metric_sum "$m" sluice_log_sources)
-    ING_OF[$n]=$ING_RATE CPU_OF[$n]=$ING_CPU
-    INOTE_OF[$n]="$ING_NOTES log_sources=${srcs:-?} RssAnon=$(mib "$(status_kib "$SL_PID" RssAnon)")MiB"
-    local logn
-    logn=$(server_log_notes)
-    [[ -n $logn ]] && INOTE_OF[$n]+=" $logn"
-    end_run
+    mapfile -t ranked < <(for ((i = 1; i <= ROUNDS; i++)); do
+      [[ -z ${ING_OF[$n/$i]:-} ]] || echo "${ING_OF[$n/$i]} $i"
+    done | sort -n)
+    ((${#ranked[@]})) || continue
+    pick=${ranked[$(((${#ranked[@]} - 1) / 2))]##* }
+    ING_OF[$n]=${ING_OF[$n/$pick]} CPU_OF[$n]=${CPU_OF[$n/$pick]} INOTE_OF[$n]=${INOTE_OF[$n/$pick]}
+    if ((ROUNDS > 1)); then
+      all=$(for ((i = 1; i <= ROUNDS; i++)); do printf '%s,' "${ING_OF[$n/$i]:-failed}"; done)
+      INOTE_OF[$n]="[rounds ${all%,}; median: round $pick] ${INOTE_OF[$n]}"
+    fi
   done
 }
 
@@ -459,7 +481,7 @@ fi
   targets=()
   if [[ -n ${WANT[sources]:-} ]]; then
     echo
-    echo "ingest by number of sources ($SOURCES_MSGS messages each; msgs/s = received / (first connect -> last arrival))"
+    echo "ingest by number of sources ($SOURCES_MSGS messages each$( ((ROUNDS == 1)) || echo ", $ROUNDS rounds, each row its median"); msgs/s = received / (first connect -> last arrival))"
     printf '  %-9s %10s %7s %11s  %s\n' sources msgs/s vs-1 cpu-s/Mmsg notes
     for n in 1 "$SOURCES"; do
       if [[ -z ${ING_OF[$n]:-} ]]; then printf '  %-9s %10s %7s %11s  %s\n' "$n" - - - "${NOTE_OF[sources-$n]:-not run}"; continue; fi
