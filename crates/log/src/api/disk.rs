@@ -8,9 +8,11 @@
 //! schedule. If a batch's write fails, `append` returns the error but the
 //! writer keeps the batch buffered and writes it with the next successful
 //! flush or sync (the storage layer cannot take it back), so a caller that
-//! retries may store it twice. Reads run on
-//! `spawn_blocking` through a [`LogReader`], so async workers never touch
-//! disk. Consumer cursors are files in `cursor_dir` (see `consumers.rs`).
+//! retries may store it twice. The entries of every written batch also go
+//! to the recent-records cache (`cache.rs`): a `read_from` near the end is
+//! answered from it inline; other reads run on `spawn_blocking` through a
+//! [`LogReader`], so async workers never touch disk. Consumer cursors are
+//! files in `cursor_dir` (see `consumers.rs`).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -18,10 +20,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use envelope::{key, Envelope, Selector};
-use parking_lot::Mutex;
+use envelope::{key, Entry, Envelope, Selector};
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+use super::cache::{LogBounds, RecentCache, DEFAULT_CACHE_BYTES};
 use super::consumers::CursorFiles;
 use super::cursor::Cursor;
 use super::types::{
@@ -44,6 +47,9 @@ pub struct DiskLogConfig {
     pub cursor_dir: PathBuf,
     /// What [`Log::retain`] applies.
     pub retention: RetentionPolicy,
+    /// Byte budget of the recent-records cache (`cache.rs`); 0 turns it
+    /// off.
+    pub cache_bytes: usize,
 }
 
 impl DiskLogConfig {
@@ -57,6 +63,7 @@ impl DiskLogConfig {
                 max_age_ns: Some(DEFAULT_MAX_AGE_NS),
                 max_bytes: Some(DEFAULT_MAX_DISK_BYTES),
             },
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -72,6 +79,8 @@ struct Inner {
     /// `None` once closed.
     writer: Mutex<Option<LogWriter>>,
     reader: LogReader,
+    /// The newest entries, for reads near the end (`cache.rs`).
+    cache: RwLock<RecentCache>,
     cursors: CursorFiles,
     retention: RetentionPolicy,
     sync_errors: AtomicU64,
@@ -81,6 +90,14 @@ struct Inner {
 }
 
 impl Inner {
+    /// Where the log stands for a read starting now.
+    fn bounds(&self) -> LogBounds {
+        LogBounds {
+            next: self.reader.next_position(),
+            oldest: self.reader.oldest_position(),
+        }
+    }
+
     /// Tells waiters the readable end (it only grows) and closing.
     fn publish_end(&self, closed: bool) {
         let next = self.reader.next_position();
@@ -110,10 +127,12 @@ impl DiskLog {
         // only the directory's one owner may do.
         let (writer, report) = open(config.storage)?;
         let cursors = CursorFiles::open(config.cursor_dir)?;
-        let end = watch::Sender::new((writer.reader().next_position(), false));
+        let next = writer.reader().next_position();
+        let end = watch::Sender::new((next, false));
         let log = DiskLog {
             inner: Arc::new(Inner {
                 end,
+                cache: RwLock::new(RecentCache::new(next, config.cache_bytes)),
                 reader: writer.reader(),
                 writer: Mutex::new(Some(writer)),
                 cursors,
@@ -186,7 +205,16 @@ impl DiskLog {
         now_ns: i64,
     ) -> Result<RetentionReport, ApiError> {
         let inner = self.inner.clone();
-        blocking(move || Self::with_writer(&inner, |w| w.apply_retention(&policy, now_ns))).await
+        blocking(move || {
+            Self::with_writer(&inner, |w| {
+                let report = w.apply_retention(&policy, now_ns)?;
+                // Removed positions leave the cache too.
+                let floor = report.oldest_position.unwrap_or_else(|| w.next_position());
+                inner.cache.write().remove_below(floor);
+                Ok(report)
+            })
+        })
+        .await
     }
 
     /// Syncs, persists the position floor and releases the directory;
@@ -209,20 +237,35 @@ impl Log for DiskLog {
     fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>> {
         let inner = self.inner.clone();
         Box::pin(blocking(move || {
-            let keys: Vec<String> = batch.iter().map(key::key_for).collect();
-            let records: Vec<EnvelopeRecord<'_>> = keys
-                .iter()
-                .zip(&batch)
-                .map(|(key, envelope)| EnvelopeRecord { key, envelope })
-                .collect();
-            Self::with_writer(&inner, |w| {
+            let keys: Vec<Arc<str>> = batch.iter().map(|e| key::key_for(e).into()).collect();
+            let range = Self::with_writer(&inner, |w| {
+                let records: Vec<EnvelopeRecord<'_>> = keys
+                    .iter()
+                    .zip(&batch)
+                    .map(|(key, envelope)| EnvelopeRecord { key, envelope })
+                    .collect();
                 let range = w.append(&records)?;
                 // On a failed flush the batch stays buffered and is written
                 // by the next flush or sync; the caller is told it is not
                 // stored yet.
                 w.flush()?;
-                Ok(range.collect())
-            })
+                drop(records);
+                // Filed in the cache under the writer's lock, so the cache
+                // fills in position order; waiters are told after.
+                let written = batch.into_iter().zip(keys).zip(range.clone()).map(
+                    |((envelope, key), position)| StoredEntry {
+                        position,
+                        entry: Arc::new(Entry {
+                            envelope,
+                            key,
+                            seq: position,
+                        }),
+                    },
+                );
+                inner.cache.write().extend(written);
+                Ok(range)
+            })?;
+            Ok(range.collect())
         }))
     }
 
@@ -257,6 +300,16 @@ impl Log for DiskLog {
         selector: &'a Selector,
         limit: usize,
     ) -> LogFuture<'a, ReadPage> {
+        // Near the end (the live fan-out, drains that keep up): answered
+        // from memory, inline.
+        let cached =
+            self.inner
+                .cache
+                .read()
+                .read_from(self.inner.bounds(), cursor, selector, limit);
+        if let Some(page) = cached {
+            return Box::pin(async move { Ok(page) });
+        }
         let inner = self.inner.clone();
         let selector = selector.clone();
         Box::pin(blocking(move || {
@@ -339,6 +392,10 @@ impl Log for DiskLog {
         let inner = self.inner.clone();
         Box::pin(blocking(move || {
             let index = inner.reader.index_stats();
+            let (cache_bytes, cached) = {
+                let cache = inner.cache.read();
+                (cache.bytes(), cache.len())
+            };
             Ok(LogStats {
                 next_position: inner.reader.next_position(),
                 oldest_position: inner.reader.oldest_position(),
@@ -346,6 +403,8 @@ impl Log for DiskLog {
                 sources: index.sources as u64,
                 bytes: inner.reader.segments().iter().map(|s| s.bytes).sum(),
                 sync_errors: inner.sync_errors.load(Ordering::Relaxed),
+                memory_bytes: (index.heap_bytes + cache_bytes) as u64,
+                cached_entries: cached as u64,
             })
         }))
     }

@@ -8,6 +8,7 @@
 //! `Arc<dyn Log>`; implementations never block the async workers (the disk
 //! one runs its I/O on `spawn_blocking`).
 
+mod cache;
 mod consumers;
 mod cursor;
 mod disk;
@@ -21,6 +22,7 @@ use std::pin::Pin;
 
 use envelope::{Envelope, Selector};
 
+pub use cache::DEFAULT_CACHE_BYTES;
 pub use cursor::{Cursor, CursorParseError};
 pub use disk::{DiskLog, DiskLogConfig, DEFAULT_MAX_DISK_BYTES};
 pub use error::ApiError;
