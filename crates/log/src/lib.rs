@@ -58,7 +58,8 @@ mod writer;
 pub use api::{
     ApiError, Cursor, CursorParseError, DiskLog, DiskLogConfig, Log, LogFuture, LogStats,
     MemoryLog, MemoryLogConfig, Position, ReadPage, Retained, SourceMeta, StoredEntry,
-    DEFAULT_CACHE_BYTES, DEFAULT_MAX_AGE_NS, DEFAULT_MAX_DISK_BYTES, PAGE_BYTES,
+    DEFAULT_CACHE_BYTES, DEFAULT_MAX_AGE_NS, DEFAULT_MAX_DISK_BYTES, DEFAULT_MIN_FREE_DISK_BYTES,
+    PAGE_BYTES,
 };
 pub use config::{
     LogConfig, DEFAULT_FLUSH_THRESHOLD, DEFAULT_MAX_PER_SOURCE, DEFAULT_SEGMENT_BYTES,

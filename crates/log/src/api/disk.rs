@@ -5,16 +5,19 @@
 //! only what the fsync timer had not synced yet). The owner spawns
 //! [`DiskLog::sync_every`] as the fsync timer and calls [`Log::retain`]
 //! (the configured policy) or [`DiskLog::apply_retention`] on its own
-//! schedule. If a batch's write fails, `append` returns the error but the
-//! writer keeps the batch buffered and writes it with the next successful
-//! flush or sync (the storage layer cannot take it back), so a caller that
-//! retries may store it twice. The entries of every written batch also go
+//! schedule. `append` is all or nothing: it first checks the free space of
+//! the file system (`space.rs`: [`ApiError::DiskFull`] below
+//! `min_free_disk_bytes`), and if the batch's write fails it is discarded
+//! from the writer ([`LogWriter::discard_pending`]), never written later,
+//! and its positions are given to the next batch (no reader ever saw
+//! them), so a caller that retries stores it once. The entries of every written batch also go
 //! to the recent-records cache (`cache.rs`): a `read_from` near the end is
 //! answered from it inline; other reads run on `spawn_blocking` through a
 //! [`LogReader`], so async workers never touch disk. Consumer cursors are
 //! files in `cursor_dir` (see `consumers.rs`).
 
 use std::future::Future;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use tokio::sync::watch;
 use super::cache::{LogBounds, RecentCache, DEFAULT_CACHE_BYTES};
 use super::consumers::CursorFiles;
 use super::cursor::Cursor;
+use super::space::FreeSpace;
 use super::types::{
     LogStats, Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_MAX_AGE_NS,
 };
@@ -38,6 +42,8 @@ use crate::{
 
 /// Default disk budget of the segments (`[log] max_disk_mb` 4096).
 pub const DEFAULT_MAX_DISK_BYTES: u64 = 4096 << 20;
+/// Default free space `append` leaves on the log's file system.
+pub const DEFAULT_MIN_FREE_DISK_BYTES: u64 = 256 << 20;
 
 #[derive(Clone, Debug)]
 pub struct DiskLogConfig {
@@ -50,6 +56,9 @@ pub struct DiskLogConfig {
     /// Byte budget of the recent-records cache (`cache.rs`); 0 turns it
     /// off.
     pub cache_bytes: usize,
+    /// `append` fails with [`ApiError::DiskFull`] rather than leave less
+    /// free space than this on the log's file system; 0 turns it off.
+    pub min_free_disk_bytes: u64,
 }
 
 impl DiskLogConfig {
@@ -64,6 +73,7 @@ impl DiskLogConfig {
                 max_bytes: Some(DEFAULT_MAX_DISK_BYTES),
             },
             cache_bytes: DEFAULT_CACHE_BYTES,
+            min_free_disk_bytes: DEFAULT_MIN_FREE_DISK_BYTES,
         }
     }
 }
@@ -82,6 +92,8 @@ struct Inner {
     /// The newest entries, for reads near the end (`cache.rs`).
     cache: RwLock<RecentCache>,
     cursors: CursorFiles,
+    /// The free-space check of `append`.
+    space: FreeSpace,
     retention: RetentionPolicy,
     sync_errors: AtomicU64,
     /// The readable end and whether the log is closed, for
@@ -125,6 +137,7 @@ impl DiskLog {
     pub fn open(config: DiskLogConfig) -> Result<(DiskLog, OpenReport), ApiError> {
         // The storage lock first: cursor files are cleaned up on open, which
         // only the directory's one owner may do.
+        let space = FreeSpace::new(config.storage.dir.clone(), config.min_free_disk_bytes);
         let (writer, report) = open(config.storage)?;
         let cursors = CursorFiles::open(config.cursor_dir)?;
         let next = writer.reader().next_position();
@@ -136,6 +149,7 @@ impl DiskLog {
                 reader: writer.reader(),
                 writer: Mutex::new(Some(writer)),
                 cursors,
+                space,
                 retention: config.retention,
                 sync_errors: AtomicU64::new(0),
             }),
@@ -150,19 +164,19 @@ impl DiskLog {
 
     fn with_writer<T>(
         inner: &Inner,
-        f: impl FnOnce(&mut LogWriter) -> Result<T, crate::LogError>,
+        f: impl FnOnce(&mut LogWriter) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let mut guard = inner.writer.lock();
         let writer = guard.as_mut().ok_or(ApiError::Closed)?;
         let result = f(writer);
         inner.publish_end(false);
-        Ok(result?)
+        result
     }
 
     /// Flushes and fsyncs everything appended so far.
     pub async fn sync(&self) -> Result<(), ApiError> {
         let inner = self.inner.clone();
-        blocking(move || Self::with_writer(&inner, |w| w.sync())).await
+        blocking(move || Self::with_writer(&inner, |w| Ok(w.sync()?))).await
     }
 
     /// The fsync timer: syncs every `period` until `shutdown` completes,
@@ -244,11 +258,25 @@ impl Log for DiskLog {
                     .zip(&batch)
                     .map(|(key, envelope)| EnvelopeRecord { key, envelope })
                     .collect();
-                let range = w.append(&records)?;
-                // On a failed flush the batch stays buffered and is written
-                // by the next flush or sync; the caller is told it is not
-                // stored yet.
-                w.flush()?;
+                let mut write = || -> Result<Range<Position>, ApiError> {
+                    let range = w.append(&records)?;
+                    // Buffered, not written yet: the last moment to refuse.
+                    let incoming = w.pending_bytes() as u64;
+                    inner.space.check(w.active_base(), incoming)?;
+                    w.flush()?;
+                    inner.space.wrote(incoming);
+                    Ok(range)
+                };
+                let range = match write() {
+                    Ok(range) => range,
+                    Err(e) => {
+                        // All or nothing: what was not written is dropped,
+                        // never written by a later flush. (A failure to cut
+                        // a torn write is retried before the next write.)
+                        let _ = w.discard_pending();
+                        return Err(e);
+                    }
+                };
                 drop(records);
                 // Filed in the cache under the writer's lock, so the cache
                 // fills in position order; waiters are told after.
@@ -407,5 +435,88 @@ impl Log for DiskLog {
                 cached_entries: cached as u64,
             })
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use envelope::LogType;
+
+    use super::*;
+    use crate::writer::tests::break_writes;
+
+    fn batch(source: &str, n: i64) -> Vec<Envelope> {
+        (0..n)
+            .map(|i| Envelope::log(i, source, "0", Bytes::from_static(b"line"), LogType::Out))
+            .collect()
+    }
+
+    async fn sources(log: &DiskLog) -> Vec<String> {
+        let page = log
+            .read_from(Cursor::START, &Selector::all(), 100)
+            .await
+            .unwrap();
+        page.entries
+            .iter()
+            .map(|e| e.entry.envelope.source_id.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn refuses_appends_below_the_free_space_minimum() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = super::super::space::free_bytes(dir.path()).unwrap();
+        let mut config = DiskLogConfig::new(dir.path());
+        config.min_free_disk_bytes = free.saturating_mul(2);
+        let (log, _) = DiskLog::open(config.clone()).unwrap();
+        let err = log.append(batch("a", 3)).await.unwrap_err();
+        assert!(
+            matches!(err, ApiError::DiskFull { min_free_bytes, .. } if min_free_bytes == free * 2),
+            "{err}"
+        );
+        assert!(err.to_string().contains("disk nearly full"), "{err}");
+        assert_eq!(log.end_cursor().await.unwrap(), Cursor::START);
+        assert_eq!(log.stats().await.unwrap().cached_entries, 0);
+        log.close().await.unwrap();
+        // Nothing of it reached the segments either.
+        config.min_free_disk_bytes = 0;
+        let (log, report) = DiskLog::open(config.clone()).unwrap();
+        assert_eq!(report.records, 0);
+        assert_eq!(log.append(batch("b", 2)).await.unwrap(), vec![0, 1]);
+        assert_eq!(sources(&log).await, ["b", "b"]);
+        log.close().await.unwrap();
+        // A minimum the disk has room for lets appends through.
+        config.min_free_disk_bytes = 1;
+        let (log, _) = DiskLog::open(config).unwrap();
+        assert_eq!(log.append(batch("c", 1)).await.unwrap(), vec![2]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_append_is_never_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DiskLogConfig::new(dir.path());
+        let (log, _) = DiskLog::open(config.clone()).unwrap();
+        assert_eq!(log.append(batch("a", 2)).await.unwrap(), vec![0, 1]);
+        let good = {
+            let mut guard = log.inner.writer.lock();
+            break_writes(guard.as_mut().unwrap())
+        };
+        assert!(matches!(
+            log.append(batch("failed", 3)).await,
+            Err(ApiError::Storage(_))
+        ));
+        log.inner.writer.lock().as_mut().unwrap().active = good;
+        // Syncs (the fsync timer) do not write it later; the next batch
+        // gets its positions.
+        log.sync().await.unwrap();
+        assert_eq!(log.end_cursor().await.unwrap(), Cursor::at(2));
+        assert_eq!(log.append(batch("b", 1)).await.unwrap(), vec![2]);
+        assert_eq!(sources(&log).await, ["a", "a", "b"]);
+        log.close().await.unwrap();
+        drop(log);
+        let (log, report) = DiskLog::open(config).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(sources(&log).await, ["a", "a", "b"]);
     }
 }
