@@ -12,6 +12,12 @@
 //! in `first..end` is answered from here with the same page semantics as
 //! the disk path (`limit`, [`PAGE_BYTES`], scan budget, `skipped`,
 //! `caught_up`); anything older goes to disk.
+//!
+//! `benches/read_end.rs` on the 2-core development machine (December 2026,
+//! other builds running): a page of 100 from 100 before the end of 100,000
+//! envelopes takes 2.7 µs from the cache against 67.5 µs from disk (25×);
+//! one source of 100 (1,000 entries scanned for 10 hits) 8.9 µs against
+//! 397 µs (45×).
 
 use std::collections::VecDeque;
 use std::mem::size_of;
