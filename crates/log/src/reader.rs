@@ -186,6 +186,16 @@ impl LogReader {
         self.read_positions(&positions)
     }
 
+    /// Positions of the newest `limit` records of any of `sources` with a
+    /// timestamp after `after_ns` (exclusive), ascending: from the index,
+    /// so at most `max_per_source` per source.
+    pub fn newest_positions(&self, sources: &[String], after_ns: i64, limit: usize) -> Vec<u64> {
+        self.shared
+            .index
+            .read()
+            .newest_after(sources, after_ns, limit)
+    }
+
     /// Records of a source in the index.
     pub fn count(&self, source_id: &str) -> u64 {
         self.shared.index.read().count(source_id)

@@ -84,6 +84,12 @@ impl RecentCache {
         self.entries.len()
     }
 
+    /// The cached entry at `position`, if any.
+    pub(crate) fn get(&self, position: Position) -> Option<&StoredEntry> {
+        let i = position.checked_sub(self.first())?;
+        self.entries.get(usize::try_from(i).ok()?)
+    }
+
     /// Adds entries just written, in position order, then evicts the oldest
     /// while over budget. An entry that does not follow `end` (positions
     /// skipped) restarts the cache at it, so it stays contiguous.
@@ -229,6 +235,8 @@ mod tests {
         assert_eq!(page.entries.len(), 5);
         assert_eq!(page.next_cursor, Cursor::at(17));
         assert!(!page.caught_up);
+        assert_eq!(cache.get(10).map(|e| e.position), Some(10));
+        assert!(cache.get(9).is_none() && cache.get(20).is_none());
         let end = cache.read_from(bounds, Cursor::at(99), &all, 5).unwrap();
         assert_eq!((end.next_cursor, end.caught_up), (Cursor::at(20), true));
     }

@@ -15,6 +15,18 @@
 //! answered from it inline; other reads run on `spawn_blocking` through a
 //! [`LogReader`], so async workers never touch disk. Consumer cursors are
 //! files in `cursor_dir` (see `consumers.rs`).
+//!
+//! Start-up rebuilds the per-source index by scanning every segment
+//! (`recover.rs`, which also verifies every record); no index checkpoint
+//! is written yet. `examples/log_memory.rs` (release, page cache warm, the
+//! 2-core machine under other builds, December 2026) opens 1,000,000
+//! records of 256-byte payloads (328 MB) in 0.24 s from one source and
+//! 0.54 s from 100,000 sources: under the 2 s that would call for one.
+//! It grows linearly — 4,000,000 records from 100,000 sources took 2.5 s —
+//! so a log filling the default 4 GiB budget (about 13 M such records)
+//! would take about 8 s: a checkpoint of the index (and of each segment's
+//! sparse offsets, which the same scan builds) is the next step before
+//! budgets that large are common.
 
 use std::future::Future;
 use std::ops::Range;
@@ -416,6 +428,51 @@ impl Log for DiskLog {
         }))
     }
 
+    /// From the per-source index when the selector names only source ids
+    /// (the `--recent` of `sluice logs APP` once resolved): the positions
+    /// come from memory and the entries from the cache, or from disk by
+    /// position. The index keeps `max_per_source` entries per source, so a
+    /// `limit` above that gets at most that many per source. Any other
+    /// selector scans back from the end (the trait's default).
+    fn recent<'a>(
+        &'a self,
+        selector: &'a Selector,
+        after_ns: i64,
+        limit: usize,
+    ) -> LogFuture<'a, Vec<StoredEntry>> {
+        let only_sources = Selector {
+            source_ids: selector.source_ids.clone(),
+            ..Selector::default()
+        };
+        if selector.source_ids.is_empty() || *selector != only_sources {
+            return Box::pin(super::recent_by_windows(self, selector, after_ns, limit));
+        }
+        let positions = self
+            .inner
+            .reader
+            .newest_positions(&selector.source_ids, after_ns, limit);
+        let (mut found, mut missing) = (Vec::with_capacity(positions.len()), Vec::new());
+        {
+            let cache = self.inner.cache.read();
+            for p in positions {
+                match cache.get(p) {
+                    Some(e) => found.push(e.clone()),
+                    None => missing.push(p),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Box::pin(async move { Ok(found) });
+        }
+        let inner = self.inner.clone();
+        Box::pin(blocking(move || {
+            let records = inner.reader.read_positions(&missing)?;
+            found.extend(records.into_iter().filter_map(disk_read::to_stored));
+            found.sort_by_key(|e| e.position);
+            Ok(found)
+        }))
+    }
+
     fn stats(&self) -> LogFuture<'_, LogStats> {
         let inner = self.inner.clone();
         Box::pin(blocking(move || {
@@ -490,6 +547,46 @@ mod tests {
         config.min_free_disk_bytes = 1;
         let (log, _) = DiskLog::open(config).unwrap();
         assert_eq!(log.append(batch("c", 1)).await.unwrap(), vec![2]);
+    }
+
+    #[tokio::test]
+    async fn recent_by_source_matches_the_backwards_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = DiskLogConfig::new(dir.path());
+        config.cache_bytes = 64 << 10;
+        config.storage.segment_bytes = 16 << 10;
+        let (log, _) = DiskLog::open(config).unwrap();
+        for round in 0..30i64 {
+            let batch: Vec<Envelope> = (0..100i64)
+                .map(|i| {
+                    let n = round * 100 + i;
+                    // Timestamps a little out of order.
+                    let ts = n + (n % 7) * 3;
+                    let source = format!("s{}", (n * n) % 13);
+                    Envelope::log(ts, source, "0", Bytes::from_static(b"line"), LogType::Out)
+                })
+                .collect();
+            log.append(batch).await.unwrap();
+        }
+        assert!(log.stats().await.unwrap().cached_entries < 3000);
+        for sources in [
+            vec!["s1"],
+            vec!["s0", "s4", "s0"],
+            vec!["nope"],
+            vec!["s9", "s3"],
+        ] {
+            let selector = Selector {
+                source_ids: sources.iter().map(|s| s.to_string()).collect(),
+                ..Selector::default()
+            };
+            for (after, limit) in [(0, 5), (-1, 10_000), (2900, 50), (1000, 300), (0, 0)] {
+                let fast = log.recent(&selector, after, limit).await.unwrap();
+                let scan = super::super::recent_by_windows(&log, &selector, after, limit)
+                    .await
+                    .unwrap();
+                assert_eq!(fast, scan, "{sources:?} after {after} limit {limit}");
+            }
+        }
     }
 
     #[tokio::test]
