@@ -196,6 +196,21 @@ impl LogReader {
             .newest_after(sources, after_ns, limit)
     }
 
+    /// The positions [`range`](Self::range) reads, from the index alone.
+    pub fn range_positions(
+        &self,
+        source_id: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+        newest_first: bool,
+    ) -> Vec<u64> {
+        self.shared
+            .index
+            .read()
+            .range(source_id, start, end, limit, newest_first)
+    }
+
     /// Records of a source in the index.
     pub fn count(&self, source_id: &str) -> u64 {
         self.shared.index.read().count(source_id)

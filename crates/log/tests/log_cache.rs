@@ -2,7 +2,7 @@
 //! disk logs get the same random appends and retention, one with a small
 //! cache (so cursors fall inside it, across its oldest edge and before it)
 //! and one with none (every read from disk), and every `read_from` page
-//! must be equal. Plus: the cache is bounded by bytes and shows in stats.
+//! must be equal, as must per-source reads (`read_source`, `recent`). Plus: the cache is bounded by bytes and shows in stats.
 
 use bytes::Bytes;
 use envelope::{Envelope, LogType, Selector};
@@ -20,6 +20,13 @@ enum Op {
     },
     /// Keep at most this many KiB of segments.
     Retain(u8),
+    /// `read_source` and `recent` of one source.
+    BySource {
+        source: u8,
+        after: u16,
+        limit: u8,
+        descending: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -28,6 +35,9 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (any::<u8>(), prop::option::of(0u8..5), 0u8..40)
             .prop_map(|(back, source, limit)| Op::ReadFrom { back, source, limit }),
         1 => (1u8..8).prop_map(Op::Retain),
+        2 => (0u8..5, any::<u16>(), 0u8..40, any::<bool>()).prop_map(
+            |(source, after, limit, descending)| Op::BySource { source, after, limit, descending }
+        ),
     ]
 }
 
@@ -90,6 +100,31 @@ async fn run(ops: Vec<Op>, cache_bytes: usize) {
                     }
                     c = x.next_cursor;
                 }
+            }
+            Op::BySource {
+                source,
+                after,
+                limit,
+                descending,
+            } => {
+                let id = format!("src-{source}");
+                let (after, limit) = (i64::from(after % 400), usize::from(limit));
+                let x = cached
+                    .read_source(&id, after, i64::MAX, limit, descending)
+                    .await
+                    .unwrap();
+                let y = uncached
+                    .read_source(&id, after, i64::MAX, limit, descending)
+                    .await
+                    .unwrap();
+                assert_eq!(x, y);
+                let selector = Selector {
+                    source_ids: vec![id],
+                    ..Selector::default()
+                };
+                let x = cached.recent(&selector, after, limit).await.unwrap();
+                let y = uncached.recent(&selector, after, limit).await.unwrap();
+                assert_eq!(x, y);
             }
             Op::Retain(kib) => {
                 let policy = RetentionPolicy {

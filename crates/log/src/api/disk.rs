@@ -134,6 +134,33 @@ impl Inner {
     }
 }
 
+/// The entries at these positions (ascending), from the cache where it
+/// holds them, the rest read from disk on a blocking thread; positions no
+/// longer readable are left out.
+fn entries_at(inner: Arc<Inner>, positions: Vec<Position>) -> LogFuture<'static, Vec<StoredEntry>> {
+    let (mut found, mut missing) = (Vec::with_capacity(positions.len()), Vec::new());
+    {
+        let cache = inner.cache.read();
+        for p in positions {
+            match cache.get(p) {
+                Some(e) => found.push(e.clone()),
+                None => missing.push(p),
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Box::pin(async move { Ok(found) });
+    }
+    Box::pin(blocking(move || {
+        let records = inner.reader.read_positions(&missing)?;
+        found.extend(records.into_iter().filter_map(disk_read::to_stored));
+        // The cache is a suffix, but one written batch may be in the index
+        // a moment before it is in the cache.
+        found.sort_by_key(|e| e.position);
+        Ok(found)
+    }))
+}
+
 /// Runs blocking work off the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -317,21 +344,18 @@ impl Log for DiskLog {
         limit: usize,
         descending: bool,
     ) -> LogFuture<'a, Vec<StoredEntry>> {
-        let inner = self.inner.clone();
-        let source_id = source_id.to_owned();
-        Box::pin(blocking(move || {
-            let records = inner
-                .reader
-                .range(&source_id, start_ns, end_ns, limit, descending)?;
-            let mut out: Vec<StoredEntry> = records
-                .into_iter()
-                .filter_map(disk_read::to_stored)
-                .collect();
+        let positions = self
+            .inner
+            .reader
+            .range_positions(source_id, start_ns, end_ns, limit, descending);
+        let entries = entries_at(self.inner.clone(), positions);
+        Box::pin(async move {
+            let mut out = entries.await?;
             if descending {
                 out.reverse();
             }
             Ok(out)
-        }))
+        })
     }
 
     fn read_from<'a>(
@@ -431,7 +455,7 @@ impl Log for DiskLog {
     /// From the per-source index when the selector names only source ids
     /// (the `--recent` of `sluice logs APP` once resolved): the positions
     /// come from memory and the entries from the cache, or from disk by
-    /// position. The index keeps `max_per_source` entries per source, so a
+    /// position (as for `read_source`). The index keeps `max_per_source` entries per source, so a
     /// `limit` above that gets at most that many per source. Any other
     /// selector scans back from the end (the trait's default).
     fn recent<'a>(
@@ -451,26 +475,7 @@ impl Log for DiskLog {
             .inner
             .reader
             .newest_positions(&selector.source_ids, after_ns, limit);
-        let (mut found, mut missing) = (Vec::with_capacity(positions.len()), Vec::new());
-        {
-            let cache = self.inner.cache.read();
-            for p in positions {
-                match cache.get(p) {
-                    Some(e) => found.push(e.clone()),
-                    None => missing.push(p),
-                }
-            }
-        }
-        if missing.is_empty() {
-            return Box::pin(async move { Ok(found) });
-        }
-        let inner = self.inner.clone();
-        Box::pin(blocking(move || {
-            let records = inner.reader.read_positions(&missing)?;
-            found.extend(records.into_iter().filter_map(disk_read::to_stored));
-            found.sort_by_key(|e| e.position);
-            Ok(found)
-        }))
+        entries_at(self.inner.clone(), positions)
     }
 
     fn stats(&self) -> LogFuture<'_, LogStats> {
