@@ -133,6 +133,7 @@ impl IngestContext {
 /// The drop reason counted for a batch the log refused.
 fn drop_reason(err: &ApiError) -> &'static str {
     match err {
+        ApiError::DiskFull { .. } => "log_full",
         ApiError::Storage(sluice_log::LogError::Io { source, .. })
             if source.kind() == std::io::ErrorKind::StorageFull =>
         {
