@@ -125,7 +125,7 @@ count_syslog_ng() { count_rsyslog; }
 # sluice: `sluice server --http A --syslog A --data-dir D` with its default
 # store limits (the newest 100,000 per source within 512 MiB: its real job,
 # in steady state), and a `curl -N /logs` live subscriber. "stored" is
-# sluice_store_appended_total: every received message must reach the store.
+# sluice_log_appended_total: every received message must reach the log.
 # SLUICE_KEEP_ALL=1 raises the limits so the store keeps the whole run.
 SLUICE_STORE_FLAGS=${SLUICE_KEEP_ALL:-0}
 start_sluice() {
@@ -169,7 +169,7 @@ start_sluice() {
 probe_sluice() {
   local m
   m=$(metrics)
-  echo "$(metric_sum "$m" sluice_ingress_envelopes_total)/$(metric_sum "$m" sluice_store_appended_total)"
+  echo "$(metric_sum "$m" sluice_ingress_envelopes_total)/$(metric_sum "$m" sluice_log_appended_total)"
 }
 count_sluice() { local v; v=$(metric_sum "$(metrics)" sluice_ingress_envelopes_total 'protocol="syslog_tcp"'); echo "${v:-0}"; }
 sluice_notes() { # received -> drops, store entries, stream egress (after the run, before stopping)
@@ -183,7 +183,7 @@ sluice_notes() { # received -> drops, store entries, stream egress (after the ru
   other=$(awk '$1 ~ /^sluice_drops_total\{/ && $1 !~ /queue_full/ && $2 + 0 > 0 {
       r = $1; sub(/.*reason="/, "", r); sub(/".*/, "", r); s[r] += $2 }
     END { for (r in s) printf " %s=%.0f", r, s[r] }' <<<"$m")
-  st=$(metric_sum "$m" sluice_store_appended_total)
+  st=$(metric_sum "$m" sluice_log_appended_total)
   eg=$(metric_sum "$m" sluice_egress_envelopes_total 'consumer="stream"')
   if [[ -z $st ]]; then st="?"
   elif ((st == recv)); then st+=" (all)"

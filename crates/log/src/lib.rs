@@ -5,7 +5,8 @@
 //!
 //! - [`open`] recovers a directory and returns the [`LogWriter`] (one per
 //!   directory, holding its lock) and an [`OpenReport`] of what was found,
-//!   cut or skipped; [`check`] reports the same without changing anything.
+//!   cut or skipped; [`check`] reports the same without changing anything
+//!   ([`check_data_dir`] does it for a whole data directory, cursors too).
 //! - [`LogWriter::append`] takes a batch of [`Appendable`] items (raw
 //!   [`NewRecord`]s or [`EnvelopeRecord`]s) and returns their positions;
 //!   `flush` writes them (one write per batch), `sync` fsyncs, and
@@ -56,9 +57,10 @@ mod shared;
 mod writer;
 
 pub use api::{
-    ApiError, Cursor, CursorParseError, DiskLog, DiskLogConfig, Log, LogFuture, LogStats,
-    MemoryLog, MemoryLogConfig, Position, ReadPage, Retained, SourceMeta, StoredEntry,
-    DEFAULT_MAX_AGE_NS, DEFAULT_MAX_DISK_BYTES, PAGE_BYTES,
+    check_data_dir, check_disk_log, ApiError, Cursor, CursorCheck, CursorParseError, CursorState,
+    DataDirReport, DiskLog, DiskLogConfig, Log, LogFuture, LogStats, MemoryLog, MemoryLogConfig,
+    Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_CACHE_BYTES, DEFAULT_MAX_AGE_NS,
+    DEFAULT_MAX_DISK_BYTES, DEFAULT_MIN_FREE_DISK_BYTES, PAGE_BYTES,
 };
 pub use config::{
     LogConfig, DEFAULT_FLUSH_THRESHOLD, DEFAULT_MAX_PER_SOURCE, DEFAULT_SEGMENT_BYTES,

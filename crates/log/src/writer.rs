@@ -13,6 +13,13 @@
 //! Positions handed out by `append` are promised only once flushed: after
 //! a crash, positions of records that never reached the file may be
 //! given out again (those records were never readable by anyone).
+//!
+//! A failed write leaves the batches buffered for the next try; a caller
+//! that wants all-or-nothing calls [`discard_pending`](LogWriter::discard_pending)
+//! instead, which drops them and gives their positions out again. Either
+//! way, bytes a failed write may have left past the segment's valid end are
+//! cut off (truncated) before anything else is written, so neither a retry
+//! nor a crash can bring a discarded record back.
 
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
@@ -43,6 +50,9 @@ pub struct LogWriter {
     next: u64,
     /// Every position below this is fsynced.
     synced: u64,
+    /// A write failed: the active segment may hold bytes past its valid
+    /// length, to be truncated before the next write.
+    torn: bool,
     _lock: DirLock,
 }
 
@@ -72,6 +82,7 @@ pub fn open(config: LogConfig) -> Result<(LogWriter, OpenReport), LogError> {
         pending_count: 0,
         next: r.next,
         synced: r.next,
+        torn: false,
         _lock: lock,
     };
     Ok((writer, r.report))
@@ -174,11 +185,14 @@ impl LogWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.cut_torn_tail()?;
         let seg = &self.active;
         let offset = seg.len();
-        seg.file
-            .write_all_at(&self.pending, offset)
-            .map_err(LogError::io("write", &seg.path))?;
+        if let Err(e) = seg.file.write_all_at(&self.pending, offset) {
+            // Part of it may have landed: cut before the next write.
+            self.torn = true;
+            return Err(LogError::io("write", &seg.path)(e));
+        }
         let first = seg.count();
         let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
         let mut sparse = Vec::new();
@@ -224,6 +238,39 @@ impl LogWriter {
         self.pending.clear();
         self.pending_count = 0;
         Ok(())
+    }
+
+    /// Drops the buffered, unwritten batches (after a failed write, for an
+    /// all-or-nothing append) and returns how many records they held;
+    /// their positions are given out again by the next `append`. Bytes a
+    /// failed write left behind are truncated; if that fails too it is
+    /// retried before the next write, which cannot happen until it works.
+    pub fn discard_pending(&mut self) -> Result<u64, LogError> {
+        let dropped = self.pending_count;
+        self.pending.clear();
+        self.pending_count = 0;
+        self.next -= dropped;
+        self.cut_torn_tail()?;
+        Ok(dropped)
+    }
+
+    /// Truncates the active segment to its valid length after a failed
+    /// write (and makes that durable).
+    fn cut_torn_tail(&mut self) -> Result<(), LogError> {
+        if self.torn {
+            let seg = &self.active;
+            seg.file
+                .set_len(seg.len())
+                .and_then(|_| seg.file.sync_data())
+                .map_err(LogError::io("truncate", &seg.path))?;
+            self.torn = false;
+        }
+        Ok(())
+    }
+
+    /// The base position of the segment being written.
+    pub(crate) fn active_base(&self) -> u64 {
+        self.active.base
     }
 
     /// Flushes, then fsyncs the active segment: everything appended so far
@@ -273,5 +320,73 @@ impl Drop for LogWriter {
     /// [`close`](LogWriter::close) to see errors and persist the floor.
     fn drop(&mut self) {
         let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::fs::File;
+
+    use super::*;
+    use crate::reader::ReadLimit;
+    use crate::record::NewRecord;
+    use crate::segment::Scanned;
+
+    /// Makes every write fail as a failing disk would: the active segment
+    /// is swapped for one whose file is open read-only. Returns the real
+    /// one, to put back with `w.active = it`.
+    pub(crate) fn break_writes(w: &mut LogWriter) -> Arc<Segment> {
+        let seg = w.active.clone();
+        let read_only = File::open(&seg.path).expect("open read-only");
+        let scanned = Scanned {
+            len: seg.len(),
+            count: seg.count(),
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            sparse: Vec::new(),
+        };
+        let broken = Segment::new(seg.base, seg.path.clone(), read_only, scanned);
+        std::mem::replace(&mut w.active, Arc::new(broken))
+    }
+
+    fn records(source: &str, n: usize) -> Vec<NewRecord<'_>> {
+        vec![
+            NewRecord {
+                timestamp: 1,
+                key: "apptail.x",
+                source_id: source,
+                envelope: b"payload",
+            };
+            n
+        ]
+    }
+
+    #[test]
+    fn a_discarded_batch_is_never_written_and_its_positions_are_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, _) = open(LogConfig::new(dir.path())).unwrap();
+        assert_eq!(w.append(&records("a", 3)).unwrap(), 0..3);
+        w.flush().unwrap();
+        let good = break_writes(&mut w);
+        assert_eq!(w.append(&records("b", 2)).unwrap(), 3..5);
+        assert!(w.flush().is_err());
+        // As if the failed write had landed after all (a short write).
+        let valid = good.len();
+        good.file.write_all_at(&w.pending, valid).unwrap();
+        w.active = good;
+        assert_eq!(w.discard_pending().unwrap(), 2);
+        assert_eq!(w.next_position(), 3);
+        assert_eq!(w.pending_bytes(), 0);
+        assert_eq!(w.active.file.metadata().unwrap().len(), valid, "cut");
+        // A later flush or sync has nothing of it to write.
+        w.sync().unwrap();
+        assert_eq!(w.append(&records("c", 1)).unwrap(), 3..4);
+        w.close().unwrap();
+        let (w, report) = open(LogConfig::new(dir.path())).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        let read = w.reader().read_from(0, ReadLimit::records(10)).unwrap();
+        let sources: Vec<&str> = read.records.iter().map(|r| r.source_id.as_str()).collect();
+        assert_eq!(sources, ["a", "a", "a", "c"]);
+        assert_eq!(w.next_position(), 4);
     }
 }

@@ -67,10 +67,11 @@ pub struct Metrics {
     drain_dropped: Family<DrainLabel, Counter>,
     pub subscribers: Gauge,
     connections: Family<ProtocolLabel, Gauge>,
-    pub store_appended: Counter,
-    pub store_entries: Gauge,
-    pub store_bytes: Gauge,
-    pub store_sources: Gauge,
+    pub log_appended: Counter,
+    pub log_entries: Gauge,
+    pub log_bytes: Gauge,
+    pub log_sources: Gauge,
+    pub log_repairs: Counter,
 }
 
 impl Default for Metrics {
@@ -86,10 +87,11 @@ impl Default for Metrics {
             drain_dropped: Family::default(),
             subscribers: Gauge::default(),
             connections: Family::default(),
-            store_appended: Counter::default(),
-            store_entries: Gauge::default(),
-            store_bytes: Gauge::default(),
-            store_sources: Gauge::default(),
+            log_appended: Counter::default(),
+            log_entries: Gauge::default(),
+            log_bytes: Gauge::default(),
+            log_sources: Gauge::default(),
+            log_repairs: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -138,24 +140,29 @@ impl Default for Metrics {
             m.connections.clone(),
         );
         registry.register(
-            "store_appended",
-            "Envelopes appended to the recent store (before age, count and memory limits apply)",
-            m.store_appended.clone(),
+            "log_appended",
+            "Envelopes appended to the log",
+            m.log_appended.clone(),
         );
         registry.register(
-            "store_entries",
-            "Envelopes held in the recent store",
-            m.store_entries.clone(),
+            "log_entries",
+            "Envelopes in the log's per-source index (readable by source)",
+            m.log_entries.clone(),
         );
         registry.register(
-            "store_bytes",
-            "Approximate bytes held in the recent store",
-            m.store_bytes.clone(),
+            "log_bytes",
+            "Bytes the log holds (segment files on disk; approximate in memory)",
+            m.log_bytes.clone(),
         );
         registry.register(
-            "store_sources",
-            "Sources with history in the recent store",
-            m.store_sources.clone(),
+            "log_sources",
+            "Sources with history in the log",
+            m.log_sources.clone(),
+        );
+        registry.register(
+            "log_repairs",
+            "Damage the log found and repaired at start (torn tails cut, damaged segments and gaps skipped)",
+            m.log_repairs.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -249,6 +256,6 @@ mod tests {
         );
         assert!(text.contains("sluice_drops_total{reason=\"queue_full\"} 2"));
         assert!(text.contains("sluice_egress_envelopes_total{consumer=\"stream\"} 1"));
-        assert!(text.contains("sluice_store_entries 0"));
+        assert!(text.contains("sluice_log_entries 0"));
     }
 }

@@ -4,19 +4,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use envelope::{key, Entry, Envelope, Selector};
+use envelope::{Entry, Selector};
 
 use crate::queue::{close_all, Queue, Subscription};
 use crate::routes::Routes;
-use crate::sequence::Sequencer;
 use metrics::Metrics;
-
-/// A synchronous consumer that sees every published batch before the
-/// subscribers do (the recent store). It must not block for long: it runs on
-/// the ingest path.
-pub trait Tap: Send + Sync {
-    fn append(&self, batch: &[Arc<Entry>]);
-}
 
 #[derive(Clone, Debug)]
 pub struct BusConfig {
@@ -40,8 +32,6 @@ pub struct Bus {
 
 pub(crate) struct BusInner {
     routes: ArcSwap<Routes>,
-    taps: ArcSwap<Vec<Arc<dyn Tap>>>,
-    sequencer: Sequencer,
     next_id: AtomicU64,
     /// Set by [`Bus::close`]: later subscriptions start closed.
     closed: std::sync::atomic::AtomicBool,
@@ -54,8 +44,6 @@ impl Bus {
         Bus {
             inner: Arc::new(BusInner {
                 routes: ArcSwap::from_pointee(Routes::default()),
-                taps: ArcSwap::from_pointee(Vec::new()),
-                sequencer: Sequencer::default(),
                 next_id: AtomicU64::new(1),
                 closed: std::sync::atomic::AtomicBool::new(false),
                 config,
@@ -68,58 +56,11 @@ impl Bus {
         &self.inner.metrics
     }
 
-    /// Adds a synchronous tap (see [`Tap`]).
-    pub fn add_tap(&self, tap: Arc<dyn Tap>) {
-        self.inner.taps.rcu(|taps| {
-            let mut t = Vec::clone(taps);
-            t.push(Arc::clone(&tap));
-            t
-        });
-    }
-
-    /// Stamps and fans out a batch. Never waits on a consumer.
-    pub fn publish(&self, batch: Vec<Envelope>) {
-        if batch.is_empty() {
-            return;
-        }
-        // Batches mostly hold runs of one source: reuse its apptail key.
-        let mut apptail: Option<Arc<str>> = None;
-        let entries: Vec<Arc<Entry>> = batch
-            .into_iter()
-            .map(|envelope| {
-                let mut entry = if key::is_apptail(&envelope) {
-                    let key = match &apptail {
-                        Some(k)
-                            if k.get(key::APPTAIL.len() + 1..) == Some(&*envelope.source_id) =>
-                        {
-                            Arc::clone(k)
-                        }
-                        _ => {
-                            let k: Arc<str> = key::key_for(&envelope).into();
-                            apptail = Some(Arc::clone(&k));
-                            k
-                        }
-                    };
-                    Entry::with_key(envelope, key)
-                } else {
-                    Entry::new(envelope)
-                };
-                let (seq, ts) = self
-                    .inner
-                    .sequencer
-                    .next(&entry.envelope.source_id, entry.envelope.timestamp);
-                entry.seq = seq;
-                entry.envelope.timestamp = ts;
-                Arc::new(entry)
-            })
-            .collect();
-        self.publish_entries(&entries);
-    }
-
-    /// Fans out entries that are already stamped (used when replaying).
+    /// Fans out entries read from the log (stamped, with their positions
+    /// as `seq`). Never waits on a consumer.
     pub fn publish_entries(&self, entries: &[Arc<Entry>]) {
-        for tap in self.inner.taps.load().iter() {
-            tap.append(entries);
+        if entries.is_empty() {
+            return;
         }
         let dropped = self.inner.routes.load().offer(entries);
         if dropped > 0 {
@@ -194,7 +135,7 @@ impl BusInner {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use envelope::LogType;
+    use envelope::{Envelope, LogType};
 
     fn log(source: &str, text: &'static str) -> Envelope {
         Envelope::log(
@@ -206,12 +147,33 @@ mod tests {
         )
     }
 
+    /// What the server's fan-out does with entries read from the log:
+    /// `seq` is the position.
+    trait PublishForTest {
+        fn publish(&self, batch: Vec<Envelope>);
+    }
+
+    impl PublishForTest for Bus {
+        fn publish(&self, batch: Vec<Envelope>) {
+            static NEXT: AtomicU64 = AtomicU64::new(1);
+            let entries: Vec<Arc<Entry>> = batch
+                .into_iter()
+                .map(|e| {
+                    let mut entry = Entry::new(e);
+                    entry.seq = NEXT.fetch_add(1, Ordering::Relaxed);
+                    Arc::new(entry)
+                })
+                .collect();
+            self.publish_entries(&entries);
+        }
+    }
+
     fn bus() -> Bus {
         Bus::new(BusConfig::default(), Arc::new(Metrics::default()))
     }
 
     #[tokio::test]
-    async fn fans_out_by_selector_with_sequences() {
+    async fn fans_out_by_selector() {
         let bus = bus();
         let mut all = bus.subscribe(Selector::all(), "stream");
         let mut only_b = bus.subscribe(
@@ -224,8 +186,6 @@ mod tests {
         bus.publish(vec![log("a", "1"), log("b", "2"), log("a", "3")]);
         let d = all.recv(100).await.unwrap();
         assert_eq!(d.entries.len(), 3);
-        let seqs: Vec<_> = d.entries.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, vec![1, 1, 2]);
         let d = only_b.recv(100).await.unwrap();
         assert_eq!(d.entries.len(), 1);
         assert_eq!(d.entries[0].envelope.source_id, "b");
@@ -242,7 +202,13 @@ mod tests {
         let d = slow.recv(100).await.unwrap();
         assert_eq!(d.loss.map(|l| l.count), Some(15));
         assert_eq!(d.entries.len(), 10);
-        assert_eq!(d.entries[0].seq, 16, "the newest ten are kept");
+        let first = d.entries[0].seq;
+        assert_eq!(d.entries[9].seq, first + 9, "the newest ten are kept");
+        assert_eq!(
+            &d.entries[0].envelope.as_log().unwrap().payload[..],
+            b"odd",
+            "the 16th"
+        );
         assert!(slow.try_recv(100).is_none());
         // The other subscriber lost nothing.
         let d = fast.recv(100).await.unwrap();
@@ -300,20 +266,5 @@ mod tests {
         bus.close();
         assert_eq!(sub.recv(10).await.unwrap().entries.len(), 1);
         assert!(sub.recv(10).await.is_none());
-    }
-
-    #[test]
-    fn taps_see_every_entry() {
-        struct Count(std::sync::atomic::AtomicUsize);
-        impl Tap for Count {
-            fn append(&self, batch: &[Arc<Entry>]) {
-                self.0.fetch_add(batch.len(), Ordering::Relaxed);
-            }
-        }
-        let bus = bus();
-        let tap = Arc::new(Count(Default::default()));
-        bus.add_tap(tap.clone());
-        bus.publish(vec![log("a", "x"), log("b", "y")]);
-        assert_eq!(tap.0.load(Ordering::Relaxed), 2);
     }
 }

@@ -1,9 +1,10 @@
 //! The in-process bus: fan-out from ingest to every consumer.
 //!
-//! Ingest hands the [`Bus`] a batch of envelopes; the bus stamps each with its
-//! routing key and per-source sequence, wraps it once in an `Arc<Entry>`,
-//! passes the batch to synchronous [`Tap`]s (the recent store) and then to
-//! every [`Subscription`] whose selector matches. Each subscription owns a
+//! The server's fan-out task reads each new batch from the log (entries
+//! stamped, keyed and positioned by ingest and the log, each in one
+//! `Arc<Entry>`) and hands it to the [`Bus`], which offers it to every
+//! [`Subscription`] whose selector matches: live tails and the firehose,
+//! at-most-once. Drains do not use the bus: they read the log by cursor. Each subscription owns a
 //! bounded queue that drops its oldest entries when full and counts exactly
 //! what it dropped; the consumer learns of the loss in-band before its next
 //! entry. Publishing never waits on a consumer: the subscriber list is read
@@ -17,7 +18,6 @@
 pub mod bus;
 pub mod queue;
 mod routes;
-pub mod sequence;
 
-pub use bus::{Bus, BusConfig, Tap};
+pub use bus::{Bus, BusConfig};
 pub use queue::{Delivery, Loss, Subscription};

@@ -1,18 +1,18 @@
-//! [`Server`]: binds the listeners and wires ingest → bus → store and
-//! subscribers. Everything runs until the shutdown token fires; then ingest
-//! stops accepting, the bus closes (so live streams end) and the HTTP server
-//! finishes in-flight requests.
+//! [`Server`]: opens the log, binds the listeners and wires ingest → log →
+//! consumers (the live fan-out to the bus, drains, reads). Everything runs
+//! until the shutdown token fires; then ingest stops accepting, drains
+//! deliver what they hold, the bus closes (so live streams end), the HTTP
+//! server finishes in-flight requests and the log is synced and closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use drains::DrainManager;
-use envelope::Entry;
 use metrics::Metrics;
-use router::{Bus, BusConfig, Tap};
+use router::{Bus, BusConfig};
+use sluice_log::{DiskLog, Log};
 use sources::IngestContext;
-use store::{MemoryStore, RecentStore};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState};
+use crate::log_tasks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -36,20 +37,15 @@ pub enum StartError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot open the log in {path}: {source}")]
+    Log {
+        path: std::path::PathBuf,
+        source: sluice_log::ApiError,
+    },
 }
 
-/// The recent store fed as a bus tap.
-struct StoreTap {
-    store: Arc<dyn RecentStore>,
-    metrics: Arc<Metrics>,
-}
-
-impl Tap for StoreTap {
-    fn append(&self, batch: &[Arc<Entry>]) {
-        self.store.append(batch);
-        self.metrics.store_appended.inc_by(batch.len() as u64);
-    }
-}
+/// How often retention runs (whole segments go once all they hold is old).
+const RETENTION_PERIOD: Duration = Duration::from_secs(5);
 
 /// A running server.
 pub struct Server {
@@ -60,8 +56,11 @@ pub struct Server {
     /// Where syslog over UDP listens, if enabled.
     pub syslog_udp_addr: Option<SocketAddr>,
     pub bus: Bus,
-    pub store: Arc<dyn RecentStore>,
+    pub log: Arc<dyn Log>,
     pub drains: DrainManager,
+    ingest: IngestContext,
+    /// The disk log, closed (synced, unlocked) after every task ended.
+    disk: Option<DiskLog>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -85,16 +84,38 @@ impl Server {
             },
             Arc::clone(&metrics),
         );
-        let store: Arc<dyn RecentStore> = Arc::new(MemoryStore::new(config.store_config()));
-        bus.add_tap(Arc::new(StoreTap {
-            store: Arc::clone(&store),
-            metrics: Arc::clone(&metrics),
-        }));
-        let ingest = IngestContext {
-            bus: bus.clone(),
-            limits: config.ingest_limits(),
-        };
+        let opened = log_tasks::open_log(&config, &metrics)
+            .await
+            .map_err(|source| StartError::Log {
+                path: config.data_dir.clone(),
+                source,
+            })?;
+        let log = opened.log;
+        let ingest = IngestContext::new(
+            Arc::clone(&log),
+            Arc::clone(&metrics),
+            config.ingest_limits(),
+        );
         let mut tasks = JoinSet::new();
+        // The log's own shutdown comes after the drains and streams stopped.
+        let log_shutdown = CancellationToken::new();
+        tasks.spawn(log_tasks::fan_out(
+            Arc::clone(&log),
+            bus.clone(),
+            log_shutdown.clone(),
+        ));
+        tasks.spawn(log_tasks::retain_every(
+            Arc::clone(&log),
+            RETENTION_PERIOD,
+            shutdown.clone(),
+        ));
+        if let Some(disk) = &opened.disk {
+            let stop = log_shutdown.clone();
+            tasks.spawn(disk.sync_every(
+                Duration::from_millis(config.log.fsync_ms.max(1)),
+                async move { stop.cancelled().await },
+            ));
+        }
 
         let bind = |what, addr| async move {
             TcpListener::bind(addr)
@@ -152,10 +173,11 @@ impl Server {
         }
         tasks.spawn(reopen_files_on_sighup(shutdown.clone()));
 
+        let state_ingest = ingest.clone();
         let state = AppState::new(
             &config,
             bus.clone(),
-            Arc::clone(&store),
+            Arc::clone(&log),
             ingest,
             drains.clone(),
         );
@@ -172,19 +194,6 @@ impl Server {
             shutdown.clone(),
         ));
 
-        // Age out history even for sources that went quiet.
-        let expiry_store = Arc::clone(&store);
-        let expiry_shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => expiry_store.expire(envelope::time::now_ns()),
-                    _ = expiry_shutdown.cancelled() => return,
-                }
-            }
-        });
-
         // Drains stop (flushing what they can), then live streams end when
         // the bus closes.
         let closing_bus = bus.clone();
@@ -195,6 +204,7 @@ impl Server {
             closing_drains
                 .stop_all(2 * drains::manager::STOP_FLUSH + Duration::from_millis(500))
                 .await;
+            log_shutdown.cancel();
             closing_bus.close();
         });
 
@@ -204,11 +214,21 @@ impl Server {
             syslog_tcp_addr,
             syslog_udp_addr,
             bus,
-            store,
+            log,
             drains,
+            ingest: state_ingest,
+            disk: opened.disk,
             shutdown,
             tasks,
         })
+    }
+
+    /// Stamps and appends a batch as every source does (tests, tools).
+    pub async fn publish(
+        &self,
+        batch: Vec<envelope::Envelope>,
+    ) -> Result<(), sluice_log::ApiError> {
+        self.ingest.publish(batch).await
     }
 
     /// Fires the shutdown token.
@@ -223,6 +243,11 @@ impl Server {
         if tokio::time::timeout(deadline, all).await.is_err() {
             warn!("tasks still running at the shutdown deadline; exiting anyway");
             self.tasks.abort_all();
+        }
+        if let Some(disk) = self.disk.take() {
+            if let Err(err) = disk.close().await {
+                warn!(error = %err, "closing the log failed; the next start recovers it");
+            }
         }
     }
 }

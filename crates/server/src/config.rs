@@ -31,7 +31,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub syslog: SyslogConfig,
     pub ingest: IngestConfig,
-    pub store: StoreSection,
+    pub log: LogSection,
     pub router: RouterConfig,
     pub drains: DrainsSection,
     pub auth: AuthConfig,
@@ -44,7 +44,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             syslog: SyslogConfig::default(),
             ingest: IngestConfig::default(),
-            store: StoreSection::default(),
+            log: LogSection::default(),
             router: RouterConfig::default(),
             drains: DrainsSection::default(),
             auth: AuthConfig::default(),
@@ -171,24 +171,51 @@ impl Default for IngestConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreSection {
-    /// Newest envelopes kept per source.
-    pub max_per_source: usize,
-    /// Seconds of history kept per source.
-    pub max_age_secs: u64,
-    /// Memory budget across all sources, in MiB; the oldest go first.
-    pub memory_budget_mb: usize,
+/// Where the log keeps its entries.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogBackend {
+    /// Segment files in `<data_dir>/log`, consumer cursors in
+    /// `<data_dir>/cursors`: history and drains survive restarts.
+    #[default]
+    Disk,
+    /// In memory: lost at exit (tests, diskless hosts).
+    Memory,
 }
 
-impl Default for StoreSection {
+/// `[log]`: the durable log every consumer reads (DESIGN.md §3).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    pub backend: LogBackend,
+    /// Newest envelopes kept per source for reads and `--recent`.
+    pub max_per_source: usize,
+    /// Seconds of history kept (whole segments are deleted once all of
+    /// their entries are older).
+    pub max_age_secs: u64,
+    /// Milliseconds between fsyncs: a machine crash loses at most this
+    /// much of what was acknowledged (a crash of sluice alone loses none).
+    pub fsync_ms: u64,
+    /// Disk budget of the segments, in MiB; the oldest go first.
+    pub max_disk_mb: u64,
+    /// Ingest stops (drop, count, tell) while the file system has less
+    /// free space than this, in MiB (0: never).
+    pub min_free_disk_mb: u64,
+    /// Memory for the index and the cache of recent entries (disk), or
+    /// for everything (memory), in MiB.
+    pub memory_mb: u64,
+}
+
+impl Default for LogSection {
     fn default() -> Self {
-        let d = store::StoreConfig::default();
-        StoreSection {
-            max_per_source: d.max_per_source,
-            max_age_secs: d.max_age.as_secs(),
-            memory_budget_mb: d.memory_budget >> 20,
+        LogSection {
+            backend: LogBackend::Disk,
+            max_per_source: sluice_log::DEFAULT_MAX_PER_SOURCE,
+            max_age_secs: 3600,
+            fsync_ms: 500,
+            max_disk_mb: 4096,
+            min_free_disk_mb: 256,
+            memory_mb: 256,
         }
     }
 }
@@ -353,12 +380,34 @@ impl Config {
         })
     }
 
-    pub fn store_config(&self) -> store::StoreConfig {
-        store::StoreConfig {
-            max_per_source: self.store.max_per_source.max(1),
-            max_age: Duration::from_secs(self.store.max_age_secs.max(1)),
-            memory_budget: self.store.memory_budget_mb.max(1) << 20,
+    /// The in-memory log's limits (`backend = "memory"`).
+    pub fn memory_log_config(&self) -> sluice_log::MemoryLogConfig {
+        sluice_log::MemoryLogConfig {
+            max_per_source: self.log.max_per_source.max(1),
+            max_age_ns: Some(self.log_max_age_ns()),
+            max_bytes: Some(self.log.memory_mb.max(1) << 20),
+            ..Default::default()
         }
+    }
+
+    /// The disk log's layout and limits (`backend = "disk"`).
+    pub fn disk_log_config(&self) -> sluice_log::DiskLogConfig {
+        let mut c = sluice_log::DiskLogConfig::new(&self.data_dir);
+        c.storage.max_per_source = self.log.max_per_source.max(1);
+        c.retention.max_age_ns = Some(self.log_max_age_ns());
+        c.retention.max_bytes = Some(self.log.max_disk_mb.max(1) << 20);
+        c.min_free_disk_bytes = self.log.min_free_disk_mb << 20;
+        // A quarter of the memory budget caches the newest entries (what
+        // live tails and caught-up drains read); the rest is the index's.
+        c.cache_bytes =
+            usize::try_from((self.log.memory_mb.max(4) << 20) / 4).unwrap_or(usize::MAX);
+        c
+    }
+
+    fn log_max_age_ns(&self) -> i64 {
+        i64::try_from(self.log.max_age_secs.max(1))
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000_000)
     }
 }
 
@@ -371,8 +420,9 @@ mod tests {
         let c = Config::parse("").unwrap();
         assert_eq!(c.http.listen.port(), 8000);
         assert_eq!(c.syslog.listen.port(), 5514);
-        assert_eq!(c.store.max_per_source, 100_000);
-        assert_eq!(c.store.memory_budget_mb, 512);
+        assert_eq!(c.log.max_per_source, 100_000);
+        assert_eq!(c.log.backend, LogBackend::Disk);
+        assert_eq!((c.log.fsync_ms, c.log.max_disk_mb), (500, 4096));
         assert_eq!(c.router.queue_capacity, 10_000);
         assert_eq!(c.ingest.max_message, 65_536);
         c.validate().unwrap();
@@ -380,7 +430,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::parse("[store]\nmax_per_sorce = 5\n").unwrap_err();
+        let err = Config::parse("[log]\nmax_per_sorce = 5\n").unwrap_err();
         assert!(err.contains("max_per_sorce"), "{err}");
         let err = Config::parse("colour = 1\n").unwrap_err();
         assert!(err.contains("colour"), "{err}");

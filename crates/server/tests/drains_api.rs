@@ -113,10 +113,13 @@ async fn drains_crud_and_errors() {
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["name"], "pt");
     wait_state(&s, "pt", "RUNNING").await;
-    s.server.bus.publish(vec![
-        log("web", "to the drain", LogType::Out),
-        log("api", "not", LogType::Out),
-    ]);
+    s.server
+        .publish(vec![
+            log("web", "to the drain", LogType::Out),
+            log("api", "not", LogType::Out),
+        ])
+        .await
+        .expect("published");
     let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap()
@@ -210,11 +213,14 @@ async fn logspout_routes() {
     assert_eq!(v["filter_name"], "we*");
     assert_eq!(v["options"]["append_tag"], ".x");
     wait_state(&s, &id, "RUNNING").await;
-    s.server.bus.publish(vec![
-        log("web", "stdout line", LogType::Out),
-        log("worker", "other app", LogType::Err),
-        log("web", "stderr line", LogType::Err),
-    ]);
+    s.server
+        .publish(vec![
+            log("web", "stdout line", LogType::Out),
+            log("worker", "other app", LogType::Err),
+            log("web", "stderr line", LogType::Err),
+        ])
+        .await
+        .expect("published");
     let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap()
@@ -316,8 +322,9 @@ async fn files_names_and_addresses_are_checked_on_add() {
     assert_eq!(status, StatusCode::CREATED, "{v}");
     wait_state(&s, "f", "RUNNING").await;
     s.server
-        .bus
-        .publish(vec![log("web", "one\ntwo", LogType::Out)]);
+        .publish(vec![log("web", "one\ntwo", LogType::Out)])
+        .await
+        .expect("published");
     let text = wait_for_file(&target).await;
     assert_eq!(text, "one\\ntwo\n");
     // TLS files only from the data dir's tls/, without saying what exists.
@@ -465,8 +472,9 @@ async fn drains_carry_logs_only_by_default() {
     );
     event.tags.insert("app_name".into(), "web".into());
     s.server
-        .bus
-        .publish(vec![event, log("web", "a log line", LogType::Out)]);
+        .publish(vec![event, log("web", "a log line", LogType::Out)])
+        .await
+        .expect("published");
     let first = next(&mut plain).await;
     assert!(
         first.ends_with(" a log line\n"),
@@ -511,8 +519,9 @@ async fn logspout_schemes_on_v1_drains() {
         assert_eq!(v["url"], url);
     }
     s.server
-        .bus
-        .publish(vec![log("web", "hello", LogType::Out)]);
+        .publish(vec![log("web", "hello", LogType::Out)])
+        .await
+        .expect("published");
     let msg = next(&mut syslog).await;
     assert!(
         msg.starts_with("<14>1 ") && msg.ends_with(" hello\n"),
@@ -607,8 +616,9 @@ async fn restart_and_put() {
     assert_eq!(v["status"]["state"], "RUNNING", "{v}");
     assert!(v["status"].get("last_error").is_none(), "{v}");
     s.server
-        .bus
-        .publish(vec![log("web", "after restart", LogType::Out)]);
+        .publish(vec![log("web", "after restart", LogType::Out)])
+        .await
+        .expect("published");
     let text = wait_for_file(&target).await;
     assert_eq!(text, "after restart\n");
     // PUT of the same definition on a running drain: 200, untouched.
@@ -689,8 +699,9 @@ async fn drain_test_endpoint() {
     assert!(msg.contains("sluice drain test for pt at "), "{msg}");
     // The running drain is undisturbed.
     s.server
-        .bus
-        .publish(vec![log("web", "still here", LogType::Out)]);
+        .publish(vec![log("web", "still here", LogType::Out)])
+        .await
+        .expect("published");
     let (conn, msg) = next(&mut rx).await;
     assert!(conn == 1 && msg.ends_with(" still here\n"), "{conn} {msg}");
     let (_, v) = send(
@@ -808,8 +819,9 @@ async fn refused_batches_are_told_in_the_app_stream() {
     assert_eq!(status, StatusCode::CREATED, "{v}");
     wait_state(&s, "h4", "RUNNING").await;
     s.server
-        .bus
-        .publish(vec![log("web", "refused", LogType::Out)]);
+        .publish(vec![log("web", "refused", LogType::Out)])
+        .await
+        .expect("published");
     let mut notices = Vec::new();
     for _ in 0..200 {
         notices = s
@@ -845,10 +857,13 @@ async fn standing_routes() {
     let s = common::start(move |c| c.drains.routes = vec![route]).await;
     let v = wait_state(&s, "route.1", "RUNNING").await;
     assert_eq!(v["standing"], true, "{v}");
-    s.server.bus.publish(vec![
-        log("web", "from web", LogType::Out),
-        log("api", "from api", LogType::Err),
-    ]);
+    s.server
+        .publish(vec![
+            log("web", "from web", LogType::Out),
+            log("api", "from api", LogType::Err),
+        ])
+        .await
+        .expect("published");
     assert!(next(&mut rx).await.ends_with(" from web\n"));
     assert!(next(&mut rx).await.ends_with(" from api\n"));
     let (_, list) = send(reqwest::Method::GET, format!("{}/v1/drains", s.http), None).await;

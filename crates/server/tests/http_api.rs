@@ -5,6 +5,7 @@ mod common;
 
 use reqwest::StatusCode;
 use serde_json::Value;
+use sluice_server::config::LogBackend;
 
 async fn post(
     s: &common::TestServer,
@@ -118,7 +119,7 @@ async fn bad_bodies_get_clear_json_errors() {
     let (status, _) = post(&s, "/logs", "image/png", "x").await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Nothing from a rejected body was published; a good one still is.
-    assert_eq!(s.server.store.stats().entries, 0);
+    assert_eq!(s.entries().await, 0);
     let (status, _) = post(&s, "/logs?source_id=a", "text/plain", "fine").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -208,8 +209,8 @@ async fn meta_health_and_metrics() {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
-    assert_eq!(s.metric("sluice_store_entries").await, 3);
-    assert_eq!(s.metric("sluice_store_sources").await, 2);
+    assert_eq!(s.metric("sluice_log_entries").await, 3);
+    assert_eq!(s.metric("sluice_log_sources").await, 2);
 }
 
 #[tokio::test]
@@ -238,4 +239,31 @@ async fn tokens_are_enforced_when_configured() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn history_survives_a_restart_on_disk_and_not_in_memory() {
+    for backend in [LogBackend::Disk, LogBackend::Memory] {
+        let s = common::start(|c| c.log.backend = backend).await;
+        let (status, _) = post(&s, "/logs?source_id=kept", "text/plain", "one\ntwo\n").await;
+        assert_eq!(status, StatusCode::OK);
+        let dir = s.stop().await;
+        let s = common::start_in(dir, |c| c.log.backend = backend).await;
+        let texts: Vec<Vec<u8>> = s
+            .read("kept", "")
+            .await
+            .iter()
+            .map(|e| e.as_log().unwrap().payload.to_vec())
+            .collect();
+        match backend {
+            LogBackend::Disk => assert_eq!(texts, vec![b"one".to_vec(), b"two".to_vec()]),
+            LogBackend::Memory => assert!(texts.is_empty()),
+        }
+        // Positions only grow across the restart.
+        let (status, _) = post(&s, "/logs?source_id=kept", "text/plain", "three").await;
+        assert_eq!(status, StatusCode::OK);
+        let end = s.server.log.end_cursor().await.unwrap();
+        let want = if backend == LogBackend::Disk { 3 } else { 1 };
+        assert_eq!(end.next(), want, "{backend:?}");
+    }
 }

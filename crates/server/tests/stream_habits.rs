@@ -49,15 +49,18 @@ async fn get(url: String, accept: &str) -> (u16, String) {
 async fn a_lifecycle_transition_shows_once_and_types_filter_everything() {
     let s = common::start(|_| {}).await;
     let text = "Starting app web (instance 0) with command: ./web";
-    s.server.bus.publish(vec![
-        lifecycle_event("web", text),
-        log(
-            "web",
-            "Starting app web (instance 0) with command: ./web",
-            "API",
-        ),
-        log("web", "hello", "APP/PROC/WEB"),
-    ]);
+    s.server
+        .publish(vec![
+            lifecycle_event("web", text),
+            log(
+                "web",
+                "Starting app web (instance 0) with command: ./web",
+                "API",
+            ),
+            log("web", "hello", "APP/PROC/WEB"),
+        ])
+        .await
+        .expect("published");
     s.wait_for_entries(3).await;
     let (_, all) = get(
         format!("{}/logs/app:web?recent=10&follow=false", s.http),
@@ -95,8 +98,9 @@ async fn a_lifecycle_transition_shows_once_and_types_filter_everything() {
 async fn json_streams_carry_logspout_fields() {
     let s = common::start(|_| {}).await;
     s.server
-        .bus
-        .publish(vec![log("web", "hello world", "APP/PROC/WEB")]);
+        .publish(vec![log("web", "hello world", "APP/PROC/WEB")])
+        .await
+        .expect("published");
     s.wait_for_entries(1).await;
     let (_, body) = get(
         format!("{}/logs?recent=1&follow=false", s.http),
@@ -127,8 +131,9 @@ async fn json_streams_carry_logspout_fields() {
 async fn since_takes_rfc3339_and_every_error_is_json() {
     let s = common::start(|_| {}).await;
     s.server
-        .bus
-        .publish(vec![log("web", "new", "APP/PROC/WEB")]);
+        .publish(vec![log("web", "new", "APP/PROC/WEB")])
+        .await
+        .expect("published");
     s.wait_for_entries(1).await;
     let (status, body) = get(
         format!(

@@ -32,9 +32,14 @@ pub struct ServerArgs {
     /// Newest envelopes kept per source [default: 100000].
     #[arg(long, value_name = "N")]
     recent_max_per_source: Option<usize>,
-    /// Memory budget of the recent store, in MiB [default: 512].
-    #[arg(long, value_name = "MIB")]
-    memory_budget_mb: Option<usize>,
+    /// Memory for the log's index and recent-entry cache (disk), or for
+    /// all history (memory), in MiB [default: 256].
+    #[arg(long, value_name = "MIB", alias = "memory-budget-mb")]
+    memory_mb: Option<u64>,
+    /// Where history and drain positions live: `disk` (in --data-dir,
+    /// survives restarts) or `memory` [default: disk].
+    #[arg(long, value_name = "BACKEND")]
+    log_backend: Option<LogBackendArg>,
     /// Address ranges drains may reach besides public ones, comma-separated
     /// CIDR (e.g. 127.0.0.0/8,10.0.0.0/8); added to [drains] allow_ranges.
     #[arg(long, value_name = "CIDRS", value_delimiter = ',')]
@@ -150,10 +155,16 @@ impl ServerArgs {
             config.data_dir = dir;
         }
         if let Some(n) = self.recent_max_per_source {
-            config.store.max_per_source = n;
+            config.log.max_per_source = n;
         }
-        if let Some(mb) = self.memory_budget_mb {
-            config.store.memory_budget_mb = mb;
+        if let Some(mb) = self.memory_mb {
+            config.log.memory_mb = mb;
+        }
+        if let Some(backend) = self.log_backend {
+            config.log.backend = match backend {
+                LogBackendArg::Disk => server::config::LogBackend::Disk,
+                LogBackendArg::Memory => server::config::LogBackend::Memory,
+            };
         }
         config.auth.tokens.extend(self.tokens);
         config.auth.tokens.extend(env_tokens);
@@ -164,6 +175,13 @@ impl ServerArgs {
         config.drains.routes.extend(env_routes);
         Ok(config)
     }
+}
+
+/// `--log-backend`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogBackendArg {
+    Disk,
+    Memory,
 }
 
 pub fn main(args: ServerArgs) -> Result<u8> {

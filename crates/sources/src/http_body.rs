@@ -144,7 +144,7 @@ impl IngestContext {
                     // A copy, so the cut payload does not keep the decoded
                     // buffer alive.
                     log.payload = Bytes::copy_from_slice(&log.payload[..self.limits.max_message]);
-                    self.bus.metrics().count_drop("truncated", 1);
+                    self.metrics.count_drop("truncated", 1);
                 }
             }
             out.push(env);
@@ -199,7 +199,7 @@ impl IngestContext {
             }
             if line.len() > self.limits.max_message {
                 line = &line[..self.limits.max_message];
-                self.bus.metrics().count_drop("truncated", 1);
+                self.metrics.count_drop("truncated", 1);
             }
             let mut env = template.clone();
             if let Some(Message::Log(log)) = env.message.as_mut() {
@@ -218,19 +218,20 @@ mod tests {
     use super::*;
     use crate::IngestLimits;
     use metrics::Metrics;
-    use router::{Bus, BusConfig};
+    use sluice_log::{MemoryLog, MemoryLogConfig};
     use std::sync::Arc;
 
     const NOW: i64 = 1_795_785_298_000_000_000;
 
     fn ctx() -> IngestContext {
-        IngestContext {
-            bus: Bus::new(BusConfig::default(), Arc::new(Metrics::default())),
-            limits: IngestLimits {
+        IngestContext::new(
+            Arc::new(MemoryLog::new(MemoryLogConfig::default())),
+            Arc::new(Metrics::default()),
+            IngestLimits {
                 max_message: 16,
                 ..Default::default()
             },
-        }
+        )
     }
 
     #[test]
@@ -277,7 +278,7 @@ mod tests {
         assert_eq!(envs[0].as_log().unwrap().payload.len(), 16);
         assert_eq!(envs[0].timestamp, NOW, "zero timestamp becomes now");
         assert_eq!(envs[1].timestamp, NOW, "insane timestamp becomes now");
-        assert_eq!(c.bus.metrics().dropped("truncated"), 1);
+        assert_eq!(c.metrics.dropped("truncated"), 1);
         let err = c.decode_ndjson(b"{}\n{bad\n", NOW).unwrap_err();
         assert!(err.to_string().starts_with("line 2:"), "{err}");
     }

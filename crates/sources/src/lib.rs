@@ -9,49 +9,89 @@
 //! - [`connections`]: the open connections of a listener, and which one to
 //!   close at the limit (syslog TCP here, HTTP in the server).
 //!
-//! Every source publishes through [`router::Bus::publish`], which never
-//! waits on a consumer, so a sender is only ever slowed by its own socket.
+//! Every source publishes through [`IngestContext::publish`], the one place
+//! that stamps what comes in (field limits, body bounds, timestamp sanity in
+//! [`stamp`]) and appends it to the log, which gives each entry its key and
+//! position. Consumers read the log, so a sender waits only for the log's
+//! write (never for a consumer), and a batch the log refuses (a full disk,
+//! an I/O error) is dropped, counted and reported to the caller.
 //! Bad input is counted in the shared [`metrics::Metrics`] and never panics.
-//! This crate must never depend on the store, drains or server code.
+//! This crate must never depend on the drains or server code.
 
 pub mod connections;
 pub mod http_body;
 pub mod limits;
 pub mod mapping;
+pub mod stamp;
 pub mod syslog_tcp;
 pub mod syslog_udp;
 
 pub use limits::IngestLimits;
 
-/// What every source needs: where to publish, and its limits.
+use std::sync::Arc;
+
+use metrics::Metrics;
+use sluice_log::{ApiError, Log};
+
+/// What every source needs: the log to append to, its limits, metrics.
 #[derive(Clone)]
 pub struct IngestContext {
-    pub bus: router::Bus,
+    pub log: Arc<dyn Log>,
+    pub metrics: Arc<Metrics>,
     pub limits: IngestLimits,
+    stamper: Arc<stamp::Stamper>,
 }
 
 impl IngestContext {
-    /// Publishes a decoded batch: the one door every source goes through.
-    /// Identity fields are bounded here ([`limits::FieldLimits`]), each cut
-    /// counted (`sluice_drops_total{reason="truncated"}`,
+    pub fn new(log: Arc<dyn Log>, metrics: Arc<Metrics>, limits: IngestLimits) -> Self {
+        IngestContext {
+            log,
+            metrics,
+            limits,
+            stamper: Arc::default(),
+        }
+    }
+
+    /// Stamps and appends a decoded batch: the one door every source goes
+    /// through. Identity fields are bounded here ([`limits::FieldLimits`]),
+    /// each cut counted (`sluice_drops_total{reason="truncated"}`,
     /// `{reason="too_many_tags"}`), so per-source state stays small whatever
-    /// a sender puts in them.
-    pub fn publish(&self, mut batch: Vec<envelope::Envelope>) {
-        let metrics = self.bus.metrics();
+    /// a sender puts in them; timestamps are made usable for paging
+    /// ([`stamp`]). Returns once the log has the batch (readable by every
+    /// consumer, and on disk unless the machine itself dies before the next
+    /// fsync). A batch the log refuses is dropped and counted
+    /// (`{reason="log_full"}` when the disk is at its floor, `{reason="log_error"}`
+    /// otherwise) and the error returned, so HTTP can answer 503.
+    pub async fn publish(&self, mut batch: Vec<envelope::Envelope>) -> Result<(), ApiError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         let (mut truncated, mut tags_dropped) = (0, 0);
         for env in &mut batch {
             let cuts = self.limits.fields.apply(env);
             truncated += cuts.truncated;
             tags_dropped += cuts.tags_dropped;
             truncated += u64::from(self.bound_body(env));
+            env.timestamp = self.stamper.timestamp(&env.source_id, env.timestamp);
         }
         if truncated > 0 {
-            metrics.count_drop("truncated", truncated);
+            self.metrics.count_drop("truncated", truncated);
         }
         if tags_dropped > 0 {
-            metrics.count_drop("too_many_tags", tags_dropped);
+            self.metrics.count_drop("too_many_tags", tags_dropped);
         }
-        self.bus.publish(batch);
+        let n = batch.len() as u64;
+        match self.log.append(batch).await {
+            Ok(_) => {
+                self.metrics.log_appended.inc_by(n);
+                Ok(())
+            }
+            Err(err) => {
+                self.metrics.count_drop(drop_reason(&err), n);
+                tracing::warn!(error = %err, dropped = n, "the log refused a batch; dropped");
+                Err(err)
+            }
+        }
     }
 
     /// Bounds a log payload or an event body by `max_message`. A cut
@@ -73,7 +113,7 @@ impl IngestContext {
     /// stored message holds only its own bytes (the store's memory budget
     /// then counts what is really kept); after this, fan-out shares it.
     pub fn syslog_frame(&self, frame: &[u8], truncated: bool, now: i64) -> envelope::Envelope {
-        let metrics = self.bus.metrics();
+        let metrics = &self.metrics;
         let parsed = codec::syslog::parse(frame, now);
         if parsed.format == codec::syslog::SyslogFormat::Raw && frame.first() == Some(&b'<') {
             metrics.count_drop("parse_error", 1);
@@ -87,5 +127,18 @@ impl IngestContext {
         }
         let payload = bytes::Bytes::copy_from_slice(message);
         mapping::syslog_to_envelope(&parsed, payload, &self.limits, now)
+    }
+}
+
+/// The drop reason counted for a batch the log refused.
+fn drop_reason(err: &ApiError) -> &'static str {
+    match err {
+        ApiError::DiskFull { .. } => "log_full",
+        ApiError::Storage(sluice_log::LogError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::StorageFull =>
+        {
+            "log_full"
+        }
+        _ => "log_error",
     }
 }

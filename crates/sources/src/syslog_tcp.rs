@@ -34,7 +34,7 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Accepts connections until `shutdown` fires.
 pub async fn run(listener: TcpListener, ctx: IngestContext, shutdown: CancellationToken) {
-    let counters = ctx.bus.metrics().ingress_counters("syslog_tcp");
+    let counters = ctx.metrics.ingress_counters("syslog_tcp");
     let connections = ConnectionTable::new(ctx.limits.max_connections);
     loop {
         let (stream, peer) = tokio::select! {
@@ -43,7 +43,7 @@ pub async fn run(listener: TcpListener, ctx: IngestContext, shutdown: Cancellati
                 Err(err) => {
                     // EMFILE and friends: back off instead of spinning.
                     warn!(%err, "syslog tcp accept failed");
-                    ctx.bus.metrics().error("accept_failed");
+                    ctx.metrics.error("accept_failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
@@ -53,7 +53,7 @@ pub async fn run(listener: TcpListener, ctx: IngestContext, shutdown: Cancellati
         let (registration, admitted) = connections.admit(&shutdown);
         if admitted == Admitted::Evicted {
             debug!("connection limit reached; closed the connection idle longest");
-            ctx.bus.metrics().error("evicted");
+            ctx.metrics.error("evicted");
         }
         let ctx = ctx.clone();
         let counters = counters.clone();
@@ -74,7 +74,7 @@ async fn connection(
     counters: IngressCounters,
     slot: &Slot,
 ) {
-    let metrics = Arc::clone(ctx.bus.metrics());
+    let metrics = Arc::clone(&ctx.metrics);
     let open = metrics.connection_gauge("syslog_tcp");
     open.inc();
     debug!(%peer, "connected");
@@ -151,15 +151,16 @@ async fn connection(
             frame_began = None;
         }
         counters.record(batch.len() as u64, bytes);
-        ctx.publish(batch);
+        // Refused batches are counted by `publish`; the connection goes on.
+        let _ = ctx.publish(batch).await;
         if eof || framing_lost {
             break;
         }
-        // A busy sender's socket is always readable, so without this the
-        // task would run until tokio's budget forces a yield (some 128
-        // reads, tens of thousands of messages): long enough for the
-        // consumers it just woke (drains, tails) to overflow their queues
-        // on a small machine. Yielding after each read lets them keep pace.
+        // A busy sender's socket is always readable, and an in-memory log
+        // appends without yielding, so without this the task would run until
+        // tokio's budget forces a yield (some 128 reads, tens of thousands
+        // of messages): long enough for the live tails it just woke to
+        // overflow their queues on a small machine.
         tokio::task::yield_now().await;
     }
     open.dec();

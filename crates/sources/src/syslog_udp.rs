@@ -16,7 +16,7 @@ use crate::IngestContext;
 const MAX_BATCH: usize = 256;
 
 pub async fn run(socket: UdpSocket, ctx: IngestContext, shutdown: CancellationToken) {
-    let metrics = Arc::clone(ctx.bus.metrics());
+    let metrics = Arc::clone(&ctx.metrics);
     let counters = metrics.ingress_counters("syslog_udp");
     // One byte more than the limit tells a truncated datagram apart.
     let mut buf = vec![0u8; ctx.limits.max_datagram.max(ctx.limits.max_frame()) + 1];
@@ -56,7 +56,8 @@ pub async fn run(socket: UdpSocket, ctx: IngestContext, shutdown: CancellationTo
             }
         }
         counters.record(batch.len() as u64, bytes);
-        ctx.publish(batch);
+        // Refused batches are counted by `publish`.
+        let _ = ctx.publish(batch).await;
         // As syslog_tcp does: a flooded socket is always readable, so give
         // the consumers just woken a turn.
         tokio::task::yield_now().await;

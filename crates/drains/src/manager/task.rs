@@ -350,6 +350,6 @@ impl DrainTask {
                 }
             }
         }
-        self.bus.publish(vec![told]);
+        self.bus.publish_entries(&[Arc::new(Entry::new(told))]);
     }
 }

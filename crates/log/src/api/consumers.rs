@@ -18,6 +18,39 @@ use super::error::ApiError;
 
 /// Longest consumer name, in bytes (its hex form must fit a file name).
 pub const MAX_CONSUMER_NAME: usize = 120;
+const SUFFIX: &str = ".cursor";
+
+/// The consumer a cursor file is named for, if the name is one this
+/// module writes (`<hex>.cursor`, a valid UTF-8 name).
+pub(crate) fn consumer_of(file_name: &str) -> Option<String> {
+    let hex = file_name.strip_suffix(SUFFIX)?;
+    if hex.is_empty() || hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    let name = String::from_utf8(bytes?).ok()?;
+    check_name(&name).ok()?;
+    Some(name)
+}
+
+/// Whether a file in the cursor directory is a temp file a crash left
+/// (removed on open).
+pub(crate) fn is_temp(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "tmp")
+}
+
+/// A cursor file's content: the cursor, or (for a damaged file) what it
+/// holds, shortened.
+pub(crate) fn parse_file(bytes: &[u8]) -> Result<Cursor, String> {
+    let text = String::from_utf8_lossy(bytes);
+    match text.strip_suffix('\n').map(str::parse::<Cursor>) {
+        Some(Ok(c)) => Ok(c),
+        _ => Err(text.chars().take(64).collect()),
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct CursorFiles {
@@ -50,7 +83,7 @@ impl CursorFiles {
         // Temp files are leftovers of writes a crash interrupted.
         for entry in fs::read_dir(&dir).map_err(io("read directory", &dir))? {
             let path = entry.map_err(io("read directory", &dir))?.path();
-            if path.extension().is_some_and(|e| e == "tmp") {
+            if is_temp(&path) {
                 fs::remove_file(&path).map_err(io("remove", &path))?;
             }
         }
@@ -61,11 +94,11 @@ impl CursorFiles {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        let mut file = String::with_capacity(name.len() * 2 + 7);
+        let mut file = String::with_capacity(name.len() * 2 + SUFFIX.len());
         for b in name.bytes() {
             file.push_str(&format!("{b:02x}"));
         }
-        file.push_str(".cursor");
+        file.push_str(SUFFIX);
         self.dir.join(file)
     }
 
@@ -108,13 +141,9 @@ impl CursorFiles {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io("read", &path)(e)),
         };
-        let text = String::from_utf8_lossy(&text);
-        match text.strip_suffix('\n').map(str::parse::<Cursor>) {
-            Some(Ok(c)) => Ok(Some(c)),
-            _ => Err(ApiError::CorruptCursor {
-                path,
-                found: text.chars().take(64).collect(),
-            }),
+        match parse_file(&text) {
+            Ok(c) => Ok(Some(c)),
+            Err(found) => Err(ApiError::CorruptCursor { path, found }),
         }
     }
 }
@@ -144,5 +173,16 @@ mod tests {
         assert!(!reopened.dir.join("61.3.tmp").exists());
         assert!(files.write("", Cursor::START).is_err());
         assert!(files.write(&"n".repeat(121), Cursor::START).is_err());
+        let name = files
+            .path("drain/é")
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(consumer_of(&name).as_deref(), Some("drain/é"));
+        for bad in ["6.cursor", "zz.cursor", ".cursor", "61.tmp", "ff.cursor"] {
+            assert_eq!(consumer_of(bad), None, "{bad}");
+        }
     }
 }

@@ -5,25 +5,44 @@
 //! only what the fsync timer had not synced yet). The owner spawns
 //! [`DiskLog::sync_every`] as the fsync timer and calls [`Log::retain`]
 //! (the configured policy) or [`DiskLog::apply_retention`] on its own
-//! schedule. If a batch's write fails, `append` returns the error but the
-//! writer keeps the batch buffered and writes it with the next successful
-//! flush or sync (the storage layer cannot take it back), so a caller that
-//! retries may store it twice. Reads run on
-//! `spawn_blocking` through a [`LogReader`], so async workers never touch
-//! disk. Consumer cursors are files in `cursor_dir` (see `consumers.rs`).
+//! schedule. `append` is all or nothing: it first checks the free space of
+//! the file system (`space.rs`: [`ApiError::DiskFull`] below
+//! `min_free_disk_bytes`), and if the batch's write fails it is discarded
+//! from the writer ([`LogWriter::discard_pending`]), never written later,
+//! and its positions are given to the next batch (no reader ever saw
+//! them), so a caller that retries stores it once. The entries of every written batch also go
+//! to the recent-records cache (`cache.rs`): a `read_from` near the end is
+//! answered from it inline; other reads run on `spawn_blocking` through a
+//! [`LogReader`], so async workers never touch disk. Consumer cursors are
+//! files in `cursor_dir` (see `consumers.rs`).
+//!
+//! Start-up rebuilds the per-source index by scanning every segment
+//! (`recover.rs`, which also verifies every record); no index checkpoint
+//! is written yet. `examples/log_memory.rs` (release, page cache warm, the
+//! 2-core machine under other builds, December 2026) opens 1,000,000
+//! records of 256-byte payloads (328 MB) in 0.24 s from one source and
+//! 0.54 s from 100,000 sources: under the 2 s that would call for one.
+//! It grows linearly — 4,000,000 records from 100,000 sources took 2.5 s —
+//! so a log filling the default 4 GiB budget (about 13 M such records)
+//! would take about 8 s: a checkpoint of the index (and of each segment's
+//! sparse offsets, which the same scan builds) is the next step before
+//! budgets that large are common.
 
 use std::future::Future;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use envelope::{key, Envelope, Selector};
-use parking_lot::Mutex;
+use envelope::{key, Entry, Envelope, Selector};
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+use super::cache::{LogBounds, RecentCache, DEFAULT_CACHE_BYTES};
 use super::consumers::CursorFiles;
 use super::cursor::Cursor;
+use super::space::FreeSpace;
 use super::types::{
     LogStats, Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_MAX_AGE_NS,
 };
@@ -35,6 +54,8 @@ use crate::{
 
 /// Default disk budget of the segments (`[log] max_disk_mb` 4096).
 pub const DEFAULT_MAX_DISK_BYTES: u64 = 4096 << 20;
+/// Default free space `append` leaves on the log's file system.
+pub const DEFAULT_MIN_FREE_DISK_BYTES: u64 = 256 << 20;
 
 #[derive(Clone, Debug)]
 pub struct DiskLogConfig {
@@ -44,6 +65,12 @@ pub struct DiskLogConfig {
     pub cursor_dir: PathBuf,
     /// What [`Log::retain`] applies.
     pub retention: RetentionPolicy,
+    /// Byte budget of the recent-records cache (`cache.rs`); 0 turns it
+    /// off.
+    pub cache_bytes: usize,
+    /// `append` fails with [`ApiError::DiskFull`] rather than leave less
+    /// free space than this on the log's file system; 0 turns it off.
+    pub min_free_disk_bytes: u64,
 }
 
 impl DiskLogConfig {
@@ -57,6 +84,8 @@ impl DiskLogConfig {
                 max_age_ns: Some(DEFAULT_MAX_AGE_NS),
                 max_bytes: Some(DEFAULT_MAX_DISK_BYTES),
             },
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            min_free_disk_bytes: DEFAULT_MIN_FREE_DISK_BYTES,
         }
     }
 }
@@ -72,7 +101,11 @@ struct Inner {
     /// `None` once closed.
     writer: Mutex<Option<LogWriter>>,
     reader: LogReader,
+    /// The newest entries, for reads near the end (`cache.rs`).
+    cache: RwLock<RecentCache>,
     cursors: CursorFiles,
+    /// The free-space check of `append`.
+    space: FreeSpace,
     retention: RetentionPolicy,
     sync_errors: AtomicU64,
     /// The readable end and whether the log is closed, for
@@ -81,6 +114,14 @@ struct Inner {
 }
 
 impl Inner {
+    /// Where the log stands for a read starting now.
+    fn bounds(&self) -> LogBounds {
+        LogBounds {
+            next: self.reader.next_position(),
+            oldest: self.reader.oldest_position(),
+        }
+    }
+
     /// Tells waiters the readable end (it only grows) and closing.
     fn publish_end(&self, closed: bool) {
         let next = self.reader.next_position();
@@ -91,6 +132,33 @@ impl Inner {
             changed
         });
     }
+}
+
+/// The entries at these positions (ascending), from the cache where it
+/// holds them, the rest read from disk on a blocking thread; positions no
+/// longer readable are left out.
+fn entries_at(inner: Arc<Inner>, positions: Vec<Position>) -> LogFuture<'static, Vec<StoredEntry>> {
+    let (mut found, mut missing) = (Vec::with_capacity(positions.len()), Vec::new());
+    {
+        let cache = inner.cache.read();
+        for p in positions {
+            match cache.get(p) {
+                Some(e) => found.push(e.clone()),
+                None => missing.push(p),
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Box::pin(async move { Ok(found) });
+    }
+    Box::pin(blocking(move || {
+        let records = inner.reader.read_positions(&missing)?;
+        found.extend(records.into_iter().filter_map(disk_read::to_stored));
+        // The cache is a suffix, but one written batch may be in the index
+        // a moment before it is in the cache.
+        found.sort_by_key(|e| e.position);
+        Ok(found)
+    }))
 }
 
 /// Runs blocking work off the async workers.
@@ -108,15 +176,19 @@ impl DiskLog {
     pub fn open(config: DiskLogConfig) -> Result<(DiskLog, OpenReport), ApiError> {
         // The storage lock first: cursor files are cleaned up on open, which
         // only the directory's one owner may do.
+        let space = FreeSpace::new(config.storage.dir.clone(), config.min_free_disk_bytes);
         let (writer, report) = open(config.storage)?;
         let cursors = CursorFiles::open(config.cursor_dir)?;
-        let end = watch::Sender::new((writer.reader().next_position(), false));
+        let next = writer.reader().next_position();
+        let end = watch::Sender::new((next, false));
         let log = DiskLog {
             inner: Arc::new(Inner {
                 end,
+                cache: RwLock::new(RecentCache::new(next, config.cache_bytes)),
                 reader: writer.reader(),
                 writer: Mutex::new(Some(writer)),
                 cursors,
+                space,
                 retention: config.retention,
                 sync_errors: AtomicU64::new(0),
             }),
@@ -131,19 +203,19 @@ impl DiskLog {
 
     fn with_writer<T>(
         inner: &Inner,
-        f: impl FnOnce(&mut LogWriter) -> Result<T, crate::LogError>,
+        f: impl FnOnce(&mut LogWriter) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let mut guard = inner.writer.lock();
         let writer = guard.as_mut().ok_or(ApiError::Closed)?;
         let result = f(writer);
         inner.publish_end(false);
-        Ok(result?)
+        result
     }
 
     /// Flushes and fsyncs everything appended so far.
     pub async fn sync(&self) -> Result<(), ApiError> {
         let inner = self.inner.clone();
-        blocking(move || Self::with_writer(&inner, |w| w.sync())).await
+        blocking(move || Self::with_writer(&inner, |w| Ok(w.sync()?))).await
     }
 
     /// The fsync timer: syncs every `period` until `shutdown` completes,
@@ -186,7 +258,16 @@ impl DiskLog {
         now_ns: i64,
     ) -> Result<RetentionReport, ApiError> {
         let inner = self.inner.clone();
-        blocking(move || Self::with_writer(&inner, |w| w.apply_retention(&policy, now_ns))).await
+        blocking(move || {
+            Self::with_writer(&inner, |w| {
+                let report = w.apply_retention(&policy, now_ns)?;
+                // Removed positions leave the cache too.
+                let floor = report.oldest_position.unwrap_or_else(|| w.next_position());
+                inner.cache.write().remove_below(floor);
+                Ok(report)
+            })
+        })
+        .await
     }
 
     /// Syncs, persists the position floor and releases the directory;
@@ -209,20 +290,49 @@ impl Log for DiskLog {
     fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>> {
         let inner = self.inner.clone();
         Box::pin(blocking(move || {
-            let keys: Vec<String> = batch.iter().map(key::key_for).collect();
-            let records: Vec<EnvelopeRecord<'_>> = keys
-                .iter()
-                .zip(&batch)
-                .map(|(key, envelope)| EnvelopeRecord { key, envelope })
-                .collect();
-            Self::with_writer(&inner, |w| {
-                let range = w.append(&records)?;
-                // On a failed flush the batch stays buffered and is written
-                // by the next flush or sync; the caller is told it is not
-                // stored yet.
-                w.flush()?;
-                Ok(range.collect())
-            })
+            let keys: Vec<Arc<str>> = batch.iter().map(|e| key::key_for(e).into()).collect();
+            let range = Self::with_writer(&inner, |w| {
+                let records: Vec<EnvelopeRecord<'_>> = keys
+                    .iter()
+                    .zip(&batch)
+                    .map(|(key, envelope)| EnvelopeRecord { key, envelope })
+                    .collect();
+                let mut write = || -> Result<Range<Position>, ApiError> {
+                    let range = w.append(&records)?;
+                    // Buffered, not written yet: the last moment to refuse.
+                    let incoming = w.pending_bytes() as u64;
+                    inner.space.check(w.active_base(), incoming)?;
+                    w.flush()?;
+                    inner.space.wrote(incoming);
+                    Ok(range)
+                };
+                let range = match write() {
+                    Ok(range) => range,
+                    Err(e) => {
+                        // All or nothing: what was not written is dropped,
+                        // never written by a later flush. (A failure to cut
+                        // a torn write is retried before the next write.)
+                        let _ = w.discard_pending();
+                        return Err(e);
+                    }
+                };
+                drop(records);
+                // Filed in the cache under the writer's lock, so the cache
+                // fills in position order; waiters are told after.
+                let written = batch.into_iter().zip(keys).zip(range.clone()).map(
+                    |((envelope, key), position)| StoredEntry {
+                        position,
+                        entry: Arc::new(Entry {
+                            envelope,
+                            key,
+                            seq: position,
+                        }),
+                    },
+                );
+                inner.cache.write().extend(written);
+                Ok(range)
+            })?;
+            Ok(range.collect())
         }))
     }
 
@@ -234,21 +344,18 @@ impl Log for DiskLog {
         limit: usize,
         descending: bool,
     ) -> LogFuture<'a, Vec<StoredEntry>> {
-        let inner = self.inner.clone();
-        let source_id = source_id.to_owned();
-        Box::pin(blocking(move || {
-            let records = inner
-                .reader
-                .range(&source_id, start_ns, end_ns, limit, descending)?;
-            let mut out: Vec<StoredEntry> = records
-                .into_iter()
-                .filter_map(disk_read::to_stored)
-                .collect();
+        let positions = self
+            .inner
+            .reader
+            .range_positions(source_id, start_ns, end_ns, limit, descending);
+        let entries = entries_at(self.inner.clone(), positions);
+        Box::pin(async move {
+            let mut out = entries.await?;
             if descending {
                 out.reverse();
             }
             Ok(out)
-        }))
+        })
     }
 
     fn read_from<'a>(
@@ -257,6 +364,16 @@ impl Log for DiskLog {
         selector: &'a Selector,
         limit: usize,
     ) -> LogFuture<'a, ReadPage> {
+        // Near the end (the live fan-out, drains that keep up): answered
+        // from memory, inline.
+        let cached =
+            self.inner
+                .cache
+                .read()
+                .read_from(self.inner.bounds(), cursor, selector, limit);
+        if let Some(page) = cached {
+            return Box::pin(async move { Ok(page) });
+        }
         let inner = self.inner.clone();
         let selector = selector.clone();
         Box::pin(blocking(move || {
@@ -335,10 +452,40 @@ impl Log for DiskLog {
         }))
     }
 
+    /// From the per-source index when the selector names only source ids
+    /// (the `--recent` of `sluice logs APP` once resolved): the positions
+    /// come from memory and the entries from the cache, or from disk by
+    /// position (as for `read_source`). The index keeps `max_per_source` entries per source, so a
+    /// `limit` above that gets at most that many per source. Any other
+    /// selector scans back from the end (the trait's default).
+    fn recent<'a>(
+        &'a self,
+        selector: &'a Selector,
+        after_ns: i64,
+        limit: usize,
+    ) -> LogFuture<'a, Vec<StoredEntry>> {
+        let only_sources = Selector {
+            source_ids: selector.source_ids.clone(),
+            ..Selector::default()
+        };
+        if selector.source_ids.is_empty() || *selector != only_sources {
+            return Box::pin(super::recent_by_windows(self, selector, after_ns, limit));
+        }
+        let positions = self
+            .inner
+            .reader
+            .newest_positions(&selector.source_ids, after_ns, limit);
+        entries_at(self.inner.clone(), positions)
+    }
+
     fn stats(&self) -> LogFuture<'_, LogStats> {
         let inner = self.inner.clone();
         Box::pin(blocking(move || {
             let index = inner.reader.index_stats();
+            let (cache_bytes, cached) = {
+                let cache = inner.cache.read();
+                (cache.bytes(), cache.len())
+            };
             Ok(LogStats {
                 next_position: inner.reader.next_position(),
                 oldest_position: inner.reader.oldest_position(),
@@ -346,7 +493,132 @@ impl Log for DiskLog {
                 sources: index.sources as u64,
                 bytes: inner.reader.segments().iter().map(|s| s.bytes).sum(),
                 sync_errors: inner.sync_errors.load(Ordering::Relaxed),
+                memory_bytes: (index.heap_bytes + cache_bytes) as u64,
+                cached_entries: cached as u64,
             })
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use envelope::LogType;
+
+    use super::*;
+    use crate::writer::tests::break_writes;
+
+    fn batch(source: &str, n: i64) -> Vec<Envelope> {
+        (0..n)
+            .map(|i| Envelope::log(i, source, "0", Bytes::from_static(b"line"), LogType::Out))
+            .collect()
+    }
+
+    async fn sources(log: &DiskLog) -> Vec<String> {
+        let page = log
+            .read_from(Cursor::START, &Selector::all(), 100)
+            .await
+            .unwrap();
+        page.entries
+            .iter()
+            .map(|e| e.entry.envelope.source_id.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn refuses_appends_below_the_free_space_minimum() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = super::super::space::free_bytes(dir.path()).unwrap();
+        let mut config = DiskLogConfig::new(dir.path());
+        config.min_free_disk_bytes = free.saturating_mul(2);
+        let (log, _) = DiskLog::open(config.clone()).unwrap();
+        let err = log.append(batch("a", 3)).await.unwrap_err();
+        assert!(
+            matches!(err, ApiError::DiskFull { min_free_bytes, .. } if min_free_bytes == free * 2),
+            "{err}"
+        );
+        assert!(err.to_string().contains("disk nearly full"), "{err}");
+        assert_eq!(log.end_cursor().await.unwrap(), Cursor::START);
+        assert_eq!(log.stats().await.unwrap().cached_entries, 0);
+        log.close().await.unwrap();
+        // Nothing of it reached the segments either.
+        config.min_free_disk_bytes = 0;
+        let (log, report) = DiskLog::open(config.clone()).unwrap();
+        assert_eq!(report.records, 0);
+        assert_eq!(log.append(batch("b", 2)).await.unwrap(), vec![0, 1]);
+        assert_eq!(sources(&log).await, ["b", "b"]);
+        log.close().await.unwrap();
+        // A minimum the disk has room for lets appends through.
+        config.min_free_disk_bytes = 1;
+        let (log, _) = DiskLog::open(config).unwrap();
+        assert_eq!(log.append(batch("c", 1)).await.unwrap(), vec![2]);
+    }
+
+    #[tokio::test]
+    async fn recent_by_source_matches_the_backwards_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = DiskLogConfig::new(dir.path());
+        config.cache_bytes = 64 << 10;
+        config.storage.segment_bytes = 16 << 10;
+        let (log, _) = DiskLog::open(config).unwrap();
+        for round in 0..30i64 {
+            let batch: Vec<Envelope> = (0..100i64)
+                .map(|i| {
+                    let n = round * 100 + i;
+                    // Timestamps a little out of order.
+                    let ts = n + (n % 7) * 3;
+                    let source = format!("s{}", (n * n) % 13);
+                    Envelope::log(ts, source, "0", Bytes::from_static(b"line"), LogType::Out)
+                })
+                .collect();
+            log.append(batch).await.unwrap();
+        }
+        assert!(log.stats().await.unwrap().cached_entries < 3000);
+        for sources in [
+            vec!["s1"],
+            vec!["s0", "s4", "s0"],
+            vec!["nope"],
+            vec!["s9", "s3"],
+        ] {
+            let selector = Selector {
+                source_ids: sources.iter().map(|s| s.to_string()).collect(),
+                ..Selector::default()
+            };
+            for (after, limit) in [(0, 5), (-1, 10_000), (2900, 50), (1000, 300), (0, 0)] {
+                let fast = log.recent(&selector, after, limit).await.unwrap();
+                let scan = super::super::recent_by_windows(&log, &selector, after, limit)
+                    .await
+                    .unwrap();
+                assert_eq!(fast, scan, "{sources:?} after {after} limit {limit}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_append_is_never_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DiskLogConfig::new(dir.path());
+        let (log, _) = DiskLog::open(config.clone()).unwrap();
+        assert_eq!(log.append(batch("a", 2)).await.unwrap(), vec![0, 1]);
+        let good = {
+            let mut guard = log.inner.writer.lock();
+            break_writes(guard.as_mut().unwrap())
+        };
+        assert!(matches!(
+            log.append(batch("failed", 3)).await,
+            Err(ApiError::Storage(_))
+        ));
+        log.inner.writer.lock().as_mut().unwrap().active = good;
+        // Syncs (the fsync timer) do not write it later; the next batch
+        // gets its positions.
+        log.sync().await.unwrap();
+        assert_eq!(log.end_cursor().await.unwrap(), Cursor::at(2));
+        assert_eq!(log.append(batch("b", 1)).await.unwrap(), vec![2]);
+        assert_eq!(sources(&log).await, ["a", "a", "b"]);
+        log.close().await.unwrap();
+        drop(log);
+        let (log, report) = DiskLog::open(config).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(sources(&log).await, ["a", "a", "b"]);
     }
 }

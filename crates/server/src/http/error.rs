@@ -22,6 +22,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// The log failed a read or an append (a full disk, an I/O error, the
+    /// log closing at shutdown): 503, as the request may succeed later.
+    pub fn unavailable(err: sluice_log::ApiError) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the log is unavailable: {err}"),
+        )
+    }
+
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,

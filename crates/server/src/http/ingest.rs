@@ -1,8 +1,9 @@
 //! `POST /logs`: HTTP ingest of logplex-1, NDJSON and text bodies.
 //!
 //! The body is read up to `max_body` (413 beyond), decoded whole (400 with
-//! the place of the first error), then published as one batch. The answer
-//! is `{"accepted": N}`.
+//! the place of the first error), then appended to the log as one batch.
+//! The answer, `{"accepted": N}`, comes once the log has it; a log that
+//! refuses it (a full disk) makes it a 503.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Query, State};
@@ -19,7 +20,7 @@ pub async fn post_logs(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let metrics = state.bus.metrics();
+    let metrics = &state.ingest.metrics;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -62,6 +63,11 @@ pub async fn post_logs(
     metrics
         .ingress_counters(protocol)
         .record(accepted as u64, size);
-    state.ingest.publish(envelopes);
+    // Answered once the log has the batch: acknowledged means stored.
+    state
+        .ingest
+        .publish(envelopes)
+        .await
+        .map_err(ApiError::unavailable)?;
     Ok(Json(serde_json::json!({ "accepted": accepted })))
 }

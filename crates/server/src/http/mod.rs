@@ -36,8 +36,8 @@ use axum::middleware;
 use axum::routing::get;
 use axum::Router;
 use router::Bus;
+use sluice_log::Log;
 use sources::IngestContext;
-use store::RecentStore;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
@@ -46,7 +46,7 @@ use crate::config::Config;
 #[derive(Clone)]
 pub struct AppState {
     pub bus: Bus,
-    pub store: Arc<dyn RecentStore>,
+    pub log: Arc<dyn Log>,
     pub ingest: IngestContext,
     pub heartbeat: Duration,
     pub streams: Arc<Semaphore>,
@@ -60,13 +60,13 @@ impl AppState {
     pub fn new(
         config: &Config,
         bus: Bus,
-        store: Arc<dyn RecentStore>,
+        log: Arc<dyn Log>,
         ingest: IngestContext,
         drains: ::drains::DrainManager,
     ) -> Self {
         AppState {
             bus,
-            store,
+            log,
             ingest,
             heartbeat: Duration::from_secs(config.http.heartbeat_secs.max(1)),
             streams: Arc::new(Semaphore::new(config.http.max_streams.max(1))),

@@ -11,13 +11,14 @@ pub async fn health() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Prometheus text exposition; store gauges are read at scrape time.
+/// Prometheus text exposition; the log's gauges are read at scrape time.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let stats = state.store.stats();
     let m = state.bus.metrics();
-    m.store_entries.set(stats.entries as i64);
-    m.store_bytes.set(stats.bytes as i64);
-    m.store_sources.set(stats.sources as i64);
+    if let Ok(stats) = state.log.stats().await {
+        m.log_entries.set(clamp(stats.entries));
+        m.log_bytes.set(clamp(stats.bytes));
+        m.log_sources.set(clamp(stats.sources));
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -25,4 +26,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         m.encode(),
     )
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -7,14 +7,18 @@
 //! frames carry one JSON object per entry ([`write_stream_json`]): the Log
 //! Cache JSON envelope plus logspout's fields (`data` as text, `source`,
 //! `time`, `container`), so a logspout client reads the text without
-//! decoding base64. A loss notice is a line of text, or the notice envelope
-//! (source `sluice`) in the JSON forms.
+//! decoding base64, and `cursor`, the place to resume right after the entry
+//! (`?after=`); SSE also puts the cursor in the frame's `id:`, so a browser's
+//! `EventSource` resumes by itself (`Last-Event-ID`). A loss notice is a line
+//! of text, or the notice envelope (source `sluice`, no cursor) in the JSON
+//! forms.
 
 use std::collections::HashMap;
 
 use envelope::v2::Message;
 use envelope::{tags, Entry};
 use router::Loss;
+use sluice_log::Cursor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamFormat {
@@ -62,16 +66,24 @@ impl Renderer {
         }
     }
 
+    /// Renders an entry read from the log (its `seq` is its position).
     pub fn entry(&mut self, entry: &Entry, out: &mut Vec<u8>) {
+        self.render(entry, Some(Cursor::after(entry.seq)), out);
+    }
+
+    fn render(&mut self, entry: &Entry, cursor: Option<Cursor>, out: &mut Vec<u8>) {
         match self.format {
             StreamFormat::Text => self.text(entry, out),
             StreamFormat::NdJson => {
-                write_stream_json(&entry.envelope, out);
+                write_stream_json(&entry.envelope, cursor, out);
                 out.push(b'\n');
             }
             StreamFormat::Sse => {
+                if let Some(c) = cursor {
+                    out.extend_from_slice(format!("id: {c}\n").as_bytes());
+                }
                 out.extend_from_slice(b"data: ");
-                write_stream_json(&entry.envelope, out);
+                write_stream_json(&entry.envelope, cursor, out);
                 out.extend_from_slice(b"\n\n");
             }
         }
@@ -85,7 +97,7 @@ impl Renderer {
             }
             _ => {
                 let notice = Entry::new(loss.notice_envelope());
-                self.entry(&notice, out);
+                self.render(&notice, None, out);
             }
         }
     }
@@ -132,10 +144,11 @@ impl Renderer {
 /// Appends one entry as the streams' JSON: the Log Cache envelope with
 /// logspout's message fields added at the end:
 /// `{"timestamp":…,"source_id":…,…,"log":{…},"data":"text","source":"stdout",
-/// "time":"2026-12-01T13:14:58.123456789Z","container":{"id":…,"name":…,"instance":…}}`.
+/// "time":"2026-12-01T13:14:58.123456789Z","container":{"id":…,"name":…,"instance":…},
+/// "cursor":"v1.43"}` (`cursor` only for entries read from the log).
 /// `source` is `stdout`/`stderr` for logs and the envelope kind (`event`,
 /// `counter`, …) otherwise; `data` is the same text the text stream shows.
-pub fn write_stream_json(env: &envelope::Envelope, out: &mut Vec<u8>) {
+pub fn write_stream_json(env: &envelope::Envelope, cursor: Option<Cursor>, out: &mut Vec<u8>) {
     let start = out.len();
     envelope::json::write_json(env, out);
     if out.len() <= start || out.last() != Some(&b'}') {
@@ -168,7 +181,11 @@ pub fn write_stream_json(env: &envelope::Envelope, out: &mut Vec<u8>) {
     let _ = serde_json::to_writer(&mut *out, name);
     out.extend_from_slice(b",\"instance\":");
     let _ = serde_json::to_writer(&mut *out, &env.instance_id);
-    out.extend_from_slice(b"}}");
+    out.push(b'}');
+    if let Some(c) = cursor {
+        out.extend_from_slice(format!(",\"cursor\":\"{c}\"").as_bytes());
+    }
+    out.push(b'}');
 }
 
 /// Appends the human text of a message: a log's payload (invalid UTF-8
@@ -240,6 +257,14 @@ mod tests {
         assert_eq!(v["time"], "1970-01-01T00:00:00.000000001Z");
         assert_eq!(v["container"]["name"], "web");
         assert_eq!(v["log"]["payload"], "aGk=");
+        assert_eq!(v["cursor"], "v1.1", "resumes right after position 0");
+        let mut sse = Vec::new();
+        let mut at_41 = entry("web", "hi");
+        at_41.seq = 41;
+        Renderer::new(StreamFormat::Sse, true, true).entry(&at_41, &mut sse);
+        let sse = String::from_utf8(sse).unwrap();
+        assert!(sse.starts_with("id: v1.42\ndata: {"), "{sse}");
+        assert!(sse.ends_with(",\"cursor\":\"v1.42\"}\n\n"), "{sse}");
         // The envelope still decodes as Log Cache JSON.
         let back = envelope::json::from_json(&out).unwrap();
         assert_eq!(back.source_id, "web");
@@ -251,5 +276,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\"source_id\":\"sluice\""));
+        assert!(!text.contains("cursor"), "a notice has no place in the log");
     }
 }

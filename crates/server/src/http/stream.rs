@@ -2,21 +2,27 @@
 //! `/logs/{filter:<substr>|id:<source_id>|name:<app_name>|app:<name or id>}`.
 //!
 //! Query parameters: `types=stdout,stderr` (log streams), `space`, `org`
-//! (tags), `colors=off`, and three of sluice's own: `recent=N` replays the
-//! newest N stored entries first, `since=<unix ns>` replays stored entries
-//! from that time on (how `sluice logs` resumes after a reconnect), and
-//! `follow=false` ends the response after the replay.
+//! (tags), `colors=off`, and sluice's own: `recent=N` replays the newest N
+//! stored entries first, `since=<unix ns or RFC 3339>` replays stored
+//! entries from that time on, `after=<cursor>` (or SSE's `Last-Event-ID`
+//! header) replays every stored entry after that cursor and then goes on
+//! live — how `sluice logs` and a browser resume exactly after a
+//! reconnect — and `follow=false` ends the response after the replay.
 //!
 //! The format follows the request: a WebSocket upgrade gets JSON text
 //! frames; `Accept: text/event-stream` gets SSE; `Accept: application/json`
 //! (or `x-ndjson`) gets NDJSON; anything else gets logspout's text. Output
 //! is flushed per batch, with a heartbeat when idle.
 //!
-//! Replay and live meet without a gap or a duplicate: the subscription is
-//! made before the store is read, and live entries whose per-source
-//! sequence is not newer than the replayed ones are skipped.
+//! Every entry carries its place in the log (its `seq` is its position), so
+//! replay and live meet without a gap or a duplicate: a replay reads the log
+//! up to its end, then subscribes, reads once more up to the end `E` (what
+//! was appended meanwhile), and from then on takes live entries at `E` and
+//! after. Live entries are at-most-once: a stream that cannot keep up loses
+//! its oldest and is told in-band; a resume by cursor after that reads what
+//! was lost from the log.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -28,8 +34,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use envelope::v2::EnvelopeType;
 use envelope::{tags, Entry, LogType, Selector};
-use router::{Delivery, Subscription};
+use router::{Delivery, Loss, Subscription};
 use serde::Deserialize;
+use sluice_log::Cursor;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::error::ApiError;
@@ -53,6 +60,8 @@ pub struct StreamQuery {
     pub recent: Option<usize>,
     /// Unix ns, or RFC 3339 (`2026-12-01T10:00:00Z`).
     pub since: Option<String>,
+    /// A cursor (`v1.<N>`) from a previous stream: replay from there.
+    pub after: Option<String>,
     pub follow: Option<String>,
 }
 
@@ -82,7 +91,11 @@ async fn serve(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match prepare(&state, spec.as_deref(), &query) {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty());
+    match prepare(&state, spec.as_deref(), &query, resume).await {
         Ok(stream) => match ws.ok() {
             // sluice reads nothing from a stream's socket but control
             // frames: anything bigger is refused, not buffered.
@@ -99,18 +112,43 @@ async fn serve(
     }
 }
 
-/// A subscription with its pending replay.
+/// One stream's state: what is left to replay from the log, then live.
 struct Prepared {
-    sub: Subscription,
+    state: AppState,
+    selector: Selector,
+    /// Replayed entries not yet sent (`recent`, `since`).
     replay: VecDeque<Arc<Entry>>,
-    /// Highest replayed sequence per source, to skip live duplicates.
-    replayed: HashMap<String, u64>,
+    /// Reading the log from here until caught up (`after`, and after a
+    /// `recent` replay what came meanwhile).
+    catch_up: Option<Cursor>,
+    /// Entries at or below this position were replayed already.
+    replayed_to: Option<u64>,
+    /// Live entries below this position were read from the log.
+    live_from: u64,
+    /// Made once the replay caught up (at once for a plain tail).
+    sub: Option<Subscription>,
     follow: bool,
     _permit: OwnedSemaphorePermit,
 }
 
-fn prepare(state: &AppState, spec: Option<&str>, q: &StreamQuery) -> Result<Prepared, ApiError> {
+async fn prepare(
+    state: &AppState,
+    spec: Option<&str>,
+    q: &StreamQuery,
+    last_event_id: Option<&str>,
+) -> Result<Prepared, ApiError> {
     let selector = selector_for(spec, q)?;
+    let after = q
+        .after
+        .as_deref()
+        .or(last_event_id)
+        .map(|c| {
+            c.trim().parse::<Cursor>().map_err(|e| {
+                ApiError::bad_request(format!("after: {e} (use the cursor of a streamed entry)"))
+            })
+        })
+        .transpose()?;
+    let since = q.since.as_deref().map(parse_since).transpose()?;
     let permit = Arc::clone(&state.streams)
         .try_acquire_owned()
         .map_err(|_| {
@@ -120,26 +158,37 @@ fn prepare(state: &AppState, spec: Option<&str>, q: &StreamQuery) -> Result<Prep
             )
         })?;
     let follow = !matches!(q.follow.as_deref(), Some("false" | "0" | "no"));
-    let sub = state.bus.subscribe(selector.clone(), "stream");
-    let mut replay = VecDeque::new();
-    if q.recent.is_some() || q.since.is_some() {
-        let limit = q.recent.unwrap_or(MAX_REPLAY).min(MAX_REPLAY);
-        let since = q.since.as_deref().map(parse_since).transpose()?;
-        let after = since.map_or(i64::MIN, |s| s.saturating_sub(1));
-        replay.extend(state.store.recent(&selector, after, limit));
-    }
-    let mut replayed = HashMap::new();
-    for e in &replay {
-        let seq = replayed.entry(e.source_id().to_owned()).or_insert(0);
-        *seq = (*seq).max(e.seq);
-    }
-    Ok(Prepared {
-        sub,
-        replay,
-        replayed,
+    let mut p = Prepared {
+        state: state.clone(),
+        selector,
+        replay: VecDeque::new(),
+        catch_up: after,
+        replayed_to: None,
+        live_from: 0,
+        sub: None,
         follow,
         _permit: permit,
-    })
+    };
+    if p.catch_up.is_none() && (q.recent.is_some() || since.is_some()) {
+        let limit = q.recent.unwrap_or(MAX_REPLAY).min(MAX_REPLAY);
+        let after_ns = since.map_or(i64::MIN, |s| s.saturating_sub(1));
+        // Entries appended from `end` on may or may not be in the replay:
+        // the catch-up reads them and skips those that were.
+        let log = &state.log;
+        let end = log.end_cursor().await.map_err(ApiError::unavailable)?;
+        let entries = log
+            .recent(&p.selector, after_ns, limit)
+            .await
+            .map_err(ApiError::unavailable)?;
+        p.replayed_to = entries.last().map(|e| e.position);
+        p.replay = entries.into_iter().map(|e| e.entry).collect();
+        if follow {
+            p.catch_up = Some(end);
+        }
+    } else if p.catch_up.is_none() && follow {
+        p.sub = Some(state.bus.subscribe(p.selector.clone(), "stream"));
+    }
+    Ok(p)
 }
 
 /// `since`: Unix nanoseconds, or an RFC 3339 time.
@@ -250,25 +299,69 @@ impl Prepared {
                 entries: self.replay.drain(..n).collect(),
             }));
         }
-        if !self.follow {
-            return None;
+        while let Some(cursor) = self.catch_up {
+            let d = self.read_log(cursor).await?;
+            if d.loss.is_some() || !d.entries.is_empty() {
+                return Some(Some(d));
+            }
         }
+        let sub = self.sub.as_mut()?;
         loop {
-            match tokio::time::timeout(heartbeat, self.sub.recv(CHUNK)).await {
+            match tokio::time::timeout(heartbeat, sub.recv(CHUNK)).await {
                 Err(_) => return Some(None),
                 Ok(None) => return None,
                 Ok(Some(mut d)) => {
-                    if !self.replayed.is_empty() {
-                        let replayed = &self.replayed;
-                        d.entries
-                            .retain(|e| replayed.get(e.source_id()).is_none_or(|seq| e.seq > *seq));
-                    }
+                    let from = self.live_from;
+                    d.entries.retain(|e| e.seq >= from);
                     if d.loss.is_some() || !d.entries.is_empty() {
                         return Some(Some(d));
                     }
                 }
             }
         }
+    }
+
+    /// One page of the catch-up from `cursor`. Once caught up, subscribes
+    /// and reads once more (what came meanwhile), then hands over to live.
+    /// Entries the retention removed before they were read are told as a
+    /// loss. `None` when the log failed (the stream ends; its last cursor
+    /// resumes it).
+    async fn read_log(&mut self, cursor: Cursor) -> Option<Delivery> {
+        let page = match self
+            .state
+            .log
+            .read_from(cursor, &self.selector, CHUNK)
+            .await
+        {
+            Ok(page) => page,
+            Err(err) => {
+                tracing::warn!(error = %err, "stream replay failed; ending the stream");
+                self.catch_up = None;
+                self.follow = false;
+                self.sub = None;
+                return None;
+            }
+        };
+        let mut entries: Vec<Arc<Entry>> = page.entries.into_iter().map(|e| e.entry).collect();
+        if let Some(to) = self.replayed_to {
+            entries.retain(|e| e.seq > to);
+        }
+        self.catch_up = Some(page.next_cursor);
+        if page.caught_up {
+            if self.sub.is_none() && self.follow {
+                self.sub = Some(self.state.bus.subscribe(self.selector.clone(), "stream"));
+            } else {
+                self.catch_up = None;
+                self.live_from = page.next_cursor.next();
+            }
+        }
+        let loss = (page.skipped > 0).then(|| Loss {
+            count: page.skipped,
+            since: entries
+                .first()
+                .map_or_else(envelope::time::now_ns, |e| e.timestamp()),
+        });
+        Some(Delivery { loss, entries })
     }
 }
 
@@ -279,7 +372,7 @@ fn http_stream(
     heartbeat: std::time::Duration,
 ) -> Response {
     let colors = !matches!(q.colors.as_deref(), Some("off" | "false" | "0"));
-    let prefix = !prepared.sub.selector().single_source();
+    let prefix = !prepared.selector.single_source();
     let renderer = Renderer::new(format, prefix, colors);
     let body = futures_util::stream::unfold(
         (prepared, renderer),
@@ -342,17 +435,19 @@ async fn websocket(mut socket: WebSocket, mut prepared: Prepared, state: AppStat
 }
 
 async fn send_delivery(socket: &mut WebSocket, d: Delivery) -> Result<(), axum::Error> {
-    let frame = |env: &envelope::Envelope| {
+    let frame = |env: &envelope::Envelope, cursor: Option<Cursor>| {
         let mut out = Vec::with_capacity(256);
-        super::render::write_stream_json(env, &mut out);
+        super::render::write_stream_json(env, cursor, &mut out);
         // JSON is UTF-8 by construction.
         WsMessage::Text(String::from_utf8(out).unwrap_or_default().into())
     };
     if let Some(loss) = d.loss {
-        socket.send(frame(&loss.notice_envelope())).await?;
+        socket.send(frame(&loss.notice_envelope(), None)).await?;
     }
     for e in &d.entries {
-        socket.send(frame(&e.envelope)).await?;
+        socket
+            .send(frame(&e.envelope, Some(Cursor::after(e.seq))))
+            .await?;
     }
     Ok(())
 }

@@ -38,7 +38,11 @@ impl Drop for TempDir {
 }
 
 pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
-    let dir = TempDir::new("srv");
+    start_in(TempDir::new("srv"), tweak).await
+}
+
+/// A server on `dir` (which it removes when dropped).
+pub async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = Config {
         data_dir: dir.0.clone(),
         ..Default::default()
@@ -61,16 +65,29 @@ pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
 
 #[allow(dead_code)]
 impl TestServer {
-    /// Waits until the store holds `n` entries (ingest is asynchronous).
+    /// Waits until the log holds `n` entries (syslog ingest is
+    /// asynchronous to the sender).
     pub async fn wait_for_entries(&self, n: u64) -> u64 {
         for _ in 0..200 {
-            let have = self.server.store.stats().entries;
+            let have = self.entries().await;
             if have >= n {
                 return have;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.server.store.stats().entries
+        self.entries().await
+    }
+
+    /// Shuts the server down and hands back its data dir.
+    pub async fn stop(self) -> TempDir {
+        self.server.shutdown();
+        self.server.wait(Duration::from_secs(10)).await;
+        self._dir
+    }
+
+    /// Entries in the log's per-source index.
+    pub async fn entries(&self) -> u64 {
+        self.server.log.stats().await.expect("log stats").entries
     }
 
     pub async fn metrics(&self) -> String {

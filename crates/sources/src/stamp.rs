@@ -1,7 +1,8 @@
-//! Per-source sequence numbers and strictly increasing timestamps.
+//! Timestamp sanity at ingest: strictly increasing timestamps per source.
 //!
-//! Each source gets consecutive numbers starting at 1 within one server run.
-//! Timestamps are also made strictly increasing per source where they tie
+//! (An entry's order is its log position, given by the log on append; this
+//! only keeps timestamps usable for paging.) Timestamps are made strictly
+//! increasing per source where they tie
 //! or step back by less than [`NUDGE_WINDOW_NS`] (senders with second or
 //! microsecond resolution, batches stamped with one receive time): such an
 //! entry gets the previous timestamp + 1 ns. Log Cache clients page by
@@ -9,12 +10,10 @@
 //! share a timestamp. Entries further out of order keep their timestamp.
 //! The map is sharded by source so concurrent ingest connections rarely meet
 //! on a lock. It is bounded in entries and in bytes: when a shard holds more
-//! than its share of [`Sequencer::MAX_SOURCES`] or of
-//! [`Sequencer::MAX_BYTES`] (source ids are bounded at ingest, but a
+//! than its share of [`Stamper::MAX_SOURCES`] or of
+//! [`Stamper::MAX_BYTES`] (source ids are bounded at ingest, but a
 //! million 256-byte ids would still be a lot) it is cleared, and those
-//! sources restart at 1
-//! (consumers that order by `(timestamp, seq)` are unaffected; gap detection
-//! sees a reset, which is what happened).
+//! sources' next entries keep the timestamps they came with.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -30,25 +29,25 @@ const ENTRY_OVERHEAD: usize = 48;
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<String, (u64, i64)>,
+    map: HashMap<String, i64>,
     bytes: usize,
 }
 
-pub struct Sequencer {
+pub struct Stamper {
     shards: Vec<Mutex<Shard>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
-impl Default for Sequencer {
+impl Default for Stamper {
     fn default() -> Self {
-        Sequencer {
+        Stamper {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: Default::default(),
         }
     }
 }
 
-impl Sequencer {
+impl Stamper {
     /// How many sources are tracked before shards start resetting.
     pub const MAX_SOURCES: usize = 1 << 20;
     /// Approximate bytes of tracked sources before shards start resetting.
@@ -58,20 +57,19 @@ impl Sequencer {
         &self.shards[(self.hasher.hash_one(source_id) as usize) % SHARDS]
     }
 
-    /// The next sequence number of `source_id`, and the timestamp to use
-    /// for an entry stamped `timestamp` (see the module docs).
-    pub fn next(&self, source_id: &str, timestamp: i64) -> (u64, i64) {
+    /// The timestamp to use for an entry of `source_id` stamped
+    /// `timestamp` (see the module docs).
+    pub fn timestamp(&self, source_id: &str, timestamp: i64) -> i64 {
         let mut guard = self.shard(source_id).lock();
         let shard = &mut *guard;
-        if let Some((seq, last)) = shard.map.get_mut(source_id) {
-            *seq += 1;
+        if let Some(last) = shard.map.get_mut(source_id) {
             let ts = if timestamp <= *last && *last - timestamp < NUDGE_WINDOW_NS {
                 last.saturating_add(1)
             } else {
                 timestamp
             };
             *last = (*last).max(ts);
-            return (*seq, ts);
+            return ts;
         }
         let size = source_id.len() + ENTRY_OVERHEAD;
         if shard.map.len() >= Self::MAX_SOURCES / SHARDS
@@ -80,9 +78,9 @@ impl Sequencer {
             shard.map = HashMap::new();
             shard.bytes = 0;
         }
-        shard.map.insert(source_id.to_owned(), (1, timestamp));
+        shard.map.insert(source_id.to_owned(), timestamp);
         shard.bytes += size;
-        (1, timestamp)
+        timestamp
     }
 }
 
@@ -91,20 +89,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn consecutive_per_source() {
-        let s = Sequencer::default();
-        assert_eq!(s.next("a", 100).0, 1);
-        assert_eq!(s.next("a", 200).0, 2);
-        assert_eq!(s.next("b", 100).0, 1);
-        assert_eq!(s.next("a", 300).0, 3);
-    }
-
-    #[test]
     fn bounded_in_bytes() {
-        let s = Sequencer::default();
+        let s = Stamper::default();
         let long = "x".repeat(64 * 1024);
         for i in 0..4096 {
-            s.next(&format!("{i}{long}"), 1);
+            s.timestamp(&format!("{i}{long}"), 1);
         }
         let bytes: usize = s.shards.iter().map(|sh| sh.lock().bytes).sum();
         let counted: usize = s
@@ -119,19 +108,19 @@ mod tests {
             })
             .sum();
         assert_eq!(bytes, counted);
-        assert!(bytes <= Sequencer::MAX_BYTES, "{bytes}");
+        assert!(bytes <= Stamper::MAX_BYTES, "{bytes}");
     }
 
     #[test]
     fn ties_are_nudged_but_old_entries_keep_their_time() {
-        let s = Sequencer::default();
-        assert_eq!(s.next("a", 1_000).1, 1_000);
-        assert_eq!(s.next("a", 1_000).1, 1_001);
-        assert_eq!(s.next("a", 1_000).1, 1_002);
-        assert_eq!(s.next("a", 999).1, 1_003);
-        assert_eq!(s.next("a", 5_000).1, 5_000);
+        let s = Stamper::default();
+        assert_eq!(s.timestamp("a", 1_000), 1_000);
+        assert_eq!(s.timestamp("a", 1_000), 1_001);
+        assert_eq!(s.timestamp("a", 1_000), 1_002);
+        assert_eq!(s.timestamp("a", 999), 1_003);
+        assert_eq!(s.timestamp("a", 5_000), 5_000);
         let old = 5_000 - 2 * NUDGE_WINDOW_NS;
-        assert_eq!(s.next("a", old).1, old);
-        assert_eq!(s.next("a", 5_000).1, 5_001);
+        assert_eq!(s.timestamp("a", old), old);
+        assert_eq!(s.timestamp("a", 5_000), 5_001);
     }
 }

@@ -1,0 +1,243 @@
+//! The recent-records cache of [`DiskLog`](super::DiskLog): the entries
+//! appended most recently, kept in memory as the `Arc<Entry>`s built at
+//! append (keys computed once, envelopes never re-decoded), so consumers
+//! that keep up — the live fan-out, drains near the end, `--recent` — are
+//! answered without touching disk or protobuf.
+//!
+//! The cache is one position-ordered ring holding a contiguous suffix of
+//! the log written in this run: `first..end`, where `end` is the position
+//! after the newest written entry. It is filled under the writer's lock
+//! right after each successful write, bounded by bytes (the oldest are
+//! evicted first) and pruned by retention. A `read_from` whose cursor lies
+//! in `first..end` is answered from here with the same page semantics as
+//! the disk path (`limit`, [`PAGE_BYTES`], scan budget, `skipped`,
+//! `caught_up`); anything older goes to disk.
+//!
+//! `benches/read_end.rs` on the 2-core development machine (December 2026,
+//! other builds running): a page of 100 from 100 before the end of 100,000
+//! envelopes takes 2.7 µs from the cache against 67.5 µs from disk (25×);
+//! one source of 100 (1,000 entries scanned for 10 hits) 8.9 µs against
+//! 397 µs (45×).
+
+use std::collections::VecDeque;
+use std::mem::size_of;
+
+use envelope::{Entry, Selector};
+
+use super::cursor::Cursor;
+use super::types::{Position, ReadPage, StoredEntry};
+use super::{scan_budget, PAGE_BYTES};
+
+/// Default byte budget of the cache (`DiskLogConfig::cache_bytes`).
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+/// What one cached entry is charged: the envelope's approximate size, its
+/// key, and the `Entry`/`Arc`/ring slot around it.
+pub(crate) fn entry_bytes(entry: &Entry) -> usize {
+    entry.envelope.approx_size()
+        + entry.key.len()
+        + size_of::<Entry>()
+        + size_of::<StoredEntry>()
+        + 2 * size_of::<usize>()
+}
+
+#[derive(Debug)]
+pub(crate) struct RecentCache {
+    /// Consecutive positions `end - entries.len()..end`.
+    entries: VecDeque<StoredEntry>,
+    /// One past the newest cached (or, when empty, written) position.
+    end: Position,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+/// Where the log stands, as the reader sees it when a read starts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LogBounds {
+    /// The oldest readable position, if any.
+    pub(crate) oldest: Option<Position>,
+    /// One past the newest readable position.
+    pub(crate) next: Position,
+}
+
+impl RecentCache {
+    /// An empty cache for a log whose next position is `end`.
+    pub(crate) fn new(end: Position, max_bytes: usize) -> Self {
+        RecentCache {
+            entries: VecDeque::new(),
+            end,
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    /// The oldest cached position (`end` when empty).
+    pub(crate) fn first(&self) -> Position {
+        self.end - self.entries.len() as Position
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The cached entry at `position`, if any.
+    pub(crate) fn get(&self, position: Position) -> Option<&StoredEntry> {
+        let i = position.checked_sub(self.first())?;
+        self.entries.get(usize::try_from(i).ok()?)
+    }
+
+    /// Adds entries just written, in position order, then evicts the oldest
+    /// while over budget. An entry that does not follow `end` (positions
+    /// skipped) restarts the cache at it, so it stays contiguous.
+    pub(crate) fn extend(&mut self, written: impl IntoIterator<Item = StoredEntry>) {
+        for e in written {
+            if e.position != self.end {
+                self.entries.clear();
+                self.bytes = 0;
+            }
+            self.end = e.position + 1;
+            self.bytes += entry_bytes(&e.entry);
+            self.entries.push_back(e);
+        }
+        while self.bytes > self.max_bytes {
+            let Some(old) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= entry_bytes(&old.entry);
+        }
+    }
+
+    /// Drops every entry below `floor` (retention removed them).
+    pub(crate) fn remove_below(&mut self, floor: Position) {
+        while self.entries.front().is_some_and(|e| e.position < floor) {
+            if let Some(old) = self.entries.pop_front() {
+                self.bytes -= entry_bytes(&old.entry);
+            }
+        }
+        self.end = self.end.max(floor);
+    }
+
+    /// The page `read_from(cursor, selector, limit)` returns, if this cache
+    /// can answer it: the cursor (after stepping over removed positions)
+    /// is cached, or at or past the end of the log. `None` sends the read
+    /// to disk.
+    pub(crate) fn read_from(
+        &self,
+        bounds: LogBounds,
+        cursor: Cursor,
+        selector: &Selector,
+        limit: usize,
+    ) -> Option<ReadPage> {
+        // The same steps as the disk path: a cursor past the end resumes
+        // at the end; positions below the oldest kept one are skipped.
+        let mut next = cursor.next().min(bounds.next);
+        let floor = bounds.oldest.unwrap_or(bounds.next);
+        let mut skipped = 0;
+        if next < floor {
+            skipped = floor - next;
+            next = floor;
+        }
+        let mut page = ReadPage {
+            entries: Vec::new(),
+            next_cursor: Cursor::at(next),
+            skipped,
+            caught_up: true,
+        };
+        if next >= bounds.next {
+            return Some(page);
+        }
+        if next < self.first() || next >= self.end {
+            return None;
+        }
+        let offset = (next - self.first()) as usize;
+        let mut bytes = 0usize;
+        for e in self.entries.range(offset..).take(scan_budget(limit)) {
+            if page.entries.len() >= limit || bytes >= PAGE_BYTES {
+                break;
+            }
+            next = e.position + 1;
+            if selector.matches(&e.entry) {
+                bytes += e.entry.envelope.approx_size();
+                page.entries.push(e.clone());
+            }
+        }
+        page.next_cursor = Cursor::at(next);
+        page.caught_up = next >= bounds.next.max(self.end);
+        Some(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use envelope::{Envelope, LogType};
+
+    use super::*;
+
+    fn stored(position: Position, payload: usize) -> StoredEntry {
+        let envelope = Envelope::log(
+            position as i64,
+            "app",
+            "0",
+            Bytes::from(vec![b'x'; payload]),
+            LogType::Out,
+        );
+        let mut entry = Entry::new(envelope);
+        entry.seq = position;
+        StoredEntry {
+            position,
+            entry: Arc::new(entry),
+        }
+    }
+
+    #[test]
+    fn evicts_oldest_by_bytes() {
+        let one = entry_bytes(&stored(0, 1000).entry);
+        let mut cache = RecentCache::new(0, one * 10);
+        cache.extend((0..25).map(|p| stored(p, 1000)));
+        assert_eq!(cache.len(), 10);
+        assert_eq!((cache.first(), cache.end), (15, 25));
+        assert_eq!(cache.bytes(), one * 10);
+        // One entry bigger than the budget leaves nothing cached.
+        cache.extend([stored(25, 20 * one)]);
+        assert_eq!((cache.len(), cache.first(), cache.bytes()), (0, 26, 0));
+    }
+
+    #[test]
+    fn retention_and_gaps_keep_it_contiguous() {
+        let mut cache = RecentCache::new(5, usize::MAX);
+        cache.extend((5..15).map(|p| stored(p, 10)));
+        cache.remove_below(8);
+        assert_eq!((cache.first(), cache.len()), (8, 7));
+        cache.extend([stored(20, 10)]);
+        assert_eq!((cache.first(), cache.len()), (20, 1));
+        cache.remove_below(30);
+        assert_eq!((cache.first(), cache.len(), cache.bytes()), (30, 0, 0));
+    }
+
+    #[test]
+    fn answers_only_what_it_holds() {
+        let mut cache = RecentCache::new(0, usize::MAX);
+        cache.extend((10..20).map(|p| stored(p, 10)));
+        let all = Selector::all();
+        let bounds = LogBounds {
+            oldest: Some(0),
+            next: 20,
+        };
+        assert!(cache.read_from(bounds, Cursor::at(9), &all, 5).is_none());
+        let page = cache.read_from(bounds, Cursor::at(12), &all, 5).unwrap();
+        assert_eq!(page.entries.len(), 5);
+        assert_eq!(page.next_cursor, Cursor::at(17));
+        assert!(!page.caught_up);
+        assert_eq!(cache.get(10).map(|e| e.position), Some(10));
+        assert!(cache.get(9).is_none() && cache.get(20).is_none());
+        let end = cache.read_from(bounds, Cursor::at(99), &all, 5).unwrap();
+        assert_eq!((end.next_cursor, end.caught_up), (Cursor::at(20), true));
+    }
+}
