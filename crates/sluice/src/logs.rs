@@ -18,7 +18,9 @@
 //! asked for more entries than that (filters here, events hidden by the
 //! text formats, multi-line payloads) and again for more while too few
 //! came and the server had more, up to its replay limit; then the output
-//! is cut to N.
+//! is cut to N, so nothing shows before the whole answer came (memory
+//! holds at most N lines). `--recent --since` without `-n` cuts nothing
+//! and prints as the answer comes.
 //!
 //! Empty results are said on stderr: `--recent` that shows nothing says
 //! `no logs for APP in the last hour` (exit 0); a tail of an app of which
@@ -207,6 +209,7 @@ async fn logs(args: LogsArgs, base: Url, zone: Zone, since: Option<i64>) -> Resu
         scratch: Vec::new(),
         has_token: args.server.token.is_some(),
         resume: Resume::new(since.unwrap_or_else(|| now_ns().saturating_sub(START_SLACK_NS))),
+        shown: 0,
         bad_lines: 0,
     };
     let ctx = Ctx {
@@ -217,13 +220,10 @@ async fn logs(args: LogsArgs, base: Url, zone: Zone, since: Option<i64>) -> Resu
         zone,
     };
     let result = if args.recent {
-        // With --since and no -n: everything since then.
-        let n = match (args.num, since) {
-            (Some(n), _) => n,
-            (None, Some(_)) => MAX_REPLAY,
-            (None, None) => DEFAULT_RECENT,
-        };
-        recent(&ctx, n, &mut out).await
+        match (args.num, since) {
+            (None, Some(_)) => everything_since(&ctx, &mut out).await,
+            (n, _) => recent(&ctx, n.unwrap_or(DEFAULT_RECENT), &mut out).await,
+        }
     } else {
         tail(&ctx, args.num, &mut out).await
     };
@@ -250,16 +250,51 @@ async fn recent(ctx: &Ctx, n: usize, out: &mut Output) -> Result<u8> {
         }
     };
     if last.lines.is_empty() {
-        let mut note = format!("sluice: {}", empty_note(ctx, &out.view));
-        if server_is_empty(ctx).await == Some(true) {
-            note.push_str("; the server holds no logs at all");
-        }
-        crate::say!("{note}");
+        say_empty(ctx, &out.view).await;
     }
     match out.printer.lines(&last.lines) {
         Ok(()) => Ok(0),
         Err(err) => output_error(err),
     }
+}
+
+/// `--recent --since` without `-n`: every entry since then (up to the
+/// server's replay limit), printed as it comes: nothing is cut, so
+/// nothing needs holding back.
+async fn everything_since(ctx: &Ctx, out: &mut Output) -> Result<u8> {
+    let replay = Replay {
+        recent: Some(MAX_REPLAY),
+        since: ctx.since,
+        after: None,
+    };
+    let url = ctx.filter.url(&ctx.base, &replay, false);
+    let end = match stream::connect(&ctx.client, url, out.has_token).await {
+        Ok(response) => stream::read(response, out).await,
+        Err(ConnectError::Retry(why) | ConnectError::Fatal(why)) => {
+            return Err(anyhow!("cannot read logs from {}: {why}", ctx.base));
+        }
+    };
+    match end {
+        End::Closed if out.shown == 0 => say_empty(ctx, &out.view).await,
+        End::Closed => {}
+        End::Broken(why) => {
+            return Err(anyhow!(
+                "cannot read logs from {}: lost the connection: {why}",
+                ctx.base
+            ));
+        }
+        End::Output(err) => return output_error(err),
+    }
+    Ok(0)
+}
+
+/// Says on stderr that the view is empty, and whether the server is.
+async fn say_empty(ctx: &Ctx, view: &View) {
+    let mut note = format!("sluice: {}", empty_note(ctx, view));
+    if server_is_empty(ctx).await == Some(true) {
+        note.push_str("; the server holds no logs at all");
+    }
+    crate::say!("{note}");
 }
 
 /// `no logs for web in the last hour`, with what narrowed the view.
@@ -461,6 +496,8 @@ struct Output {
     has_token: bool,
     /// Where a reconnect resumes: after the last entry received.
     resume: Resume,
+    /// Lines printed.
+    shown: usize,
     bad_lines: u64,
 }
 
@@ -492,6 +529,7 @@ impl stream::Sink for Output {
         }
         self.scratch.clear();
         self.renderer.render(line, &env, &mut self.scratch);
+        self.shown += self.scratch.len();
         self.printer.lines(&self.scratch)
     }
 
