@@ -153,7 +153,7 @@ fn write_log(f: &mut fmt::Formatter<'_>, r: &OpenReport) -> fmt::Result {
         .map_or("none".to_owned(), |p| p.to_string());
     writeln!(
         f,
-        "  {} segments, {} records, {} bytes; oldest position {oldest}, next {}",
+        "  segments: {}, records: {}, bytes: {}; oldest position {oldest}, next {}",
         r.segments, r.records, r.bytes, r.next_position
     )?;
     match &r.meta {
@@ -317,7 +317,7 @@ mod tests {
         assert_eq!(r.cursors[0].consumer, "drain-a");
         assert_eq!(r.cursors[0].state, CursorState::Ok(Cursor::at(4)));
         let text = r.to_string();
-        assert!(text.starts_with("clean\n"), "{text}");
+        assert!(text.starts_with("clean: "), "{text}");
         assert!(
             text.contains("\"drain-a\": v1.4, ok (6 entries behind the end)"),
             "{text}"
@@ -338,7 +338,7 @@ mod tests {
         let tail = r.log.as_ref().unwrap().tail.as_ref().unwrap();
         assert_eq!(tail.records_kept, 9);
         let text = r.to_string();
-        assert!(text.starts_with("NOT CLEAN\n"), "{text}");
+        assert!(text.starts_with("NOT CLEAN: "), "{text}");
         assert!(text.contains("TORN TAIL"), "{text}");
         assert!(text.contains("after 9 records"), "{text}");
         // Nothing was changed.
