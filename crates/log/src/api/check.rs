@@ -210,9 +210,9 @@ fn write_log(f: &mut fmt::Formatter<'_>, r: &OpenReport) -> fmt::Result {
 impl fmt::Display for DataDirReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = if self.is_clean() {
-            "clean"
+            "clean: nothing to repair"
         } else {
-            "NOT CLEAN"
+            "NOT CLEAN: see the lines in capitals"
         };
         writeln!(f, "{verdict}")?;
         writeln!(f, "log {}:", self.log_dir.display())?;
