@@ -153,7 +153,7 @@ fn write_log(f: &mut fmt::Formatter<'_>, r: &OpenReport) -> fmt::Result {
         .map_or("none".to_owned(), |p| p.to_string());
     writeln!(
         f,
-        "  segments: {}, records: {}, bytes: {}; oldest position {oldest}, next {}",
+        "  {} segment(s), {} records, {} bytes; oldest position {oldest}, next {}",
         r.segments, r.records, r.bytes, r.next_position
     )?;
     match &r.meta {
@@ -313,6 +313,8 @@ mod tests {
         let r = check_data_dir(dir.path()).unwrap();
         assert!(r.is_clean(), "{r}");
         assert_eq!(r.log.as_ref().unwrap().records, 10);
+        // `sluice check`'s tests look for these words.
+        assert!(r.to_string().contains(" 10 records, "), "{r}");
         assert_eq!(r.cursors.len(), 1);
         assert_eq!(r.cursors[0].consumer, "drain-a");
         assert_eq!(r.cursors[0].state, CursorState::Ok(Cursor::at(4)));
