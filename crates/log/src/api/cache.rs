@@ -96,6 +96,10 @@ impl RecentCache {
     /// while over budget. An entry that does not follow `end` (positions
     /// skipped) restarts the cache at it, so it stays contiguous.
     pub(crate) fn extend(&mut self, written: impl IntoIterator<Item = StoredEntry>) {
+        if self.max_bytes == 0 {
+            // Off: the entries are not even built (the iterator is lazy).
+            return;
+        }
         for e in written {
             if e.position != self.end {
                 self.entries.clear();
@@ -209,6 +213,21 @@ mod tests {
         // One entry bigger than the budget leaves nothing cached.
         cache.extend([stored(25, 20 * one)]);
         assert_eq!((cache.len(), cache.first(), cache.bytes()), (0, 26, 0));
+    }
+
+    #[test]
+    fn off_holds_nothing_and_answers_only_at_the_end() {
+        let mut cache = RecentCache::new(0, 0);
+        cache.extend((0..5).map(|p| stored(p, 10)));
+        assert_eq!((cache.len(), cache.bytes()), (0, 0));
+        let bounds = LogBounds {
+            oldest: Some(0),
+            next: 5,
+        };
+        let all = Selector::all();
+        assert!(cache.read_from(bounds, Cursor::at(4), &all, 5).is_none());
+        let end = cache.read_from(bounds, Cursor::at(5), &all, 5).unwrap();
+        assert!(end.caught_up && end.entries.is_empty());
     }
 
     #[test]

@@ -10,11 +10,13 @@
 //! `min_free_disk_bytes`), and if the batch's write fails it is discarded
 //! from the writer ([`LogWriter::discard_pending`]), never written later,
 //! and its positions are given to the next batch (no reader ever saw
-//! them), so a caller that retries stores it once. The entries of every written batch also go
-//! to the recent-records cache (`cache.rs`): a `read_from` near the end is
-//! answered from it inline; other reads run on `spawn_blocking` through a
-//! [`LogReader`], so async workers never touch disk. Consumer cursors are
-//! files in `cursor_dir` (see `consumers.rs`).
+//! them), so a caller that retries stores it once.
+//!
+//! The entries of every written batch also go to the recent-records cache
+//! (`cache.rs`): a `read_from` near the end is answered from it inline, and
+//! per-source reads take what it holds; other reads run on
+//! `spawn_blocking` through a [`LogReader`], so async workers never touch
+//! disk. Consumer cursors are files in `cursor_dir` (see `consumers.rs`).
 //!
 //! Start-up rebuilds the per-source index by scanning every segment
 //! (`recover.rs`, which also verifies every record); no index checkpoint
