@@ -18,8 +18,10 @@
 //! that wants all-or-nothing calls [`discard_pending`](LogWriter::discard_pending)
 //! instead, which drops them and gives their positions out again. Either
 //! way, bytes a failed write may have left past the segment's valid end are
-//! cut off (truncated) before anything else is written, so neither a retry
-//! nor a crash can bring a discarded record back.
+//! cut off (truncated and synced) at once and, if that fails too, before
+//! anything else is written, so no later write or recovery can bring a
+//! discarded record back — except a crash while the truncation itself
+//! keeps failing, after which recovery may read those bytes as records.
 
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
