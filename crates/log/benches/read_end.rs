@@ -2,7 +2,8 @@
 //! fan-out and of drains that keep up — answered from the recent-records
 //! cache (inline, no decode) versus from disk (`spawn_blocking`, read and
 //! protobuf decode), with 100,000 envelopes of 256-byte payloads written
-//! and pages of 100 read from 100 before the end.
+//! and pages of 100 read from 100 before the end. Also what filling the
+//! cache costs `append` (batches of 100, one write each, no fsync).
 //!
 //! Numbers are in the module doc of `src/api/cache.rs`.
 
@@ -58,6 +59,18 @@ fn read_end(c: &mut Criterion) {
                     .block_on(log.read_from(Cursor::at(end - 10 * PAGE as u64), &one, PAGE))
                     .expect("read");
                 assert_eq!(page.entries.len(), 10);
+            })
+        });
+        // Last: it moves the end.
+        group.bench_function(format!("append_100_{name}"), |b| {
+            b.iter(|| {
+                let batch: Vec<Envelope> = (0..PAGE as i64)
+                    .map(|i| {
+                        let payload = Bytes::from(vec![b'x'; 256]);
+                        Envelope::log(i, "app-append", "0", payload, LogType::Out)
+                    })
+                    .collect();
+                rt.block_on(log.append(batch)).expect("append");
             })
         });
     }

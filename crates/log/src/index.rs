@@ -5,22 +5,23 @@
 //!
 //! Compact by construction: each source id is stored once (the map key) and
 //! each record costs one `(u64, i64)` pair — 16 bytes, plus the slack of a
-//! growing `VecDeque`. [`IndexStats::heap_bytes`] estimates the total and
-//! the `index_memory` test prints it per entry: 16.8 bytes with one source
-//! of 1,000,000 entries, 16.5 with 1,000 sources of 1,000, and 33.6 with
-//! 100,000 sources of 10 (each source also pays its map slot, its id and a
-//! `VecDeque` with room for 16); allocator overhead comes on top.
+//! growing `VecDeque` (grown by half, not doubled: most sources are small).
+//! [`IndexStats::heap_bytes`] estimates the total and the `index_memory`
+//! test prints it per entry: 16.1 bytes with one source of 1,000,000
+//! entries, 16.5 with 1,000 sources of 1,000, and 27.2 with 100,000 sources
+//! of 10 (each source also pays its map slot, its id and a deque with room
+//! for 12); allocator overhead comes on top.
 //!
 //! Measured as a whole process (`examples/log_memory.rs`, release, glibc
 //! malloc, December 2026): after `DiskLog::open` of 1,000,000 records of
 //! 256-byte payloads the process's `RssAnon` grew by 3.4 MB with one
-//! source (the index keeps its newest 100,000: 21 bytes each by the
-//! estimate, the rest is segment state and the runtime) and by 46.9 MB
-//! with 100,000 sources of 10 (47 bytes per entry, 33 by the estimate:
-//! the gap is one allocation header per source id and per deque, and the
-//! map's spare slots). That is close enough to the ~40 bytes aimed at
-//! that a denser layout (one shared arena instead of a deque per source)
-//! is not worth its complexity yet.
+//! source (the index keeps its newest 100,000; the rest is segment state
+//! and the runtime) and by 40.4 MB with 100,000 sources of 10: 41 bytes
+//! per entry for everything (it was 47 when deques doubled). The rest of
+//! the gap to the estimate is one allocation header per source id and per
+//! deque. A denser layout (one arena instead of a deque per source) would
+//! save about 10 more bytes per entry for small sources; not worth its
+//! complexity yet.
 //! It is rebuilt from the segments on open; entries older than the oldest
 //! kept segment are dropped by retention, and a source keeps at most
 //! `max_per_source` entries (the oldest leave the index, not the disk).
@@ -87,6 +88,11 @@ impl SourceIndex {
             if timestamp < last_ts {
                 e.ts_sorted = false;
             }
+        }
+        if e.items.len() == e.items.capacity() {
+            // Grow by half, not double: most sources are small, and the
+            // slack of doubling is most of what a small one costs.
+            e.items.reserve_exact((e.items.len() / 2).max(4));
         }
         e.items.push_back((position, timestamp));
         self.entries += 1;

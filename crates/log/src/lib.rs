@@ -31,8 +31,10 @@
 //!
 //! On top sits the seam the rest of sluice uses ([`api`]): the async,
 //! fallible [`Log`] trait with [`DiskLog`] (over the segments, I/O on
-//! blocking threads) and [`MemoryLog`], typed [`Cursor`]s and durable
-//! consumer cursors.
+//! blocking threads, the newest entries in a byte-bounded cache that
+//! answers reads near the end inline, all-or-nothing appends that stop
+//! before the disk is full) and [`MemoryLog`], typed [`Cursor`]s, durable
+//! consumer cursors, and [`check_data_dir`] for `sluice check`.
 //!
 //! This crate does no network I/O, keeps its storage layer synchronous (the
 //! [`DiskLog`] wraps it for async callers), and must never depend on the router, sources,

@@ -18,8 +18,10 @@
 //! that wants all-or-nothing calls [`discard_pending`](LogWriter::discard_pending)
 //! instead, which drops them and gives their positions out again. Either
 //! way, bytes a failed write may have left past the segment's valid end are
-//! cut off (truncated) before anything else is written, so neither a retry
-//! nor a crash can bring a discarded record back.
+//! cut off (truncated and synced) at once and, if that fails too, before
+//! anything else is written, so no later write or recovery can bring a
+//! discarded record back — except a crash while the truncation itself
+//! keeps failing, after which recovery may read those bytes as records.
 
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
@@ -291,8 +293,10 @@ impl LogWriter {
     /// at the next position; the new base is also persisted as the floor.
     pub(crate) fn roll(&mut self) -> Result<(), LogError> {
         self.sync()?;
-        let seg = Segment::create(&self.shared.dir, self.next)?;
+        // The floor first: if it cannot be written (a full disk), no new
+        // segment is left behind for the next try to trip over.
         meta::write(&self.shared.dir, self.next)?;
+        let seg = Segment::create(&self.shared.dir, self.next)?;
         let mut list = self.shared.snapshot().as_ref().clone();
         list.push(seg.clone());
         self.shared.set_segments(list);
@@ -388,5 +392,24 @@ pub(crate) mod tests {
         let sources: Vec<&str> = read.records.iter().map(|r| r.source_id.as_str()).collect();
         assert_eq!(sources, ["a", "a", "a", "c"]);
         assert_eq!(w.next_position(), 4);
+    }
+
+    #[test]
+    fn a_roll_that_failed_can_be_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LogConfig::new(dir.path());
+        config.segment_bytes = 200;
+        let (mut w, _) = open(config.clone()).unwrap();
+        w.append(&records("a", 2)).unwrap();
+        w.flush().unwrap();
+        // The floor cannot be written (as on a full disk): the roll fails.
+        std::fs::create_dir(dir.path().join(meta::META_TMP)).unwrap();
+        assert!(w.append(&records("b", 5)).is_err());
+        std::fs::remove_dir(dir.path().join(meta::META_TMP)).unwrap();
+        assert_eq!(w.append(&records("b", 5)).unwrap(), 2..7);
+        w.close().unwrap();
+        let (w, report) = open(config).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(w.next_position(), 7);
     }
 }

@@ -153,7 +153,7 @@ fn write_log(f: &mut fmt::Formatter<'_>, r: &OpenReport) -> fmt::Result {
         .map_or("none".to_owned(), |p| p.to_string());
     writeln!(
         f,
-        "  {} segments, {} records, {} bytes; oldest position {oldest}, next {}",
+        "  {} segment(s), {} records, {} bytes; oldest position {oldest}, next {}",
         r.segments, r.records, r.bytes, r.next_position
     )?;
     match &r.meta {
@@ -210,9 +210,9 @@ fn write_log(f: &mut fmt::Formatter<'_>, r: &OpenReport) -> fmt::Result {
 impl fmt::Display for DataDirReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = if self.is_clean() {
-            "clean"
+            "clean: nothing to repair"
         } else {
-            "NOT CLEAN"
+            "NOT CLEAN: see the lines in capitals"
         };
         writeln!(f, "{verdict}")?;
         writeln!(f, "log {}:", self.log_dir.display())?;
@@ -313,11 +313,13 @@ mod tests {
         let r = check_data_dir(dir.path()).unwrap();
         assert!(r.is_clean(), "{r}");
         assert_eq!(r.log.as_ref().unwrap().records, 10);
+        // `sluice check`'s tests look for these words.
+        assert!(r.to_string().contains(" 10 records, "), "{r}");
         assert_eq!(r.cursors.len(), 1);
         assert_eq!(r.cursors[0].consumer, "drain-a");
         assert_eq!(r.cursors[0].state, CursorState::Ok(Cursor::at(4)));
         let text = r.to_string();
-        assert!(text.starts_with("clean\n"), "{text}");
+        assert!(text.starts_with("clean: "), "{text}");
         assert!(
             text.contains("\"drain-a\": v1.4, ok (6 entries behind the end)"),
             "{text}"
@@ -338,7 +340,7 @@ mod tests {
         let tail = r.log.as_ref().unwrap().tail.as_ref().unwrap();
         assert_eq!(tail.records_kept, 9);
         let text = r.to_string();
-        assert!(text.starts_with("NOT CLEAN\n"), "{text}");
+        assert!(text.starts_with("NOT CLEAN: "), "{text}");
         assert!(text.contains("TORN TAIL"), "{text}");
         assert!(text.contains("after 9 records"), "{text}");
         // Nothing was changed.

@@ -10,23 +10,26 @@
 //! `min_free_disk_bytes`), and if the batch's write fails it is discarded
 //! from the writer ([`LogWriter::discard_pending`]), never written later,
 //! and its positions are given to the next batch (no reader ever saw
-//! them), so a caller that retries stores it once. The entries of every written batch also go
-//! to the recent-records cache (`cache.rs`): a `read_from` near the end is
-//! answered from it inline; other reads run on `spawn_blocking` through a
-//! [`LogReader`], so async workers never touch disk. Consumer cursors are
-//! files in `cursor_dir` (see `consumers.rs`).
+//! them), so a caller that retries stores it once.
+//!
+//! The entries of every written batch also go to the recent-records cache
+//! (`cache.rs`): a `read_from` near the end is answered from it inline, and
+//! per-source reads take what it holds; other reads run on
+//! `spawn_blocking` through a [`LogReader`], so async workers never touch
+//! disk. Consumer cursors are files in `cursor_dir` (see `consumers.rs`).
 //!
 //! Start-up rebuilds the per-source index by scanning every segment
 //! (`recover.rs`, which also verifies every record); no index checkpoint
 //! is written yet. `examples/log_memory.rs` (release, page cache warm, the
-//! 2-core machine under other builds, December 2026) opens 1,000,000
-//! records of 256-byte payloads (328 MB) in 0.24 s from one source and
-//! 0.54 s from 100,000 sources: under the 2 s that would call for one.
-//! It grows linearly — 4,000,000 records from 100,000 sources took 2.5 s —
-//! so a log filling the default 4 GiB budget (about 13 M such records)
-//! would take about 8 s: a checkpoint of the index (and of each segment's
-//! sparse offsets, which the same scan builds) is the next step before
-//! budgets that large are common.
+//! 2-core machine shared with other builds, load 8, December 2026) opens
+//! 1,000,000 records of 256-byte payloads (328 MB) in 0.24–0.34 s from one
+//! source and 0.54–1.0 s from 100,000 sources (round-robin: every record
+//! a cache miss in the index, half the time): under the 2 s that would
+//! call for one. It grows linearly — 4,000,000 records from 100,000 sources
+//! took 2.5–4 s — so a log filling the default 4 GiB budget (about 13 M
+//! such records) would take some 8 s or more: a checkpoint of the index
+//! (and of each sealed segment's sparse offsets and counts, which the same
+//! scan builds) is the next step before budgets that large are common.
 
 use std::future::Future;
 use std::ops::Range;
