@@ -364,7 +364,7 @@ fn status_line(status: &Value, now: i64) -> String {
     if let Some(behind) = status["behind"].as_u64() {
         line.push_str(&format!("  behind {behind}"));
         if let Some(oldest) = status["oldest_undelivered_ns"].as_i64() {
-            let secs = (now.saturating_sub(oldest)).max(0) / 1_000_000_000;
+            let secs = now.saturating_sub(oldest).max(0) / 1_000_000_000;
             line.push_str(&format!(", oldest undelivered {} old", age(secs)));
         }
     }
