@@ -41,6 +41,10 @@ use crate::writers::BatchPolicy;
 /// keeps delivering.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(150);
 
+/// How long a feed waits before reading again when a page made no
+/// progress.
+const NO_PROGRESS_WAIT: Duration = Duration::from_millis(100);
+
 /// The log consumer a drain is: `drain.<name>`.
 pub fn consumer_name(drain: &str) -> String {
     format!("drain.{drain}")
@@ -196,10 +200,21 @@ impl Feed {
             if cancel.is_cancelled() {
                 return Ok(false);
             }
+            let before = self.read;
             let page = self
                 .log
                 .read_from(self.read, &self.selector, policy.max_entries)
                 .await?;
+            if page.entries.is_empty() && !page.caught_up && page.next_cursor <= before {
+                // A page that made no progress (never expected): do not
+                // spin on it.
+                warn!(cursor = %before, "the log returned no progress; waiting");
+                tokio::select! {
+                    _ = tokio::time::sleep(NO_PROGRESS_WAIT) => {}
+                    _ = cancel.cancelled() => return Ok(false),
+                }
+                continue;
+            }
             if page.skipped > 0 {
                 self.skipped += page.skipped;
                 let after_gap = page.entries.first().map(|e| e.entry.envelope.timestamp);
