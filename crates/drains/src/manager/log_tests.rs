@@ -252,6 +252,12 @@ async fn a_restarted_manager_resumes_from_the_committed_cursor() {
         got.push(next_line(&mut rx).await);
     }
     m.stop_all(Duration::from_secs(5)).await;
+    // What was not sent stays in the log: nothing is counted as lost.
+    let info = m.get("keep").unwrap();
+    assert_eq!(
+        (info.status.state, info.status.dropped),
+        (State::Stopped, 0)
+    );
     drop(m);
     while let Some(line) = rx.recv().await {
         got.push(line);
