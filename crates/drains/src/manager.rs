@@ -57,6 +57,8 @@ use crate::spec::{DrainSpec, DrainUrl, Scheme, SpecError, Target};
 use crate::status::{State, Status, StatusView};
 use crate::writers::{self, batch_policy, BatchPolicy, DrainWriter, WriteError, WriterContext};
 
+#[cfg(test)]
+mod crash_tests;
 mod feed;
 #[cfg(test)]
 mod log_tests;

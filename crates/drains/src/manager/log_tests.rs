@@ -22,7 +22,7 @@ use crate::writers::testutil::TempDir as Dir;
 
 const T0: i64 = 1_795_266_898_000_000_000;
 
-fn loopback(c: &mut DrainsConfig) {
+pub(super) fn loopback(c: &mut DrainsConfig) {
     c.policy = Arc::new(NetPolicy::from_list("127.0.0.0/8").unwrap());
 }
 
@@ -42,7 +42,7 @@ fn messages(from: usize, to: usize) -> Vec<Envelope> {
 }
 
 /// Appends `m<from>` … `m<to - 1>` in batches of 1,000.
-async fn append(log: &dyn Log, from: usize, to: usize) {
+pub(super) async fn append(log: &dyn Log, from: usize, to: usize) {
     let mut at = from;
     while at < to {
         let end = (at + 1000).min(to);
