@@ -1,7 +1,8 @@
 //! Tests of drains as durable cursors into the log: a receiver that is
 //! down loses nothing; retention passing a drain is counted exactly and
 //! told; a restarted manager resumes from the committed cursor; a deleted
-//! drain's cursor is forgotten. Plus the catch-up rate, measured
+//! drain's cursor is forgotten; a selective drain passes over what it does
+//! not select. Plus the catch-up rate, measured
 //! (`#[ignore]`d: run it in release mode, see [`catch_up_rate`]).
 
 use std::sync::Arc;
@@ -435,4 +436,29 @@ async fn catch_up_rate() {
         N as f64 / secs,
         N as f64 / append_secs
     );
+}
+
+/// A drain that selects one app passes over the others' entries: it
+/// delivers its app's only, and is not behind once it has examined them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selective_drain_passes_over_other_apps() {
+    let data = Dir::new("selective");
+    let (m, env) = manager(&data.0, loopback);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut s = spec("w", &format!("tcp://127.0.0.1:{port}"));
+    s.apps = vec!["web".into()];
+    add(&m, s).await.unwrap();
+    let (conn, _) = listener.accept().await.unwrap();
+    let mut rx = lines(conn);
+    append(env.log.as_ref(), 0, 30_000).await;
+    let mut web = messages(30_000, 30_001);
+    web[0].source_id = "web".into();
+    env.publish(web).await;
+    append(env.log.as_ref(), 30_001, 40_000).await;
+    assert_eq!(next_line(&mut rx).await, "m30000");
+    wait_for(&m, "w", "caught up", |i| i.status.behind == Some(0)).await;
+    let info = m.get("w").unwrap();
+    assert_eq!((info.status.sent, info.status.dropped), (1, 0));
+    assert_eq!(info.status.oldest_undelivered_ns, None);
 }
