@@ -318,15 +318,20 @@ impl Feed {
     }
 
     /// Commits what was delivered, if anything new (when the drain stops).
+    /// A feed that never found its place commits nothing.
     pub(super) async fn finish(&mut self) {
-        if self.committed != Some(self.acked) {
+        if self.commit_due().is_some() {
             self.commit().await;
         }
     }
 
-    /// When the next commit is due, if there is something to commit.
+    /// When the next commit is due, if there is something to commit (never
+    /// before [`Feed::begin`] succeeded).
     fn commit_due(&self) -> Option<Instant> {
-        (self.committed != Some(self.acked)).then(|| self.last_commit + COMMIT_EVERY)
+        match self.committed {
+            Some(c) if c != self.acked => Some(self.last_commit + COMMIT_EVERY),
+            _ => None,
+        }
     }
 
     async fn commit(&mut self) {
@@ -369,5 +374,41 @@ async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_log::{MemoryLog, MemoryLogConfig};
+
+    use super::*;
+
+    /// A feed stopped before it found its place (its task cancelled while
+    /// the log failed) must not overwrite the committed cursor with the
+    /// start of the log.
+    #[tokio::test]
+    async fn a_feed_that_never_began_commits_nothing() {
+        let log = Arc::new(MemoryLog::new(MemoryLogConfig::default()));
+        log.commit("drain.x", Cursor::at(42)).await.unwrap();
+        let status = Arc::new(Status::new(0));
+        let mut feed = Feed::new(
+            log.clone(),
+            "x",
+            Selector::default(),
+            status,
+            DrainCounters::default(),
+        );
+        feed.finish().await;
+        assert_eq!(
+            log.committed("drain.x").await.unwrap(),
+            Some(Cursor::at(42))
+        );
+        feed.begin(Start::Resume).await.unwrap();
+        assert_eq!(feed.acked, Cursor::at(42));
+        feed.finish().await;
+        assert_eq!(
+            log.committed("drain.x").await.unwrap(),
+            Some(Cursor::at(42))
+        );
     }
 }
