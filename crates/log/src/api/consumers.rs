@@ -228,4 +228,21 @@ mod tests {
             assert_eq!(consumer_of(bad), None, "{bad}");
         }
     }
+
+    #[test]
+    fn commits_are_synced_later_and_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CursorFiles::open(dir.path().join("cursors")).unwrap();
+        files.write("a", Cursor::at(1)).unwrap();
+        files.write("a", Cursor::at(2)).unwrap();
+        files.write("b", Cursor::at(3)).unwrap();
+        assert_eq!(files.unsynced.lock().len(), 2, "one fsync per file due");
+        files.sync().unwrap();
+        assert!(files.unsynced.lock().is_empty());
+        // A cursor forgotten before the sync is no error.
+        files.write("c", Cursor::at(4)).unwrap();
+        assert!(files.remove("c").unwrap());
+        files.sync().unwrap();
+        assert_eq!(files.read("a").unwrap(), Some(Cursor::at(2)));
+    }
 }
