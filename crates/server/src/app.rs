@@ -166,8 +166,12 @@ impl Server {
             ));
         }
 
-        let (drains, problems) =
-            DrainManager::start(bus.clone(), config.drains_config()?, shutdown.clone());
+        let (drains, problems) = DrainManager::start(
+            Arc::clone(&log),
+            Arc::clone(&metrics),
+            config.drains_config()?,
+            shutdown.clone(),
+        );
         for problem in problems {
             warn!("{problem}");
         }

@@ -218,7 +218,14 @@ impl DiskLog {
     /// Flushes and fsyncs everything appended so far.
     pub async fn sync(&self) -> Result<(), ApiError> {
         let inner = self.inner.clone();
-        blocking(move || Self::with_writer(&inner, |w| Ok(w.sync()?))).await
+        blocking(move || {
+            let segments = Self::with_writer(&inner, |w| Ok(w.sync()?));
+            // Consumer cursors committed since the last sync, even when the
+            // segments failed (or the log is closed).
+            let cursors = inner.cursors.sync();
+            segments.and(cursors)
+        })
+        .await
     }
 
     /// The fsync timer: syncs every `period` until `shutdown` completes,
@@ -283,7 +290,9 @@ impl DiskLog {
                 None => Ok(()),
             };
             inner.publish_end(true);
-            Ok(result?)
+            let cursors = inner.cursors.sync();
+            result?;
+            cursors
         })
         .await
     }
