@@ -324,8 +324,19 @@ fn signal(child: &Child, signal: libc::c_int) {
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({signal})");
 }
 
+/// A child killed when dropped (a failed test leaves no tail behind,
+/// stopped or not).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `sluice logs APP` following, its stdout and stderr as lines.
-fn tail(http: &str, app: &str) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
+fn tail(http: &str, app: &str) -> (Reaped, mpsc::Receiver<String>, mpsc::Receiver<String>) {
     let mut child = std::process::Command::new(sluice_bin())
         .args(["logs", app, "--server", http])
         .env_remove("SLUICE_TOKEN")
@@ -336,7 +347,7 @@ fn tail(http: &str, app: &str) -> (Child, mpsc::Receiver<String>, mpsc::Receiver
         .expect("spawn sluice logs");
     let out = lines_of(child.stdout.take().expect("stdout"));
     let err = lines_of(child.stderr.take().expect("stderr"));
-    (child, out, err)
+    (Reaped(child), out, err)
 }
 
 /// What the tail printed, read as it comes.
@@ -372,7 +383,7 @@ impl Shown {
 fn kill9_during_a_tail_shows_every_line_once() {
     let site = Site::new("dura-tail", &[]);
     let mut server = site.start();
-    let (mut child, out, err) = tail(&server.http, "tailed");
+    let (child, out, err) = tail(&server.http, "tailed");
     let mut shown = Shown {
         rx: out,
         numbers: Vec::new(),
@@ -430,7 +441,7 @@ fn kill9_during_a_tail_shows_every_line_once() {
     // The tail is stopped while the server takes more lines, so the kill
     // comes with lines stored but not sent to the tail (in the server's
     // queue for it): only a resume from the log can show them.
-    signal(&child, libc::SIGSTOP);
+    signal(&child.0, libc::SIGSTOP);
     let stopped_at = upto.load(Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(10);
     while upto.load(Ordering::SeqCst) < stopped_at + UNSENT {
@@ -439,7 +450,7 @@ fn kill9_during_a_tail_shows_every_line_once() {
     }
     server.kill9();
     let acked_at_kill = upto.load(Ordering::SeqCst);
-    signal(&child, libc::SIGCONT);
+    signal(&child.0, libc::SIGCONT);
     // The tail shows what reached it before the kill, then goes quiet.
     while let Ok(line) = shown.rx.recv_timeout(Duration::from_millis(300)) {
         shown.take(line);
@@ -452,8 +463,7 @@ fn kill9_during_a_tail_shows_every_line_once() {
     let acked = sender.join().expect("sender");
     let last = acked.last().copied().unwrap_or(0);
     let caught_up = shown.until(last, 10);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let notes: Vec<String> = err.try_iter().collect();
     assert!(
         resumed && caught_up,
