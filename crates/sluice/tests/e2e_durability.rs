@@ -8,7 +8,10 @@
 //!   after the restart (none twice);
 //! - during delivery to a syslog drain, every line arrives at least once
 //!   and at most one drain batch twice;
-//! - during `sluice logs` tailing, the tail shows every line once.
+//! - during `sluice logs` tailing, the tail shows every line once;
+//!
+//! and, against a stand-in server, that a tail reconnects with the cursor
+//! of the last entry it received (`after=`).
 //!
 //! Counts are printed (`--nocapture` shows them).
 
@@ -505,4 +508,77 @@ fn kill9_during_a_tail_shows_every_line_once() {
         &twice[..twice.len().min(10)]
     );
     drop(server);
+}
+
+/// What a reconnecting tail asks for, seen by a stand-in server: the
+/// first request is live only; the answer's entries carry cursors (and a
+/// notice that has none); the reconnect asks for what came after the last
+/// cursor, not for a time.
+#[test]
+fn a_reconnecting_tail_asks_for_what_came_after_its_last_cursor() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let http = format!("http://{}", listener.local_addr().expect("addr"));
+    let (paths_tx, paths) = mpsc::channel();
+    std::thread::spawn(move || {
+        let entry = |text: &str, cursor: &str| {
+            format!(
+                r#"{{"timestamp":"1796000000000000000","source_id":"web","instance_id":"0","tags":{{"cursor":"v1.999"}},"log":{{"payload":"{text}","type":"OUT"}}{cursor}}}"#
+            )
+        };
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { break };
+            let mut head = String::new();
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let _ = reader.read_line(&mut head);
+            let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+            if paths_tx.send(path).is_err() {
+                break;
+            }
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut body = String::new();
+            if i == 0 {
+                // "one", "two" in base64; the notice has no cursor.
+                body.push_str(&entry("b25l", r#","cursor":"v1.5""#));
+                body.push('\n');
+                body.push_str(&entry("dHdv", r#","cursor":"v1.6""#));
+                body.push('\n');
+                body.push_str(&entry("bm90aWNl", ""));
+                body.push('\n');
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let mut cmd = std::process::Command::new(sluice_bin());
+    cmd.args(["logs", "--server", &http])
+        .env_remove("SLUICE_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn sluice logs");
+    let out = lines_of(child.stdout.take().expect("stdout"));
+    let child = Reaped(child);
+    let first = paths
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a request");
+    let second = paths
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a reconnect");
+    let shown: Vec<String> = (0..3)
+        .filter_map(|_| out.recv_timeout(Duration::from_secs(5)).ok())
+        .collect();
+    drop(child);
+    assert_eq!(first, "/logs");
+    assert_eq!(second, "/logs?after=v1.6", "shown: {shown:?}");
+    assert!(
+        shown.len() == 3 && shown[0].ends_with(" OUT one") && shown[2].ends_with(" OUT notice"),
+        "{shown:?}"
+    );
 }
