@@ -5,7 +5,9 @@
 //! cursor of the last entry it received and reconnects with
 //! `after=<cursor>`: the server replays what was stored since, in order,
 //! then goes live, so nothing is missed or shown twice, across a restart
-//! of the server too (its positions only grow).
+//! of the server too: its log on disk keeps its positions growing. (A
+//! server with `[log] backend = "memory"` starts again at position 0, so
+//! a cursor from before its restart can skip what it took since.)
 //!
 //! Before any entry came there is no cursor, and nothing can be shown
 //! twice: a reconnect replays from the first request's `--since`, or from
