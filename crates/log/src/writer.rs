@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use crate::config::LogConfig;
 use crate::error::LogError;
-use crate::format::{decode_frame, encode_frame, frame_len};
+use crate::format::{encode_frame, frame_len, BODY_FIXED_LEN, FRAME_PREFIX_LEN};
 use crate::lock::DirLock;
 use crate::meta;
 use crate::reader::LogReader;
@@ -48,6 +48,9 @@ pub struct LogWriter {
     /// Encoded frames not yet written, all for the active segment.
     pending: Vec<u8>,
     pending_count: u64,
+    /// What `flush` publishes of each pending frame, noted when it was
+    /// encoded (so the frames are not decoded and checksummed again).
+    pending_frames: Vec<PendingFrame>,
     /// Next position to assign.
     next: u64,
     /// Every position below this is fsynced.
@@ -56,6 +59,16 @@ pub struct LogWriter {
     /// length, to be truncated before the next write.
     torn: bool,
     _lock: DirLock,
+}
+
+/// One encoded, unwritten frame: where it starts in `pending`, where its
+/// source id lies there, and its position and timestamp.
+#[derive(Debug)]
+struct PendingFrame {
+    at: usize,
+    source: Range<usize>,
+    position: u64,
+    timestamp: i64,
 }
 
 /// Opens (creating if needed) the log in `config.dir`, recovering its state
@@ -82,6 +95,7 @@ pub fn open(config: LogConfig) -> Result<(LogWriter, OpenReport), LogError> {
         active,
         pending: Vec::new(),
         pending_count: 0,
+        pending_frames: Vec::new(),
         next: r.next,
         synced: r.next,
         torn: false,
@@ -160,7 +174,9 @@ impl LogWriter {
         }
         let mark = self.pending.len();
         self.pending.reserve(size);
+        self.pending_frames.reserve(batch.len());
         for (index, (r, position)) in batch.iter().zip(start..end).enumerate() {
+            let at = self.pending.len();
             let written = encode_frame(
                 &mut self.pending,
                 position,
@@ -172,8 +188,16 @@ impl LogWriter {
             );
             if let Err(source) = written {
                 self.pending.truncate(mark);
+                self.pending_frames.truncate(self.pending_count as usize);
                 return Err(LogError::Encode { index, source });
             }
+            let source_at = at + FRAME_PREFIX_LEN + BODY_FIXED_LEN + r.key().len();
+            self.pending_frames.push(PendingFrame {
+                at,
+                source: source_at..source_at + r.source_id().len(),
+                position,
+                timestamp: r.timestamp(),
+            });
         }
         self.pending_count += batch.len() as u64;
         self.next = end;
@@ -198,47 +222,32 @@ impl LogWriter {
         let first = seg.count();
         let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
         let mut sparse = Vec::new();
-        let mut filed = Vec::with_capacity(self.pending_count as usize);
-        let mut at = 0usize;
-        while at < self.pending.len() {
-            // Frames this writer encoded; a failure here would be a bug,
-            // and stops publishing at the last good frame.
-            let Ok((r, len)) = decode_frame(&self.pending[at..], self.config.max_record_bytes)
-            else {
-                debug_assert!(false, "writer produced an undecodable frame");
-                break;
-            };
-            if (r.position - seg.base) % SPARSE_EVERY == 0 {
-                sparse.push(offset + at as u64);
+        for f in &self.pending_frames {
+            if (f.position - seg.base) % SPARSE_EVERY == 0 {
+                sparse.push(offset + f.at as u64);
             }
-            min_ts = min_ts.min(r.timestamp);
-            max_ts = max_ts.max(r.timestamp);
-            let source_at = r.source_id.as_ptr() as usize - self.pending.as_ptr() as usize;
-            filed.push((
-                source_at..source_at + r.source_id.len(),
-                r.position,
-                r.timestamp,
-            ));
-            at += len;
+            min_ts = min_ts.min(f.timestamp);
+            max_ts = max_ts.max(f.timestamp);
         }
         seg.publish(
             &sparse,
             min_ts,
             max_ts,
-            offset + at as u64,
-            first + filed.len() as u64,
+            offset + self.pending.len() as u64,
+            first + self.pending_frames.len() as u64,
         );
         {
             let mut index = self.shared.index.write();
-            for (source, position, timestamp) in filed {
-                // Decoded as UTF-8 above.
-                if let Ok(source) = std::str::from_utf8(&self.pending[source]) {
-                    index.push(source, position, timestamp);
+            for f in &self.pending_frames {
+                // Written from a `&str` by `append`.
+                if let Ok(source) = std::str::from_utf8(&self.pending[f.source.clone()]) {
+                    index.push(source, f.position, f.timestamp);
                 }
             }
         }
         self.pending.clear();
         self.pending_count = 0;
+        self.pending_frames.clear();
         Ok(())
     }
 
@@ -251,6 +260,7 @@ impl LogWriter {
         let dropped = self.pending_count;
         self.pending.clear();
         self.pending_count = 0;
+        self.pending_frames.clear();
         self.next -= dropped;
         self.cut_torn_tail()?;
         Ok(dropped)
@@ -316,6 +326,7 @@ impl LogWriter {
     pub fn abandon(mut self) {
         self.pending.clear();
         self.pending_count = 0;
+        self.pending_frames.clear();
     }
 }
 

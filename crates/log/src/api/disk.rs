@@ -301,9 +301,9 @@ impl DiskLog {
 impl Log for DiskLog {
     fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>> {
         let inner = self.inner.clone();
-        Box::pin(blocking(move || {
+        let written = blocking(move || {
             let keys: Vec<Arc<str>> = batch.iter().map(|e| key::key_for(e).into()).collect();
-            let range = Self::with_writer(&inner, |w| {
+            let (range, evicted) = Self::with_writer(&inner, |w| {
                 let records: Vec<EnvelopeRecord<'_>> = keys
                     .iter()
                     .zip(&batch)
@@ -341,11 +341,19 @@ impl Log for DiskLog {
                         }),
                     },
                 );
-                inner.cache.write().extend(written);
-                Ok(range)
+                let evicted = inner.cache.write().extend(written);
+                Ok((range, evicted))
             })?;
-            Ok(range.collect())
-        }))
+            Ok((range.collect(), evicted))
+        });
+        Box::pin(async move {
+            let (positions, evicted) = written.await?;
+            // Freed here, outside the writer's and the cache's locks, on
+            // the async worker: most envelopes were allocated on one (by a
+            // source), and freeing on the allocating thread is cheaper.
+            drop(evicted);
+            Ok(positions)
+        })
     }
 
     fn read_source<'a>(
