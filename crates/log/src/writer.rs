@@ -127,6 +127,12 @@ impl LogWriter {
         self.synced
     }
 
+    /// Every position below this is written (readable), if not fsynced:
+    /// the positions of buffered batches start here.
+    pub(crate) fn written_position(&self) -> u64 {
+        self.next - self.pending_count
+    }
+
     /// Bytes appended but not yet written.
     pub fn pending_bytes(&self) -> usize {
         self.pending.len()

@@ -1,8 +1,12 @@
 //! [`DiskLog`]: the [`Log`] over this crate's segment files.
 //!
-//! One [`LogWriter`] behind a mutex takes every append on a blocking thread
-//! and flushes after each batch (readers see it at once; a crash may lose
-//! only what the fsync timer had not synced yet). The owner spawns
+//! One [`LogWriter`] behind a mutex takes the appends on a blocking thread
+//! with group commit: appends that arrive while a write is in progress wait
+//! together and go out in the next write, each still all or nothing with
+//! its own positions and result (one committer thread runs while appends
+//! keep coming, instead of a `spawn_blocking` per batch). Every batch is
+//! written before its append returns (readers see it at once; a crash may
+//! lose only what the fsync timer had not synced yet). The owner spawns
 //! [`DiskLog::sync_every`] as the fsync timer and calls [`Log::retain`]
 //! (the configured policy) or [`DiskLog::apply_retention`] on its own
 //! schedule. `append` is all or nothing: it first checks the free space of
@@ -31,7 +35,9 @@
 //! (and of each sealed segment's sparse offsets and counts, which the same
 //! scan builds) is the next step before budgets that large are common.
 
+use std::fmt;
 use std::future::Future;
+use std::io;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,9 +46,9 @@ use std::time::Duration;
 
 use envelope::{key, Entry, Envelope, Selector};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
-use super::cache::{LogBounds, RecentCache, DEFAULT_CACHE_BYTES};
+use super::cache::{Evicted, LogBounds, RecentCache, DEFAULT_CACHE_BYTES};
 use super::consumers::CursorFiles;
 use super::cursor::Cursor;
 use super::space::FreeSpace;
@@ -51,7 +57,7 @@ use super::types::{
 };
 use super::{disk_read, ApiError, Log, LogFuture};
 use crate::{
-    open, EnvelopeRecord, LogConfig, LogReader, LogWriter, OpenReport, RetentionPolicy,
+    open, EnvelopeRecord, LogConfig, LogError, LogReader, LogWriter, OpenReport, RetentionPolicy,
     RetentionReport,
 };
 
@@ -111,6 +117,8 @@ struct Inner {
     space: FreeSpace,
     retention: RetentionPolicy,
     sync_errors: AtomicU64,
+    /// Appends waiting for the group commit.
+    commits: Mutex<Commits>,
     /// The readable end and whether the log is closed, for
     /// [`Log::wait_beyond`].
     end: watch::Sender<(Position, bool)>,
@@ -164,6 +172,212 @@ fn entries_at(inner: Arc<Inner>, positions: Vec<Position>) -> LogFuture<'static,
     }))
 }
 
+/// An append waiting for the group commit, its keys computed.
+struct Queued {
+    batch: Vec<Envelope>,
+    keys: Vec<Arc<str>>,
+    done: oneshot::Sender<Result<(Range<Position>, Evicted), ApiError>>,
+}
+
+/// The appends waiting for the committer, and whether one is running.
+#[derive(Default)]
+struct Commits {
+    waiting: Vec<Queued>,
+    running: bool,
+}
+
+impl fmt::Debug for Commits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Commits")
+            .field("waiting", &self.waiting.len())
+            .field("running", &self.running)
+            .finish()
+    }
+}
+
+/// The committer, run on a blocking thread: writes what is waiting,
+/// group by group, until nothing is. An append that finds none running
+/// starts one.
+struct Committer {
+    inner: Arc<Inner>,
+    finished: bool,
+}
+
+impl Committer {
+    fn run(mut self) {
+        loop {
+            let group = {
+                let mut commits = self.inner.commits.lock();
+                if commits.waiting.is_empty() {
+                    commits.running = false;
+                    self.finished = true;
+                    return;
+                }
+                std::mem::take(&mut commits.waiting)
+            };
+            write_group(&self.inner, group);
+        }
+    }
+}
+
+impl Drop for Committer {
+    /// After a panic (a bug), or when the runtime dropped it unrun (at
+    /// shut-down), the waiting appends fail (their senders are dropped)
+    /// and the next append starts a new committer.
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut commits = self.inner.commits.lock();
+            commits.waiting.clear();
+            commits.running = false;
+        }
+    }
+}
+
+/// Appended to the writer's buffer, not yet written.
+type Open = Vec<(Queued, Range<Position>)>;
+
+/// Writes a group of appends, in order, with as few writes as it can
+/// (one, unless the group passes half the flush threshold or a segment
+/// end). Each batch is still all or nothing and gets its own result: a
+/// batch that cannot be encoded fails alone; a write that fails (or the
+/// free-space check before it) fails every batch it held, discarded from
+/// the writer as a single append's would be.
+fn write_group(inner: &Inner, group: Vec<Queued>) {
+    let mut guard = inner.writer.lock();
+    let Some(w) = guard.as_mut() else {
+        for q in group {
+            let _ = q.done.send(Err(ApiError::Closed));
+        }
+        return;
+    };
+    let limit = w.config.flush_threshold / 2;
+    let mut open: Open = Vec::new();
+    for q in group {
+        if w.pending_bytes() >= limit {
+            commit_open(inner, w, &mut open);
+        }
+        let records: Vec<EnvelopeRecord<'_>> = q
+            .keys
+            .iter()
+            .zip(&q.batch)
+            .map(|(key, envelope)| EnvelopeRecord { key, envelope })
+            .collect();
+        let appended = w.append(&records);
+        drop(records);
+        match appended {
+            Ok(range) => open.push((q, range)),
+            Err(e) => {
+                // A flush or roll inside `append` may have written the
+                // batches before this one.
+                settle(inner, w, &mut open);
+                let e = ApiError::from(e);
+                if !matches!(e, ApiError::Storage(LogError::Encode { .. })) {
+                    // A write failed: the rest is dropped, never written
+                    // by a later flush. (A failure to cut a torn write is
+                    // retried before the next write.)
+                    let _ = w.discard_pending();
+                    fail(&mut open, &e);
+                }
+                let _ = q.done.send(Err(e));
+            }
+        }
+    }
+    commit_open(inner, w, &mut open);
+    inner.publish_end(false);
+}
+
+/// Writes the buffered batches: the free-space check first (buffered, not
+/// written yet: the last moment to refuse), then one write.
+fn commit_open(inner: &Inner, w: &mut LogWriter, open: &mut Open) {
+    if open.is_empty() {
+        return;
+    }
+    let incoming = w.pending_bytes() as u64;
+    let written = inner
+        .space
+        .check(w.active_base(), incoming)
+        .and_then(|()| Ok(w.flush()?));
+    match written {
+        Ok(()) => {
+            inner.space.wrote(incoming);
+            settle(inner, w, open);
+        }
+        Err(e) => {
+            let _ = w.discard_pending();
+            fail(open, &e);
+        }
+    }
+}
+
+/// Answers the open batches the writer has written: their entries go to
+/// the cache (under the writer's lock, so it fills in position order),
+/// waiters are told the new end, then each caller gets its positions.
+fn settle(inner: &Inner, w: &LogWriter, open: &mut Open) {
+    let written = w.written_position();
+    let n = open.iter().take_while(|(_, r)| r.end <= written).count();
+    if n == 0 {
+        return;
+    }
+    let mut answers = Vec::with_capacity(n);
+    {
+        let mut cache = inner.cache.write();
+        for (q, range) in open.drain(..n) {
+            let entries = q.batch.into_iter().zip(q.keys).zip(range.clone()).map(
+                |((envelope, key), position)| StoredEntry {
+                    position,
+                    entry: Arc::new(Entry {
+                        envelope,
+                        key,
+                        seq: position,
+                    }),
+                },
+            );
+            answers.push((q.done, range, cache.extend(entries)));
+        }
+    }
+    inner.publish_end(false);
+    for (done, range, evicted) in answers {
+        let _ = done.send(Ok((range, evicted)));
+    }
+}
+
+/// Fails every open batch with (a copy of) `e`.
+fn fail(open: &mut Open, e: &ApiError) {
+    for (q, _) in open.drain(..) {
+        let _ = q.done.send(Err(copy_error(e)));
+    }
+}
+
+/// The same error for another batch of a failed write (`ApiError` holds
+/// `io::Error`s, which do not clone): kind and message are kept.
+fn copy_error(e: &ApiError) -> ApiError {
+    match e {
+        ApiError::Storage(LogError::Io { op, path, source }) => ApiError::Storage(LogError::Io {
+            op,
+            path: path.clone(),
+            source: io::Error::new(source.kind(), source.to_string()),
+        }),
+        ApiError::Storage(LogError::Encode { index, source }) => {
+            ApiError::Storage(LogError::Encode {
+                index: *index,
+                source: source.clone(),
+            })
+        }
+        ApiError::Storage(LogError::PositionsExhausted) => {
+            ApiError::Storage(LogError::PositionsExhausted)
+        }
+        ApiError::DiskFull {
+            free_bytes,
+            min_free_bytes,
+        } => ApiError::DiskFull {
+            free_bytes: *free_bytes,
+            min_free_bytes: *min_free_bytes,
+        },
+        ApiError::Closed => ApiError::Closed,
+        other => ApiError::Task(other.to_string()),
+    }
+}
+
 /// Runs blocking work off the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -194,6 +408,7 @@ impl DiskLog {
                 space,
                 retention: config.retention,
                 sync_errors: AtomicU64::new(0),
+                commits: Mutex::default(),
             }),
         };
         Ok((log, report))
@@ -301,58 +516,29 @@ impl DiskLog {
 impl Log for DiskLog {
     fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>> {
         let inner = self.inner.clone();
-        let written = blocking(move || {
-            let keys: Vec<Arc<str>> = batch.iter().map(|e| key::key_for(e).into()).collect();
-            let (range, evicted) = Self::with_writer(&inner, |w| {
-                let records: Vec<EnvelopeRecord<'_>> = keys
-                    .iter()
-                    .zip(&batch)
-                    .map(|(key, envelope)| EnvelopeRecord { key, envelope })
-                    .collect();
-                let mut write = || -> Result<Range<Position>, ApiError> {
-                    let range = w.append(&records)?;
-                    // Buffered, not written yet: the last moment to refuse.
-                    let incoming = w.pending_bytes() as u64;
-                    inner.space.check(w.active_base(), incoming)?;
-                    w.flush()?;
-                    inner.space.wrote(incoming);
-                    Ok(range)
-                };
-                let range = match write() {
-                    Ok(range) => range,
-                    Err(e) => {
-                        // All or nothing: what was not written is dropped,
-                        // never written by a later flush. (A failure to cut
-                        // a torn write is retried before the next write.)
-                        let _ = w.discard_pending();
-                        return Err(e);
-                    }
-                };
-                drop(records);
-                // Filed in the cache under the writer's lock, so the cache
-                // fills in position order; waiters are told after.
-                let written = batch.into_iter().zip(keys).zip(range.clone()).map(
-                    |((envelope, key), position)| StoredEntry {
-                        position,
-                        entry: Arc::new(Entry {
-                            envelope,
-                            key,
-                            seq: position,
-                        }),
-                    },
-                );
-                let evicted = inner.cache.write().extend(written);
-                Ok((range, evicted))
-            })?;
-            Ok((range.collect(), evicted))
-        });
         Box::pin(async move {
-            let (positions, evicted) = written.await?;
+            let keys = batch.iter().map(|e| key::key_for(e).into()).collect();
+            let (done, result) = oneshot::channel();
+            let lead = {
+                let mut commits = inner.commits.lock();
+                commits.waiting.push(Queued { batch, keys, done });
+                !std::mem::replace(&mut commits.running, true)
+            };
+            if lead {
+                let committer = Committer {
+                    inner,
+                    finished: false,
+                };
+                tokio::task::spawn_blocking(move || committer.run());
+            }
+            let (range, evicted) = result
+                .await
+                .map_err(|_| ApiError::Task("the group commit stopped".into()))??;
             // Freed here, outside the writer's and the cache's locks, on
             // the async worker: most envelopes were allocated on one (by a
             // source), and freeing on the allocating thread is cheaper.
             drop(evicted);
-            Ok(positions)
+            Ok(range.collect())
         })
     }
 
@@ -543,6 +729,115 @@ mod tests {
             .iter()
             .map(|e| e.entry.envelope.source_id.clone())
             .collect()
+    }
+
+    /// Starts `appends` while the writer is busy (its lock held), so the
+    /// committer finds most of them waiting together, then lets it go. (The
+    /// committer may take the first ones before the rest arrive; the
+    /// results must not depend on how they were grouped.)
+    #[allow(clippy::await_holding_lock)] // the point: a writer busy meanwhile
+    async fn grouped(
+        log: &DiskLog,
+        appends: Vec<Vec<Envelope>>,
+    ) -> Vec<Result<Vec<Position>, ApiError>> {
+        let busy = log.inner.writer.lock();
+        let tasks: Vec<_> = appends
+            .into_iter()
+            .map(|b| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append(b).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(busy);
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_appends_each_get_their_own_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = DiskLogConfig::new(dir.path());
+        // Rolls and threshold flushes inside groups.
+        config.storage.segment_bytes = 4 << 10;
+        config.storage.flush_threshold = 2 << 10;
+        let (log, _) = DiskLog::open(config.clone()).unwrap();
+        let mut want = Vec::new();
+        for round in 0..20 {
+            let appends: Vec<_> = (0..6)
+                .map(|t| batch(&format!("r{round}t{t}"), 1 + (round + t) % 7))
+                .collect();
+            let sizes: Vec<usize> = appends.iter().map(Vec::len).collect();
+            for (positions, (t, n)) in grouped(&log, appends)
+                .await
+                .into_iter()
+                .zip(sizes.into_iter().enumerate())
+            {
+                let positions = positions.unwrap();
+                assert_eq!(positions.len(), n);
+                for p in positions {
+                    want.push((p, format!("r{round}t{t}")));
+                }
+            }
+        }
+        want.sort();
+        let positions: Vec<Position> = want.iter().map(|(p, _)| *p).collect();
+        assert_eq!(positions, (0..want.len() as Position).collect::<Vec<_>>());
+        let stored = |log: DiskLog| async move {
+            let page = log
+                .read_from(Cursor::START, &Selector::all(), 10_000)
+                .await
+                .unwrap();
+            page.entries
+                .iter()
+                .map(|e| (e.position, e.entry.envelope.source_id.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(stored(log.clone()).await, want);
+        log.close().await.unwrap();
+        drop(log);
+        let (log, report) = DiskLog::open(config).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        log.inner.cache.write().remove_below(Position::MAX);
+        assert_eq!(stored(log).await, want, "from disk");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_group_write_stores_none_of_its_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DiskLogConfig::new(dir.path());
+        let (log, _) = DiskLog::open(config.clone()).unwrap();
+        assert_eq!(log.append(batch("a", 2)).await.unwrap(), vec![0, 1]);
+        let good = {
+            let mut guard = log.inner.writer.lock();
+            break_writes(guard.as_mut().unwrap())
+        };
+        let results = grouped(&log, vec![batch("x", 3), batch("y", 1), batch("z", 2)]).await;
+        for r in results {
+            assert!(matches!(r, Err(ApiError::Storage(_))), "{r:?}");
+        }
+        log.inner.writer.lock().as_mut().unwrap().active = good;
+        log.sync().await.unwrap();
+        assert_eq!(log.end_cursor().await.unwrap(), Cursor::at(2));
+        // A batch that cannot be encoded fails alone.
+        let mut too_big = batch("big", 1);
+        too_big[0].source_id = "s".repeat(70_000);
+        let results = grouped(&log, vec![batch("b", 1), too_big, batch("c", 2)]).await;
+        assert_eq!(results[0].as_ref().unwrap(), &vec![2]);
+        assert!(matches!(
+            results[1],
+            Err(ApiError::Storage(LogError::Encode { .. }))
+        ));
+        assert_eq!(results[2].as_ref().unwrap(), &vec![3, 4]);
+        assert_eq!(sources(&log).await, ["a", "a", "b", "c", "c"]);
+        log.close().await.unwrap();
+        drop(log);
+        let (log, report) = DiskLog::open(config).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(sources(&log).await, ["a", "a", "b", "c", "c"]);
     }
 
     #[tokio::test]
