@@ -512,6 +512,22 @@ impl DrainManager {
         }
     }
 
+    /// Waits until every drain knows its place in the log (or is FATAL),
+    /// at most `within`: the server calls it before it takes in anything,
+    /// so a drain that starts at the log's end (a standing route on a new
+    /// data dir) misses nothing sent after the server said it listens.
+    pub async fn placed(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline
+            && !self
+                .list()
+                .iter()
+                .all(|d| d.status.behind.is_some() || d.status.state == State::Fatal)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stops and forgets a drain; standing routes are refused.
     pub fn delete(&self, name: &str) -> Result<(), DrainError> {
         let _change = self.inner.changes.lock();

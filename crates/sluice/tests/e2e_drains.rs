@@ -459,9 +459,11 @@ fn outage_goes_retrying_then_running_and_catches_up_in_order() {
         "nothing lost: {:?}",
         got.iter().find(|m| m.contains("messages lost"))
     );
+    // The status counts a batch once its send returned.
     let status = eventually(10, || {
         let v = server.drain_status("flaky");
-        (v["status"]["behind"].as_u64() == Some(0)).then_some(v)
+        (v["status"]["behind"].as_u64() == Some(0) && v["status"]["sent"].as_u64() == Some(2_000))
+            .then_some(v)
     })
     .expect("caught up");
     assert_eq!(status["status"]["dropped"].as_u64(), Some(0), "{status}");
