@@ -16,13 +16,16 @@
 //!   logplex-1 batches, plain TCP/UDP lines, files, Redis lists);
 //! - [`retry`]: Logyard's reconnect schedule and retry limits;
 //! - [`status`]: STARTING/RUNNING/RETRYING/FATAL/STOPPED with counters;
-//! - [`manager`]: runs one task per drain, with its own bounded queue;
+//! - [`manager`]: runs one task per drain, each a durable cursor into the
+//!   log (the `sluice-log` crate's [`sluice_log::Log`]);
 //! - [`persist`]: drains, saved formats and routes in the data dir.
 //!
-//! A slow or dead receiver only ever fills its own drain's queue (drop
-//! oldest, counted per drain and told in the app's own stream); it never
-//! slows ingest, tails or other drains. This crate must never depend on the
-//! server or sources crates.
+//! A slow or dead receiver only makes its own drain fall behind in the log
+//! (it catches up in order when the receiver returns); it never slows
+//! ingest, tails or other drains. A drain loses messages only when the
+//! log's retention removes them before it sent them, or when the receiver
+//! refuses them: counted per drain and told in the app's own stream. This
+//! crate must never depend on the server, sources or router crates.
 
 pub mod format;
 pub mod manager;

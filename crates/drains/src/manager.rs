@@ -1,12 +1,23 @@
 //! [`DrainManager`]: the drains that exist, each run by its own task.
 //!
-//! A drain's task owns a bus subscription (its own bounded, drop-oldest
-//! queue), a writer and a retry schedule. It gathers a batch as the
-//! writer's [`BatchPolicy`] asks, sends it, and on a connection failure
-//! holds that batch, reconnects on Logyard's schedule and sends it again,
-//! while the queue keeps only the newest entries. Every loss is counted for
-//! the drain (status, `/metrics`) and told in the app's own stream:
-//! `sluice: N messages lost for app X to drain NAME since T`.
+//! Each drain is a durable cursor into the log (DESIGN.md §1): the log
+//! consumer `drain.<name>`. Its task reads the log from its cursor
+//! ([`feed`](self::feed)), gathers a batch as the writer's [`BatchPolicy`]
+//! asks, sends it, and on a connection failure holds that batch, reconnects
+//! on Logyard's schedule and sends it again; only once the receiver accepted
+//! a batch does the cursor move past it (committed at most every
+//! [`COMMIT_EVERY`] and when the drain stops). A receiver that is down only
+//! makes its drain fall behind; it catches up in order when it returns.
+//! Messages are lost only when the log's retention removes them before the
+//! drain sent them, or when the receiver refuses a batch for good; each loss
+//! is counted for the drain (status, `/metrics`) and told in the app's own
+//! stream by a notice appended to the log: `sluice: N messages lost for app
+//! X to drain NAME since T`.
+//!
+//! A new drain starts at the log's end (messages from now on); a restarted
+//! or replaced one resumes from its committed cursor; a deleted one's
+//! cursor is forgotten. Tasks of one drain name never overlap: a new task
+//! first waits for the one before it (its last commit, or the forget).
 //!
 //! On add, besides the URL itself: the host is resolved (within
 //! [`ADD_RESOLVE_TIMEOUT`]) and refused when the address policy leaves no
@@ -27,10 +38,11 @@ use codec::notice;
 use codec::timestamp::rfc3339_seconds;
 use envelope::time::now_ns;
 use envelope::{tags, Entry, Envelope, LogType};
-use metrics::DrainCounters;
+use futures_util::FutureExt;
+use metrics::{DrainCounters, Metrics};
 use parking_lot::{Mutex, RwLock};
-use router::{Bus, Loss, Subscription};
 use serde::Serialize;
+use sluice_log::{ApiError, Log, Position};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -45,10 +57,18 @@ use crate::spec::{DrainSpec, DrainUrl, Scheme, SpecError, Target};
 use crate::status::{State, Status, StatusView};
 use crate::writers::{self, batch_policy, BatchPolicy, DrainWriter, WriteError, WriterContext};
 
+#[cfg(test)]
+mod crash_tests;
+mod feed;
+#[cfg(test)]
+mod log_tests;
+mod notices;
 mod task;
 #[cfg(test)]
 mod tests;
 
+pub use feed::{consumer_name, COMMIT_EVERY};
+use feed::{Feed, Start};
 use task::DrainTask;
 
 /// How long a stopping drain may spend on its last batch.
@@ -66,7 +86,9 @@ pub const MIN_MAX_RECORD: usize = 1024;
 #[derive(Clone, Debug)]
 pub struct DrainsConfig {
     pub data_dir: PathBuf,
-    /// Queue depth per drain (drop oldest beyond).
+    /// Unused: drains read the durable log and have no queue of their own
+    /// any more. Kept so `[drains] queue_capacity` in existing
+    /// configurations still loads.
     pub queue_capacity: usize,
     /// Drains per app at most.
     pub per_app_limit: usize,
@@ -194,8 +216,9 @@ impl DrainInfo {
         }
     }
 
-    fn of(r: &Running) -> Self {
-        let mut info = DrainInfo::new(r.spec.clone(), r.status.view());
+    /// `end`: the log's next position, for the status's `behind`.
+    fn of(r: &Running, end: Option<Position>) -> Self {
+        let mut info = DrainInfo::new(r.spec.clone(), r.status.view(end));
         info.standing = r.standing;
         info
     }
@@ -232,11 +255,16 @@ pub struct DrainManager {
 }
 
 struct Inner {
-    bus: Bus,
+    log: Arc<dyn Log>,
+    metrics: Arc<Metrics>,
     config: DrainsConfig,
     paths: Arc<PathPolicy>,
     persist: Persist,
     drains: Mutex<BTreeMap<String, Running>>,
+    /// Tasks of replaced or deleted drains still finishing (their last
+    /// batch and commit, or the forget of a deleted drain's cursor), by
+    /// name: the next task of that name waits for it.
+    retiring: Mutex<HashMap<String, JoinHandle<()>>>,
     formats: RwLock<HashMap<String, String>>,
     /// Serialises add and delete, so a name's check, file and task change
     /// together (adds run in parallel on blocking threads).
@@ -246,10 +274,13 @@ struct Inner {
 
 impl DrainManager {
     /// Starts the standing routes (`config.routes`), then loads the
-    /// persisted drains and formats and starts every drain. Returns the
-    /// manager and one message per route or file that was skipped.
+    /// persisted drains and formats and starts every drain, each reading
+    /// `log` (the log ingest appends to) from its committed cursor.
+    /// Returns the manager and one message per route or file that was
+    /// skipped.
     pub fn start(
-        bus: Bus,
+        log: Arc<dyn Log>,
+        metrics: Arc<Metrics>,
         config: DrainsConfig,
         shutdown: CancellationToken,
     ) -> (Self, Vec<String>) {
@@ -268,11 +299,13 @@ impl DrainManager {
         let routes = config.routes.clone();
         let manager = DrainManager {
             inner: Arc::new(Inner {
-                bus,
+                log,
+                metrics,
                 config,
                 paths,
                 persist,
                 drains: Mutex::new(BTreeMap::new()),
+                retiring: Mutex::new(HashMap::new()),
                 formats: RwLock::new(formats.into_iter().collect()),
                 changes: Mutex::new(()),
                 shutdown,
@@ -294,7 +327,7 @@ impl DrainManager {
         }
         for spec in specs {
             let name = spec.name.clone();
-            if let Err(e) = manager.launch(spec, false) {
+            if let Err(e) = manager.launch(spec, false, Start::Resume) {
                 problems.push(format!("drain {name:?}: {e}; not started"));
             }
         }
@@ -309,7 +342,7 @@ impl DrainManager {
         self.resolve_format(&spec, &url)?;
         spec_extras(&spec)?;
         self.check_files(&url, true)?;
-        self.launch(spec, true)
+        self.launch(spec, true, Start::Resume)
     }
 
     /// Validates, persists and starts a new drain; an empty name gets a
@@ -337,7 +370,15 @@ impl DrainManager {
         spec.created = now_ns();
         self.inner.persist.save_drain(&spec)?;
         let name = spec.name.clone();
-        self.launch(spec, false)?;
+        // From the log's end as of now (when the log can say at once; else
+        // as of the task's start).
+        let end = self
+            .inner
+            .log
+            .end_cursor()
+            .now_or_never()
+            .and_then(Result::ok);
+        self.launch(spec, false, Start::New(end))?;
         info!(drain = %name, "drain added");
         self.get(&name).ok_or(DrainError::NotFound(name))
     }
@@ -392,10 +433,17 @@ impl DrainManager {
         }
         self.inner.persist.save_drain(&spec)?;
         let name = spec.name.clone();
-        let running = self.spawn(spec, false, None)?;
-        if let Some(old) = self.inner.drains.lock().insert(name.clone(), running) {
-            // Finishes its batch and flushes to the old receiver.
-            old.cancel.cancel();
+        let prepared = self.prepare(spec, false)?;
+        {
+            let mut drains = self.inner.drains.lock();
+            // The old task finishes its batch to the old receiver and
+            // commits; the new one resumes from there.
+            let old = drains.remove(&name);
+            let predecessor = old.map(|old| {
+                old.cancel.cancel();
+                old.task
+            });
+            drains.insert(name.clone(), self.run(prepared, Start::Resume, predecessor));
         }
         info!(drain = %name, "drain replaced");
         self.get(&name)
@@ -421,13 +469,18 @@ impl DrainManager {
                 r.generation,
             )
         };
-        let abort = old_task.abort_handle();
-        if tokio::time::timeout(STOP_FLUSH + Duration::from_secs(1), old_task)
+        let mut old_task = old_task;
+        let ended = tokio::time::timeout(STOP_FLUSH + Duration::from_secs(1), &mut old_task)
             .await
-            .is_err()
-        {
-            abort.abort();
-        }
+            .is_ok();
+        // An aborted task ends at once; the new task awaits it, so its end
+        // comes before the new task reads the cursor.
+        let predecessor = if ended {
+            None
+        } else {
+            old_task.abort();
+            Some(old_task)
+        };
         let _change = self.inner.changes.lock();
         let mut drains = self.inner.drains.lock();
         let r = drains
@@ -435,14 +488,16 @@ impl DrainManager {
             .ok_or_else(|| DrainError::NotFound(name.to_owned()))?;
         if r.generation == generation {
             r.status.restart(now_ns());
-            let fresh = self.spawn(r.spec.clone(), r.standing, Some(Arc::clone(&r.status)))?;
+            let mut prepared = self.prepare(r.spec.clone(), r.standing)?;
+            prepared.status = Arc::clone(&r.status);
+            let fresh = self.run(prepared, Start::Resume, predecessor);
             *r = Running {
                 generation: generation + 1,
                 ..fresh
             };
             info!(drain = %name, "drain restarted");
         }
-        Ok(DrainInfo::of(r))
+        Ok(DrainInfo::of(r, self.log_end()))
     }
 
     /// The drain, once its task has left STARTING (or `within` passed).
@@ -454,6 +509,22 @@ impl DrainManager {
                 return Some(info);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until every drain knows its place in the log (or is FATAL),
+    /// at most `within`: the server calls it before it takes in anything,
+    /// so a drain that starts at the log's end (a standing route on a new
+    /// data dir) misses nothing sent after the server said it listens.
+    pub async fn placed(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline
+            && !self
+                .list()
+                .iter()
+                .all(|d| d.status.behind.is_some() || d.status.state == State::Fatal)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -473,26 +544,59 @@ impl DrainManager {
         };
         running.cancel.cancel();
         running.task.abort();
+        // The cursor goes once the task has ended (an aborted task ends at
+        // its next step); a drain added again under this name waits for it.
+        let log = Arc::clone(&self.inner.log);
+        let consumer = consumer_name(name);
+        let earlier = self.inner.retiring.lock().remove(name);
+        let task = running.task;
+        let forget = tokio::spawn(async move {
+            let _ = task.await;
+            if let Some(earlier) = earlier {
+                let _ = earlier.await;
+            }
+            if let Err(e) = log.forget(&consumer).await {
+                warn!(consumer = %consumer, error = %e, "cannot forget a deleted drain's cursor");
+            }
+        });
+        self.inner.retiring.lock().insert(name.to_owned(), forget);
         crate::writers::file::forget_overwrite(name);
         self.inner.persist.delete_drain(name)?;
-        self.inner.bus.metrics().forget_drain(name);
+        self.inner.metrics.forget_drain(name);
         info!(drain = %name, "drain deleted");
         Ok(())
     }
 
     /// Every drain, URLs redacted.
     pub fn list(&self) -> Vec<DrainInfo> {
+        let end = self.log_end();
         self.inner
             .drains
             .lock()
             .values()
-            .map(DrainInfo::of)
+            .map(|r| DrainInfo::of(r, end))
             .collect()
     }
 
     /// One drain, URL redacted.
     pub fn get(&self, name: &str) -> Option<DrainInfo> {
-        self.inner.drains.lock().get(name).map(DrainInfo::of)
+        let end = self.log_end();
+        self.inner
+            .drains
+            .lock()
+            .get(name)
+            .map(|r| DrainInfo::of(r, end))
+    }
+
+    /// The log's next position, when the log can say without waiting
+    /// (both local logs can); `None` leaves `behind` out of the status.
+    fn log_end(&self) -> Option<Position> {
+        self.inner
+            .log
+            .end_cursor()
+            .now_or_never()
+            .and_then(Result::ok)
+            .map(|c| c.next())
     }
 
     /// `sluice drain test NAME`: one Log envelope from source `sluice`
@@ -613,9 +717,11 @@ impl DrainManager {
             .collect()
     }
 
-    /// Stops every drain (state STOPPED); used at shutdown.
+    /// Stops every drain (state STOPPED): a send under way may finish
+    /// within [`STOP_FLUSH`], and each drain commits its cursor. Used at
+    /// shutdown.
     pub async fn stop_all(&self, deadline: Duration) {
-        let tasks: Vec<JoinHandle<()>> = {
+        let mut tasks: Vec<JoinHandle<()>> = {
             let mut drains = self.inner.drains.lock();
             drains
                 .values_mut()
@@ -625,6 +731,7 @@ impl DrainManager {
                 })
                 .collect()
         };
+        tasks.extend(self.inner.retiring.lock().drain().map(|(_, t)| t));
         let _ = tokio::time::timeout(deadline, futures_util::future::join_all(tasks)).await;
         // Tasks past the deadline are aborted when the runtime shuts down.
     }
@@ -753,8 +860,10 @@ impl DrainManager {
     }
 
     /// Starts a drain under a name no drain has.
-    fn launch(&self, spec: DrainSpec, standing: bool) -> Result<(), DrainError> {
-        let running = self.spawn(spec, standing, None)?;
+    fn launch(&self, spec: DrainSpec, standing: bool, start: Start) -> Result<(), DrainError> {
+        let prepared = self.prepare(spec, standing)?;
+        let predecessor = self.inner.retiring.lock().remove(&prepared.spec.name);
+        let running = self.run(prepared, start, predecessor);
         match self.inner.drains.lock().entry(running.spec.name.clone()) {
             std::collections::btree_map::Entry::Occupied(slot) => {
                 // Never leak a running task.
@@ -769,30 +878,18 @@ impl DrainManager {
         }
     }
 
-    /// Starts a drain's task (with `status` when it carries on from a
-    /// restart); the caller puts it in the map.
-    fn spawn(
-        &self,
-        spec: DrainSpec,
-        standing: bool,
-        status: Option<Arc<Status>>,
-    ) -> Result<Running, DrainError> {
+    /// Everything a drain's task is made from, checked (the fallible part
+    /// of starting a drain). Its status is fresh; a restart puts the old
+    /// one in.
+    fn prepare(&self, spec: DrainSpec, standing: bool) -> Result<Prepared, DrainError> {
         let url = spec.validate()?;
         let format = self.resolve_format(&spec, &url)?;
         let extras = spec_extras(&spec)?;
-        let metrics = Arc::clone(self.inner.bus.metrics());
-        let status = status.unwrap_or_else(|| Arc::new(Status::new(now_ns())));
-        let cancel = self.inner.shutdown.child_token();
         let policy = if standing {
             Arc::new(self.inner.config.policy.widened())
         } else {
             Arc::clone(&self.inner.config.policy)
         };
-        let subscription = self.inner.bus.subscribe_with_capacity(
-            spec.selector(&url),
-            "drain",
-            self.inner.config.queue_capacity.max(1),
-        );
         let ctx = WriterContext {
             name: spec.name.clone(),
             url: url.clone(),
@@ -801,25 +898,60 @@ impl DrainManager {
             paths: Arc::clone(&self.inner.paths),
             created: spec.created,
             max_record: self.inner.config.max_record.max(MIN_MAX_RECORD),
-            metrics: Arc::clone(&metrics),
+            metrics: Arc::clone(&self.inner.metrics),
             syslog_extras: Arc::new(extras),
         };
+        Ok(Prepared {
+            selector: spec.selector(&url),
+            spec,
+            ctx,
+            standing,
+            status: Arc::new(Status::new(now_ns())),
+        })
+    }
+
+    /// Starts a prepared drain's task from `start`, after `predecessor`
+    /// (the task that ran this name before) has ended; the caller puts it
+    /// in the map.
+    fn run(
+        &self,
+        prepared: Prepared,
+        start: Start,
+        predecessor: Option<JoinHandle<()>>,
+    ) -> Running {
+        let Prepared {
+            spec,
+            ctx,
+            selector,
+            standing,
+            status,
+        } = prepared;
+        let cancel = self.inner.shutdown.child_token();
+        let counters = self.inner.metrics.drain_counters(&spec.name);
+        let feed = Feed::new(
+            Arc::clone(&self.inner.log),
+            &spec.name,
+            selector,
+            Arc::clone(&status),
+            counters.clone(),
+        );
         let task = DrainTask {
-            carry: std::collections::VecDeque::new(),
             secrets: crate::redact::secrets(&spec.url),
             ctx: ctx.clone(),
-            policy: batch_policy(url.scheme()),
+            policy: batch_policy(ctx.url.scheme()),
             app: spec.apps.first().cloned(),
             retry: RetryState::new(retry_limit(&spec.name, !spec.apps.is_empty())),
-            counters: metrics.drain_counters(&spec.name),
+            counters,
             status: Arc::clone(&status),
-            subscription,
-            bus: self.inner.bus.clone(),
+            log: Arc::clone(&self.inner.log),
+            feed,
+            start,
+            predecessor,
             cancel: cancel.clone(),
         };
         let span = info_span!("drain", name = %spec.name);
         let task = tokio::spawn(task.run().instrument(span));
-        Ok(Running {
+        Running {
             spec,
             ctx,
             standing,
@@ -827,8 +959,17 @@ impl DrainManager {
             status,
             cancel,
             task,
-        })
+        }
     }
+}
+
+/// A drain checked and ready to run ([`DrainManager::prepare`]).
+struct Prepared {
+    spec: DrainSpec,
+    ctx: WriterContext,
+    selector: envelope::Selector,
+    standing: bool,
+    status: Arc<Status>,
 }
 
 /// The route options of a spec, checked.

@@ -1,8 +1,14 @@
 //! A drain's state and counters, as `sluice drain status` and
 //! `GET /v1/drains/NAME` show them (Logyard's view:
 //! `NAME  RUNNING[53]`, `RETRYING[75] <last error>`, `FATAL <why>`).
+//!
+//! Besides the state and counters, where the drain stands in the log:
+//! `behind` (the log's end position minus the drain's cursor: entries not
+//! yet examined, of every source, so an upper bound for a drain that
+//! selects part of the log) and `oldest_undelivered_ns` (the timestamp of
+//! the first entry read but not yet delivered; none when caught up).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -38,9 +44,25 @@ pub struct StatusView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     pub sent: u64,
+    /// Entries lost: removed by retention before the drain sent them, or
+    /// refused by the receiver.
     pub dropped: u64,
     pub retries: u64,
+    /// Log entries past the drain's cursor (all sources: an upper bound
+    /// for a selective drain); absent until the drain has found its place
+    /// in the log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behind: Option<u64>,
+    /// Unix ns of the oldest entry read but not yet delivered; absent when
+    /// nothing is waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_undelivered_ns: Option<i64>,
 }
+
+/// `position` before the drain knows its place in the log.
+const UNKNOWN_POSITION: u64 = u64::MAX;
+/// `oldest_undelivered` when nothing waits.
+const NOTHING_WAITING: i64 = i64::MIN;
 
 /// Shared between a drain's task and the API.
 pub struct Status {
@@ -48,6 +70,10 @@ pub struct Status {
     pub sent: AtomicU64,
     pub dropped: AtomicU64,
     pub retries: AtomicU64,
+    /// The drain's cursor: the position of the first entry neither
+    /// delivered nor passed over.
+    position: AtomicU64,
+    oldest_undelivered: AtomicI64,
 }
 
 impl Status {
@@ -57,6 +83,30 @@ impl Status {
             sent: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            position: AtomicU64::new(UNKNOWN_POSITION),
+            oldest_undelivered: AtomicI64::new(NOTHING_WAITING),
+        }
+    }
+
+    /// Records the drain's cursor (the next position to deliver).
+    pub fn set_position(&self, next: u64) {
+        self.position.store(next, Ordering::Relaxed);
+    }
+
+    /// Records the oldest undelivered entry's timestamp (`None`: nothing
+    /// waits).
+    pub fn set_oldest_undelivered(&self, ns: Option<i64>) {
+        self.oldest_undelivered
+            .store(ns.unwrap_or(NOTHING_WAITING), Ordering::Relaxed);
+    }
+
+    /// How many positions lie between the drain's cursor and `end` (the
+    /// log's next position), when both are known.
+    pub fn behind(&self, end: Option<u64>) -> Option<u64> {
+        let position = self.position.load(Ordering::Relaxed);
+        match end {
+            Some(end) if position != UNKNOWN_POSITION => Some(end.saturating_sub(position)),
+            _ => None,
         }
     }
 
@@ -78,9 +128,13 @@ impl Status {
         *self.inner.lock() = (State::Starting, now, None);
     }
 
-    pub fn view(&self) -> StatusView {
+    /// A snapshot; `end` is the log's next position, for `behind`.
+    pub fn view(&self, end: Option<u64>) -> StatusView {
+        let oldest = self.oldest_undelivered.load(Ordering::Relaxed);
         let g = self.inner.lock();
         StatusView {
+            behind: self.behind(end),
+            oldest_undelivered_ns: (oldest != NOTHING_WAITING).then_some(oldest),
             state: g.0,
             since: g.1,
             last_error: g.2.clone(),
@@ -115,15 +169,39 @@ mod tests {
     fn summaries() {
         let s = Status::new(0);
         s.set(State::Running, None, 1_000_000_000);
-        assert_eq!(s.view().summary(54_000_000_000), "RUNNING[53]");
+        assert_eq!(s.view(None).summary(54_000_000_000), "RUNNING[53]");
         s.set(
             State::Retrying,
             Some("connect: refused".into()),
             60_000_000_000,
         );
         assert_eq!(
-            s.view().summary(135_000_000_000),
+            s.view(None).summary(135_000_000_000),
             "RETRYING[75] connect: refused"
         );
+    }
+
+    #[test]
+    fn place_in_the_log() {
+        let s = Status::new(0);
+        let v = s.view(Some(10));
+        assert_eq!((v.behind, v.oldest_undelivered_ns), (None, None));
+        let json = serde_json::to_string(&v).unwrap();
+        assert!(
+            !json.contains("behind") && !json.contains("oldest"),
+            "{json}"
+        );
+        s.set_position(4);
+        s.set_oldest_undelivered(Some(77));
+        let v = s.view(Some(10));
+        assert_eq!((v.behind, v.oldest_undelivered_ns), (Some(6), Some(77)));
+        let json = serde_json::to_string(&v).unwrap();
+        assert!(
+            json.contains("\"behind\":6,\"oldest_undelivered_ns\":77"),
+            "{json}"
+        );
+        s.set_oldest_undelivered(None);
+        assert_eq!(s.view(Some(3)).behind, Some(0));
+        assert_eq!(s.view(Some(3)).oldest_undelivered_ns, None);
     }
 }

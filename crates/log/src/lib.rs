@@ -5,7 +5,8 @@
 //!
 //! - [`open`] recovers a directory and returns the [`LogWriter`] (one per
 //!   directory, holding its lock) and an [`OpenReport`] of what was found,
-//!   cut or skipped; [`check`] reports the same without changing anything.
+//!   cut or skipped; [`check`] reports the same without changing anything
+//!   ([`check_data_dir`] does it for a whole data directory, cursors too).
 //! - [`LogWriter::append`] takes a batch of [`Appendable`] items (raw
 //!   [`NewRecord`]s or [`EnvelopeRecord`]s) and returns their positions;
 //!   `flush` writes them (one write per batch), `sync` fsyncs, and
@@ -30,8 +31,10 @@
 //!
 //! On top sits the seam the rest of sluice uses ([`api`]): the async,
 //! fallible [`Log`] trait with [`DiskLog`] (over the segments, I/O on
-//! blocking threads) and [`MemoryLog`], typed [`Cursor`]s and durable
-//! consumer cursors.
+//! blocking threads, the newest entries in a byte-bounded cache that
+//! answers reads near the end inline, all-or-nothing appends that stop
+//! before the disk is full) and [`MemoryLog`], typed [`Cursor`]s, durable
+//! consumer cursors, and [`check_data_dir`] for `sluice check`.
 //!
 //! This crate does no network I/O, keeps its storage layer synchronous (the
 //! [`DiskLog`] wraps it for async callers), and must never depend on the router, sources,
@@ -56,9 +59,10 @@ mod shared;
 mod writer;
 
 pub use api::{
-    ApiError, Cursor, CursorParseError, DiskLog, DiskLogConfig, Log, LogFuture, LogStats,
-    MemoryLog, MemoryLogConfig, Position, ReadPage, Retained, SourceMeta, StoredEntry,
-    DEFAULT_MAX_AGE_NS, DEFAULT_MAX_DISK_BYTES, PAGE_BYTES,
+    check_data_dir, check_disk_log, ApiError, Cursor, CursorCheck, CursorParseError, CursorState,
+    DataDirReport, DiskLog, DiskLogConfig, Log, LogFuture, LogStats, MemoryLog, MemoryLogConfig,
+    Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_CACHE_BYTES, DEFAULT_MAX_AGE_NS,
+    DEFAULT_MAX_DISK_BYTES, DEFAULT_MIN_FREE_DISK_BYTES, PAGE_BYTES,
 };
 pub use config::{
     LogConfig, DEFAULT_FLUSH_THRESHOLD, DEFAULT_MAX_PER_SOURCE, DEFAULT_SEGMENT_BYTES,

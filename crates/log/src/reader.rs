@@ -186,6 +186,31 @@ impl LogReader {
         self.read_positions(&positions)
     }
 
+    /// Positions of the newest `limit` records of any of `sources` with a
+    /// timestamp after `after_ns` (exclusive), ascending: from the index,
+    /// so at most `max_per_source` per source.
+    pub fn newest_positions(&self, sources: &[String], after_ns: i64, limit: usize) -> Vec<u64> {
+        self.shared
+            .index
+            .read()
+            .newest_after(sources, after_ns, limit)
+    }
+
+    /// The positions [`range`](Self::range) reads, from the index alone.
+    pub fn range_positions(
+        &self,
+        source_id: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+        newest_first: bool,
+    ) -> Vec<u64> {
+        self.shared
+            .index
+            .read()
+            .range(source_id, start, end, limit, newest_first)
+    }
+
     /// Records of a source in the index.
     pub fn count(&self, source_id: &str) -> u64 {
         self.shared.index.read().count(source_id)

@@ -85,10 +85,16 @@ impl Segment {
             .create_new(true)
             .open(&path)
             .map_err(LogError::io("create", &path))?;
-        file.write_all(&segment_header())
-            .map_err(LogError::io("write", &path))?;
-        file.sync_all().map_err(LogError::io("fsync", &path))?;
-        sync_dir(dir)?;
+        let written = file
+            .write_all(&segment_header())
+            .map_err(LogError::io("write", &path))
+            .and_then(|_| file.sync_all().map_err(LogError::io("fsync", &path)))
+            .and_then(|_| sync_dir(dir));
+        if let Err(e) = written {
+            // Leave nothing behind for the next try (create_new) to trip over.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         Ok(Arc::new(Segment::new(
             base,
             path,

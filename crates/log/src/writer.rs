@@ -13,6 +13,15 @@
 //! Positions handed out by `append` are promised only once flushed: after
 //! a crash, positions of records that never reached the file may be
 //! given out again (those records were never readable by anyone).
+//!
+//! A failed write leaves the batches buffered for the next try; a caller
+//! that wants all-or-nothing calls [`discard_pending`](LogWriter::discard_pending)
+//! instead, which drops them and gives their positions out again. Either
+//! way, bytes a failed write may have left past the segment's valid end are
+//! cut off (truncated and synced) at once and, if that fails too, before
+//! anything else is written, so no later write or recovery can bring a
+//! discarded record back — except a crash while the truncation itself
+//! keeps failing, after which recovery may read those bytes as records.
 
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
@@ -20,7 +29,7 @@ use std::sync::Arc;
 
 use crate::config::LogConfig;
 use crate::error::LogError;
-use crate::format::{decode_frame, encode_frame, frame_len};
+use crate::format::{encode_frame, frame_len, BODY_FIXED_LEN, FRAME_PREFIX_LEN};
 use crate::lock::DirLock;
 use crate::meta;
 use crate::reader::LogReader;
@@ -39,11 +48,27 @@ pub struct LogWriter {
     /// Encoded frames not yet written, all for the active segment.
     pending: Vec<u8>,
     pending_count: u64,
+    /// What `flush` publishes of each pending frame, noted when it was
+    /// encoded (so the frames are not decoded and checksummed again).
+    pending_frames: Vec<PendingFrame>,
     /// Next position to assign.
     next: u64,
     /// Every position below this is fsynced.
     synced: u64,
+    /// A write failed: the active segment may hold bytes past its valid
+    /// length, to be truncated before the next write.
+    torn: bool,
     _lock: DirLock,
+}
+
+/// One encoded, unwritten frame: where it starts in `pending`, where its
+/// source id lies there, and its position and timestamp.
+#[derive(Debug)]
+struct PendingFrame {
+    at: usize,
+    source: Range<usize>,
+    position: u64,
+    timestamp: i64,
 }
 
 /// Opens (creating if needed) the log in `config.dir`, recovering its state
@@ -70,8 +95,10 @@ pub fn open(config: LogConfig) -> Result<(LogWriter, OpenReport), LogError> {
         active,
         pending: Vec::new(),
         pending_count: 0,
+        pending_frames: Vec::new(),
         next: r.next,
         synced: r.next,
+        torn: false,
         _lock: lock,
     };
     Ok((writer, r.report))
@@ -98,6 +125,12 @@ impl LogWriter {
     /// Every position below this is written and fsynced.
     pub fn synced_position(&self) -> u64 {
         self.synced
+    }
+
+    /// Every position below this is written (readable), if not fsynced:
+    /// the positions of buffered batches start here.
+    pub(crate) fn written_position(&self) -> u64 {
+        self.next - self.pending_count
     }
 
     /// Bytes appended but not yet written.
@@ -147,7 +180,9 @@ impl LogWriter {
         }
         let mark = self.pending.len();
         self.pending.reserve(size);
+        self.pending_frames.reserve(batch.len());
         for (index, (r, position)) in batch.iter().zip(start..end).enumerate() {
+            let at = self.pending.len();
             let written = encode_frame(
                 &mut self.pending,
                 position,
@@ -159,8 +194,16 @@ impl LogWriter {
             );
             if let Err(source) = written {
                 self.pending.truncate(mark);
+                self.pending_frames.truncate(self.pending_count as usize);
                 return Err(LogError::Encode { index, source });
             }
+            let source_at = at + FRAME_PREFIX_LEN + BODY_FIXED_LEN + r.key().len();
+            self.pending_frames.push(PendingFrame {
+                at,
+                source: source_at..source_at + r.source_id().len(),
+                position,
+                timestamp: r.timestamp(),
+            });
         }
         self.pending_count += batch.len() as u64;
         self.next = end;
@@ -174,56 +217,78 @@ impl LogWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.cut_torn_tail()?;
         let seg = &self.active;
         let offset = seg.len();
-        seg.file
-            .write_all_at(&self.pending, offset)
-            .map_err(LogError::io("write", &seg.path))?;
+        if let Err(e) = seg.file.write_all_at(&self.pending, offset) {
+            // Part of it may have landed: cut before the next write.
+            self.torn = true;
+            return Err(LogError::io("write", &seg.path)(e));
+        }
         let first = seg.count();
         let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
         let mut sparse = Vec::new();
-        let mut filed = Vec::with_capacity(self.pending_count as usize);
-        let mut at = 0usize;
-        while at < self.pending.len() {
-            // Frames this writer encoded; a failure here would be a bug,
-            // and stops publishing at the last good frame.
-            let Ok((r, len)) = decode_frame(&self.pending[at..], self.config.max_record_bytes)
-            else {
-                debug_assert!(false, "writer produced an undecodable frame");
-                break;
-            };
-            if (r.position - seg.base) % SPARSE_EVERY == 0 {
-                sparse.push(offset + at as u64);
+        for f in &self.pending_frames {
+            if (f.position - seg.base) % SPARSE_EVERY == 0 {
+                sparse.push(offset + f.at as u64);
             }
-            min_ts = min_ts.min(r.timestamp);
-            max_ts = max_ts.max(r.timestamp);
-            let source_at = r.source_id.as_ptr() as usize - self.pending.as_ptr() as usize;
-            filed.push((
-                source_at..source_at + r.source_id.len(),
-                r.position,
-                r.timestamp,
-            ));
-            at += len;
+            min_ts = min_ts.min(f.timestamp);
+            max_ts = max_ts.max(f.timestamp);
         }
         seg.publish(
             &sparse,
             min_ts,
             max_ts,
-            offset + at as u64,
-            first + filed.len() as u64,
+            offset + self.pending.len() as u64,
+            first + self.pending_frames.len() as u64,
         );
         {
             let mut index = self.shared.index.write();
-            for (source, position, timestamp) in filed {
-                // Decoded as UTF-8 above.
-                if let Ok(source) = std::str::from_utf8(&self.pending[source]) {
-                    index.push(source, position, timestamp);
+            for f in &self.pending_frames {
+                // Written from a `&str` by `append`.
+                if let Ok(source) = std::str::from_utf8(&self.pending[f.source.clone()]) {
+                    index.push(source, f.position, f.timestamp);
                 }
             }
         }
         self.pending.clear();
         self.pending_count = 0;
+        self.pending_frames.clear();
         Ok(())
+    }
+
+    /// Drops the buffered, unwritten batches (after a failed write, for an
+    /// all-or-nothing append) and returns how many records they held;
+    /// their positions are given out again by the next `append`. Bytes a
+    /// failed write left behind are truncated; if that fails too it is
+    /// retried before the next write, which cannot happen until it works.
+    pub fn discard_pending(&mut self) -> Result<u64, LogError> {
+        let dropped = self.pending_count;
+        self.pending.clear();
+        self.pending_count = 0;
+        self.pending_frames.clear();
+        self.next -= dropped;
+        self.cut_torn_tail()?;
+        Ok(dropped)
+    }
+
+    /// Truncates the active segment to its valid length after a failed
+    /// write (and makes that durable).
+    fn cut_torn_tail(&mut self) -> Result<(), LogError> {
+        if self.torn {
+            let seg = &self.active;
+            seg.file
+                .set_len(seg.len())
+                .and_then(|_| seg.file.sync_data())
+                .map_err(LogError::io("truncate", &seg.path))?;
+            self.torn = false;
+        }
+        Ok(())
+    }
+
+    /// The base position of the segment being written.
+    pub(crate) fn active_base(&self) -> u64 {
+        self.active.base
     }
 
     /// Flushes, then fsyncs the active segment: everything appended so far
@@ -244,8 +309,10 @@ impl LogWriter {
     /// at the next position; the new base is also persisted as the floor.
     pub(crate) fn roll(&mut self) -> Result<(), LogError> {
         self.sync()?;
-        let seg = Segment::create(&self.shared.dir, self.next)?;
+        // The floor first: if it cannot be written (a full disk), no new
+        // segment is left behind for the next try to trip over.
         meta::write(&self.shared.dir, self.next)?;
+        let seg = Segment::create(&self.shared.dir, self.next)?;
         let mut list = self.shared.snapshot().as_ref().clone();
         list.push(seg.clone());
         self.shared.set_segments(list);
@@ -265,6 +332,7 @@ impl LogWriter {
     pub fn abandon(mut self) {
         self.pending.clear();
         self.pending_count = 0;
+        self.pending_frames.clear();
     }
 }
 
@@ -273,5 +341,92 @@ impl Drop for LogWriter {
     /// [`close`](LogWriter::close) to see errors and persist the floor.
     fn drop(&mut self) {
         let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::fs::File;
+
+    use super::*;
+    use crate::reader::ReadLimit;
+    use crate::record::NewRecord;
+    use crate::segment::Scanned;
+
+    /// Makes every write fail as a failing disk would: the active segment
+    /// is swapped for one whose file is open read-only. Returns the real
+    /// one, to put back with `w.active = it`.
+    pub(crate) fn break_writes(w: &mut LogWriter) -> Arc<Segment> {
+        let seg = w.active.clone();
+        let read_only = File::open(&seg.path).expect("open read-only");
+        let scanned = Scanned {
+            len: seg.len(),
+            count: seg.count(),
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            sparse: Vec::new(),
+        };
+        let broken = Segment::new(seg.base, seg.path.clone(), read_only, scanned);
+        std::mem::replace(&mut w.active, Arc::new(broken))
+    }
+
+    fn records(source: &str, n: usize) -> Vec<NewRecord<'_>> {
+        vec![
+            NewRecord {
+                timestamp: 1,
+                key: "apptail.x",
+                source_id: source,
+                envelope: b"payload",
+            };
+            n
+        ]
+    }
+
+    #[test]
+    fn a_discarded_batch_is_never_written_and_its_positions_are_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, _) = open(LogConfig::new(dir.path())).unwrap();
+        assert_eq!(w.append(&records("a", 3)).unwrap(), 0..3);
+        w.flush().unwrap();
+        let good = break_writes(&mut w);
+        assert_eq!(w.append(&records("b", 2)).unwrap(), 3..5);
+        assert!(w.flush().is_err());
+        // As if the failed write had landed after all (a short write).
+        let valid = good.len();
+        good.file.write_all_at(&w.pending, valid).unwrap();
+        w.active = good;
+        assert_eq!(w.discard_pending().unwrap(), 2);
+        assert_eq!(w.next_position(), 3);
+        assert_eq!(w.pending_bytes(), 0);
+        assert_eq!(w.active.file.metadata().unwrap().len(), valid, "cut");
+        // A later flush or sync has nothing of it to write.
+        w.sync().unwrap();
+        assert_eq!(w.append(&records("c", 1)).unwrap(), 3..4);
+        w.close().unwrap();
+        let (w, report) = open(LogConfig::new(dir.path())).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        let read = w.reader().read_from(0, ReadLimit::records(10)).unwrap();
+        let sources: Vec<&str> = read.records.iter().map(|r| r.source_id.as_str()).collect();
+        assert_eq!(sources, ["a", "a", "a", "c"]);
+        assert_eq!(w.next_position(), 4);
+    }
+
+    #[test]
+    fn a_roll_that_failed_can_be_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LogConfig::new(dir.path());
+        config.segment_bytes = 200;
+        let (mut w, _) = open(config.clone()).unwrap();
+        w.append(&records("a", 2)).unwrap();
+        w.flush().unwrap();
+        // The floor cannot be written (as on a full disk): the roll fails.
+        std::fs::create_dir(dir.path().join(meta::META_TMP)).unwrap();
+        assert!(w.append(&records("b", 5)).is_err());
+        std::fs::remove_dir(dir.path().join(meta::META_TMP)).unwrap();
+        assert_eq!(w.append(&records("b", 5)).unwrap(), 2..7);
+        w.close().unwrap();
+        let (w, report) = open(config).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(w.next_position(), 7);
     }
 }

@@ -40,6 +40,9 @@ struct DrainLabel {
 pub struct DrainCounters {
     pub sent: Counter,
     pub dropped: Counter,
+    /// Log entries the drain has not examined yet (an upper bound for a
+    /// drain that selects only part of the log).
+    pub behind: Gauge,
 }
 
 /// Counter handles for one ingest protocol.
@@ -65,6 +68,7 @@ pub struct Metrics {
     errors: Family<ReasonLabel, Counter>,
     drain_sent: Family<DrainLabel, Counter>,
     drain_dropped: Family<DrainLabel, Counter>,
+    drain_behind: Family<DrainLabel, Gauge>,
     pub subscribers: Gauge,
     connections: Family<ProtocolLabel, Gauge>,
     pub log_appended: Counter,
@@ -85,6 +89,7 @@ impl Default for Metrics {
             errors: Family::default(),
             drain_sent: Family::default(),
             drain_dropped: Family::default(),
+            drain_behind: Family::default(),
             subscribers: Gauge::default(),
             connections: Family::default(),
             log_appended: Counter::default(),
@@ -126,8 +131,13 @@ impl Default for Metrics {
         );
         registry.register(
             "drain_dropped",
-            "Envelopes each drain lost (queue full while the receiver was slow or down, or refused by it)",
+            "Envelopes each drain lost (removed by the log's retention before the drain sent them, or refused by the receiver)",
             m.drain_dropped.clone(),
+        );
+        registry.register(
+            "drain_behind",
+            "Log entries each drain has yet to examine (label: drain name; an upper bound for a drain that selects part of the log)",
+            m.drain_behind.clone(),
         );
         registry.register(
             "subscribers",
@@ -212,6 +222,7 @@ impl Metrics {
         DrainCounters {
             sent: self.drain_sent.get_or_create(&label).clone(),
             dropped: self.drain_dropped.get_or_create(&label).clone(),
+            behind: self.drain_behind.get_or_create(&label).clone(),
         }
     }
 
@@ -222,6 +233,7 @@ impl Metrics {
         };
         self.drain_sent.remove(&label);
         self.drain_dropped.remove(&label);
+        self.drain_behind.remove(&label);
     }
 
     pub fn connection_gauge(&self, protocol: &'static str) -> Gauge {
@@ -257,5 +269,9 @@ mod tests {
         assert!(text.contains("sluice_drops_total{reason=\"queue_full\"} 2"));
         assert!(text.contains("sluice_egress_envelopes_total{consumer=\"stream\"} 1"));
         assert!(text.contains("sluice_log_entries 0"));
+        m.drain_counters("d").behind.set(7);
+        assert!(m.encode().contains("sluice_drain_behind{drain=\"d\"} 7"));
+        m.forget_drain("d");
+        assert!(!m.encode().contains("sluice_drain_behind{"));
     }
 }

@@ -127,6 +127,18 @@ impl Server {
         // The real port (when 0 was asked), for the Host check.
         config.http.listen = http_addr;
 
+        let (drains, problems) = DrainManager::start(
+            Arc::clone(&log),
+            Arc::clone(&metrics),
+            config.drains_config()?,
+            shutdown.clone(),
+        );
+        for problem in problems {
+            warn!("{problem}");
+        }
+        // Drains find their place in the log before anything comes in.
+        drains.placed(Duration::from_secs(5)).await;
+
         let mut syslog_tcp_addr = None;
         if config.syslog.tcp {
             let listener = bind("syslog tcp", config.syslog.listen).await?;
@@ -166,11 +178,6 @@ impl Server {
             ));
         }
 
-        let (drains, problems) =
-            DrainManager::start(bus.clone(), config.drains_config()?, shutdown.clone());
-        for problem in problems {
-            warn!("{problem}");
-        }
         tasks.spawn(reopen_files_on_sighup(shutdown.clone()));
 
         let state_ingest = ingest.clone();

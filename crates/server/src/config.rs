@@ -395,7 +395,12 @@ impl Config {
         let mut c = sluice_log::DiskLogConfig::new(&self.data_dir);
         c.storage.max_per_source = self.log.max_per_source.max(1);
         c.retention.max_age_ns = Some(self.log_max_age_ns());
-        c.retention.max_bytes = Some(self.log.max_disk_mb.max(1) << 20);
+        c.retention.max_bytes = Some(self.log.max_disk_mb.max(1).saturating_mul(1 << 20));
+        c.min_free_disk_bytes = self.log.min_free_disk_mb.saturating_mul(1 << 20);
+        // A quarter of the memory budget caches the newest entries (what
+        // live tails and caught-up drains read); the rest is the index's.
+        c.cache_bytes =
+            usize::try_from((self.log.memory_mb.max(4) << 20) / 4).unwrap_or(usize::MAX);
         c
     }
 

@@ -582,6 +582,7 @@ async fn restart_and_put() {
     // A drain saved earlier whose file path is now a directory: FATAL.
     let url = format!("file://{}", target.display());
     let saved = json!({"name": "arch", "url": url});
+    std::fs::create_dir_all(&target).unwrap();
     let s = common::start(move |c| {
         c.drains.file_dirs = vec![dir];
         let drains = c.data_dir.join("drains");
@@ -589,7 +590,6 @@ async fn restart_and_put() {
         std::fs::write(drains.join("arch.json"), saved.to_string()).unwrap();
     })
     .await;
-    std::fs::create_dir_all(&target).unwrap();
     let v = wait_state(&s, "arch", "FATAL").await;
     assert!(
         v["status"]["last_error"]

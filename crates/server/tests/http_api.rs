@@ -267,3 +267,17 @@ async fn history_survives_a_restart_on_disk_and_not_in_memory() {
         assert_eq!(end.next(), want, "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn a_disk_at_its_floor_refuses_ingest_with_503_and_counts_it() {
+    // A floor above any real disk's free space.
+    let s = common::start(|c| c.log.min_free_disk_mb = 1 << 30).await;
+    let (status, json) = post(&s, "/logs?source_id=a", "text/plain", "one\ntwo").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert!(
+        json["error"].as_str().unwrap_or_default().contains("free"),
+        "{json}"
+    );
+    assert_eq!(s.metric("sluice_drops_total{reason=\"log_full\"}").await, 2);
+    assert_eq!(s.entries().await, 0);
+}

@@ -69,7 +69,7 @@ async fn apps(args: AppsArgs, zone: Zone) -> Result<u8> {
     let mut sources = list_sources(&client, &base, token).await?;
     if sources.is_empty() {
         crate::say!(
-            "sluice: the server holds no logs (history is kept in memory, so a restarted server starts empty)"
+            "sluice: the server holds no logs (history older than the retention, an hour by default, is gone)"
         );
         return Ok(0);
     }

@@ -339,7 +339,10 @@ fn fail(status: reqwest::StatusCode, body: &[u8], token: bool) -> Result<()> {
     }
 }
 
-/// `RUNNING[53]`, `RETRYING[75] <last error>`, as Logyard shows them.
+/// `RUNNING[53]`, `RETRYING[75] <last error>`, as Logyard shows them,
+/// then the counters and where the drain stands in the log: `behind N`
+/// (log entries it has yet to examine) and how old the oldest message
+/// it has read but not delivered is.
 fn status_line(status: &Value, now: i64) -> String {
     let state = status["state"].as_str().unwrap_or("?");
     let since = status["since"].as_i64().unwrap_or(now);
@@ -357,7 +360,24 @@ fn status_line(status: &Value, now: i64) -> String {
         status["dropped"].as_u64().unwrap_or(0),
         status["retries"].as_u64().unwrap_or(0)
     );
-    line + &counts
+    line.push_str(&counts);
+    if let Some(behind) = status["behind"].as_u64() {
+        line.push_str(&format!("  behind {behind}"));
+        if let Some(oldest) = status["oldest_undelivered_ns"].as_i64() {
+            let secs = now.saturating_sub(oldest).max(0) / 1_000_000_000;
+            line.push_str(&format!(", oldest undelivered {} old", age(secs)));
+        }
+    }
+    line
+}
+
+/// `45s`, `3m05s`, `2h01m`.
+fn age(secs: i64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 #[cfg(test)]
@@ -404,5 +424,13 @@ mod tests {
         );
         let v = serde_json::json!({"state":"RUNNING","since":0,"last_error":"old","sent":1,"dropped":0,"retries":0});
         assert!(status_line(&v, 53_000_000_000).starts_with("RUNNING[53]  sent=1"));
+        let v = serde_json::json!({"state":"RETRYING","since":0,"last_error":"refused","sent":1,"dropped":0,"retries":2,"behind":50000,"oldest_undelivered_ns":0});
+        assert_eq!(
+            status_line(&v, 185_000_000_000),
+            "RETRYING[185] refused  sent=1 dropped=0 retries=2  behind 50000, oldest undelivered 3m05s old"
+        );
+        let v = serde_json::json!({"state":"RUNNING","since":0,"sent":1,"dropped":0,"retries":0,"behind":0});
+        assert!(status_line(&v, 0).ends_with("retries=0  behind 0"));
+        assert_eq!(age(7_260), "2h01m");
     }
 }

@@ -18,26 +18,28 @@
 //! asked for more entries than that (filters here, events hidden by the
 //! text formats, multi-line payloads) and again for more while too few
 //! came and the server had more, up to its replay limit; then the output
-//! is cut to N.
+//! is cut to N, so nothing shows before the whole answer came (memory
+//! holds at most N lines). `--recent --since` without `-n` cuts nothing
+//! and prints as the answer comes.
 //!
 //! Empty results are said on stderr: `--recent` that shows nothing says
 //! `no logs for APP in the last hour` (exit 0); a tail of an app of which
 //! the server holds nothing says once that nothing was logged by it yet,
 //! and keeps waiting. sluice has no list of apps, only the logs it holds
-//! (about an hour, in memory), so it never claims an app does not exist.
+//! (about the last hour), so it never claims an app does not exist.
 //!
 //! Lines are printed in the `cf logs` format (`ERR` lines red on a
 //! terminal; control characters from the entries shown escaped, `\x1b`, on
 //! a terminal unless `--raw`). When tailing, a lost connection or a
 //! restarted server is retried with backoff (a note on stderr) and the
-//! stream resumes from just before the last entry printed, skipping repeats
-//! ([`dedup`]). A server that cannot be reached is retried when tailing and
-//! an error (exit 1) with `--recent`. Ctrl-C and a closed stdout (`| head`)
-//! end quietly with 0.
+//! stream resumes right after the last entry received, by its cursor: no
+//! line missed, none twice ([`resume`]). A server that cannot be reached is
+//! retried when tailing and an error (exit 1) with `--recent`. Ctrl-C and a
+//! closed stdout (`| head`) end quietly with 0.
 
-mod dedup;
 mod output;
 mod query;
+mod resume;
 mod stream;
 mod view;
 
@@ -53,17 +55,15 @@ use reqwest::Url;
 
 use crate::client::{self, Backoff, ServerArg};
 use crate::zone::Zone;
-use dedup::Seen;
 use output::{Format, Printer, Renderer};
 use query::{Filter, LogKind, Replay};
+use resume::{Resume, START_SLACK_NS};
 use stream::{ConnectError, End};
 use view::View;
 
 /// Lines `--recent` shows unless `-n` says otherwise (as `cf logs --recent`
 /// and `heroku logs`).
 const DEFAULT_RECENT: usize = 100;
-/// Printed entries remembered to skip repeats after a resume.
-const DEDUP_CAPACITY: usize = 65_536;
 /// The most entries the server replays in one answer (its `MAX_REPLAY`).
 const MAX_REPLAY: usize = 100_000;
 /// How long the check for an app's history may take before the tail
@@ -208,7 +208,8 @@ async fn logs(args: LogsArgs, base: Url, zone: Zone, since: Option<i64>) -> Resu
         printer: Printer::new(),
         scratch: Vec::new(),
         has_token: args.server.token.is_some(),
-        seen: Seen::new(DEDUP_CAPACITY, now_ns()),
+        resume: Resume::new(since.unwrap_or_else(|| now_ns().saturating_sub(START_SLACK_NS))),
+        shown: 0,
         bad_lines: 0,
     };
     let ctx = Ctx {
@@ -219,13 +220,10 @@ async fn logs(args: LogsArgs, base: Url, zone: Zone, since: Option<i64>) -> Resu
         zone,
     };
     let result = if args.recent {
-        // With --since and no -n: everything since then.
-        let n = match (args.num, since) {
-            (Some(n), _) => n,
-            (None, Some(_)) => MAX_REPLAY,
-            (None, None) => DEFAULT_RECENT,
-        };
-        recent(&ctx, n, &mut out).await
+        match (args.num, since) {
+            (None, Some(_)) => everything_since(&ctx, &mut out).await,
+            (n, _) => recent(&ctx, n.unwrap_or(DEFAULT_RECENT), &mut out).await,
+        }
     } else {
         tail(&ctx, args.num, &mut out).await
     };
@@ -252,19 +250,51 @@ async fn recent(ctx: &Ctx, n: usize, out: &mut Output) -> Result<u8> {
         }
     };
     if last.lines.is_empty() {
-        let mut note = format!("sluice: {}", empty_note(ctx, &out.view));
-        if server_is_empty(ctx).await == Some(true) {
-            note.push_str(
-                "; the server holds no logs at all (history is kept in memory, \
-                 so a restarted server starts empty)",
-            );
-        }
-        crate::say!("{note}");
+        say_empty(ctx, &out.view).await;
     }
     match out.printer.lines(&last.lines) {
         Ok(()) => Ok(0),
         Err(err) => output_error(err),
     }
+}
+
+/// `--recent --since` without `-n`: every entry since then (up to the
+/// server's replay limit), printed as it comes: nothing is cut, so
+/// nothing needs holding back.
+async fn everything_since(ctx: &Ctx, out: &mut Output) -> Result<u8> {
+    let replay = Replay {
+        recent: Some(MAX_REPLAY),
+        since: ctx.since,
+        after: None,
+    };
+    let url = ctx.filter.url(&ctx.base, &replay, false);
+    let end = match stream::connect(&ctx.client, url, out.has_token).await {
+        Ok(response) => stream::read(response, out).await,
+        Err(ConnectError::Retry(why) | ConnectError::Fatal(why)) => {
+            return Err(anyhow!("cannot read logs from {}: {why}", ctx.base));
+        }
+    };
+    match end {
+        End::Closed if out.shown == 0 => say_empty(ctx, &out.view).await,
+        End::Closed => {}
+        End::Broken(why) => {
+            return Err(anyhow!(
+                "cannot read logs from {}: lost the connection: {why}",
+                ctx.base
+            ));
+        }
+        End::Output(err) => return output_error(err),
+    }
+    Ok(0)
+}
+
+/// Says on stderr that the view is empty, and whether the server is.
+async fn say_empty(ctx: &Ctx, view: &View) {
+    let mut note = format!("sluice: {}", empty_note(ctx, view));
+    if server_is_empty(ctx).await == Some(true) {
+        note.push_str("; the server holds no logs at all");
+    }
+    crate::say!("{note}");
 }
 
 /// `no logs for web in the last hour`, with what narrowed the view.
@@ -325,7 +355,7 @@ async fn app_is_unseen(ctx: &Ctx, app: &str, has_token: bool) -> Option<bool> {
         app: Some(app.to_owned()),
         ..Filter::default()
     };
-    let url = only_app.url(&ctx.base, Replay::recent(1), false);
+    let url = only_app.url(&ctx.base, &Replay::recent(1), false);
     let probe = async {
         let response = stream::connect(&ctx.client, url, has_token).await.ok()?;
         let body = response.bytes().await.ok()?;
@@ -335,7 +365,7 @@ async fn app_is_unseen(ctx: &Ctx, app: &str, has_token: bool) -> Option<bool> {
 }
 
 /// The last `n` lines of the view (of the entries since `--since`), and
-/// what was received.
+/// how many entries were received (noted in `out.resume`).
 async fn last_lines(ctx: &Ctx, n: usize, out: &mut Output) -> Result<Collected, ConnectError> {
     // Room for what the view hides; more is asked for when that was not
     // enough and the server had more.
@@ -344,8 +374,9 @@ async fn last_lines(ctx: &Ctx, n: usize, out: &mut Output) -> Result<Collected, 
         let replay = Replay {
             recent: Some(ask),
             since: ctx.since,
+            after: None,
         };
-        let url = ctx.filter.url(&ctx.base, replay, false);
+        let url = ctx.filter.url(&ctx.base, &replay, false);
         let response = stream::connect(&ctx.client, url, out.has_token).await?;
         let mut collect = Collect::new(out, n);
         match stream::read(response, &mut collect).await {
@@ -377,46 +408,45 @@ async fn tail(ctx: &Ctx, num: Option<usize>, out: &mut Output) -> Result<u8> {
     }
     let mut backoff = Backoff::new();
     let mut trouble = false;
-    // What the first connection replays.
-    let first = match (num, ctx.since) {
-        (Some(n), _) if n > 0 => loop {
-            match last_lines(ctx, n, out).await {
-                Ok(last) => {
-                    if std::mem::take(&mut trouble) {
-                        crate::say!("sluice: connected to {base}");
-                    }
-                    if let Err(err) = out.printer.lines(&last.lines) {
-                        return output_error(err);
-                    }
-                    if let Err(err) = out.printer.flush() {
-                        return output_error(err);
-                    }
-                    out.seen = last.seen;
-                    backoff.reset();
-                    break Replay::since(out.seen.resume_since());
+    let num = num.unwrap_or(0);
+    // Only the first connection of a plain tail starts live; every other
+    // one resumes: after the `-n` replay, at `--since`, after a reconnect.
+    let mut live_only = num == 0 && ctx.since.is_none();
+    // `-n N`: the last N lines first.
+    let mut replayed = num == 0;
+    while !replayed {
+        match last_lines(ctx, num, out).await {
+            Ok(last) => {
+                if std::mem::take(&mut trouble) {
+                    crate::say!("sluice: connected to {base}");
                 }
-                Err(ConnectError::Fatal(why)) => {
-                    return Err(anyhow!("cannot stream logs from {base}: {why}"));
+                if let Err(err) = out.printer.lines(&last.lines) {
+                    return output_error(err);
                 }
-                Err(ConnectError::Retry(why)) => {
-                    if !std::mem::replace(&mut trouble, true) {
-                        crate::say!("sluice: cannot reach {base}: {why}; retrying...");
-                    }
-                    tokio::time::sleep(backoff.next_delay()).await;
+                if let Err(err) = out.printer.flush() {
+                    return output_error(err);
                 }
+                backoff.reset();
+                replayed = true;
             }
-        },
-        (_, Some(since)) => Replay::since(since),
-        _ => Replay::NOTHING,
-    };
-    let mut connected_once = false;
+            Err(ConnectError::Fatal(why)) => {
+                return Err(anyhow!("cannot stream logs from {base}: {why}"));
+            }
+            Err(ConnectError::Retry(why)) => {
+                if !std::mem::replace(&mut trouble, true) {
+                    crate::say!("sluice: cannot reach {base}: {why}; retrying...");
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
     loop {
-        let replay = if connected_once || (trouble && first == Replay::NOTHING) {
-            Replay::since(out.seen.resume_since())
+        let replay = if std::mem::take(&mut live_only) {
+            Replay::NOTHING
         } else {
-            first
+            out.resume.replay()
         };
-        let url = ctx.filter.url(base, replay, true);
+        let url = ctx.filter.url(base, &replay, true);
         let end = match stream::connect(&ctx.client, url, out.has_token).await {
             Err(ConnectError::Fatal(why)) => {
                 return Err(anyhow!("cannot stream logs from {base}: {why}"));
@@ -432,7 +462,6 @@ async fn tail(ctx: &Ctx, num: Option<usize>, out: &mut Output) -> Result<u8> {
                 if std::mem::take(&mut trouble) {
                     crate::say!("sluice: connected to {base}");
                 }
-                connected_once = true;
                 backoff.reset();
                 stream::read(response, out).await
             }
@@ -456,7 +485,7 @@ fn output_error(err: io::Error) -> Result<u8> {
     }
 }
 
-/// Parses, filters, renders; when tailing also deduplicates and prints.
+/// Parses, notes where to resume, filters, renders and prints.
 struct Output {
     renderer: Renderer,
     view: View,
@@ -465,7 +494,10 @@ struct Output {
     scratch: Vec<String>,
     /// Whether a token is presented (for the hint on a 401).
     has_token: bool,
-    seen: Seen,
+    /// Where a reconnect resumes: after the last entry received.
+    resume: Resume,
+    /// Lines printed.
+    shown: usize,
     bad_lines: u64,
 }
 
@@ -491,11 +523,13 @@ impl stream::Sink for Output {
         let Some(env) = self.parse(line) else {
             return Ok(());
         };
-        if !self.seen.first_time(&env) || !self.view.shows(&env) {
+        self.resume.received(line, env.timestamp);
+        if !self.view.shows(&env) {
             return Ok(());
         }
         self.scratch.clear();
         self.renderer.render(line, &env, &mut self.scratch);
+        self.shown += self.scratch.len();
         self.printer.lines(&self.scratch)
     }
 
@@ -511,15 +545,12 @@ struct Collect<'a> {
     keep: usize,
     scratch: Vec<String>,
     received: usize,
-    seen: Seen,
 }
 
-/// What a replay gave: the last lines, how many entries came, and those
-/// entries as seen (to resume after them without repeats).
+/// What a replay gave: the last lines, and how many entries came.
 struct Collected {
     lines: VecDeque<String>,
     received: usize,
-    seen: Seen,
 }
 
 impl<'a> Collect<'a> {
@@ -530,7 +561,6 @@ impl<'a> Collect<'a> {
             keep,
             scratch: Vec::new(),
             received: 0,
-            seen: Seen::new(DEDUP_CAPACITY, now_ns()),
         }
     }
 
@@ -538,7 +568,6 @@ impl<'a> Collect<'a> {
         Collected {
             lines: self.lines,
             received: self.received,
-            seen: self.seen,
         }
     }
 }
@@ -549,7 +578,7 @@ impl stream::Sink for Collect<'_> {
         let Some(env) = self.out.parse(line) else {
             return Ok(());
         };
-        self.seen.first_time(&env);
+        self.out.resume.received(line, env.timestamp);
         if !self.out.view.shows(&env) {
             return Ok(());
         }

@@ -5,12 +5,14 @@
 //! - `sluice logs [APP]`: tail or dump logs in `cf logs` format;
 //! - `sluice drain …`, `sluice format …`: manage drains and saved formats;
 //! - `sluice apps`: the sources the server holds history for;
+//! - `sluice check`: verify a data directory offline;
 //! - `sluice completions bash|zsh|fish`: a shell completion script.
 //!
 //! Output that may hold remote text is escaped on a terminal, and a closed
 //! stdout ends a client command quietly with 0 (see [`term`]).
 
 mod apps;
+mod check;
 mod client;
 mod drain;
 mod logs;
@@ -39,7 +41,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (ingest, recent store, streams, HTTP API).
+    /// Run the server (ingest, the durable log, streams, drains, HTTP API).
     Server(serve::ServerArgs),
     /// Run a command and ship its stdout/stderr to the server.
     Run(run::RunArgs),
@@ -51,6 +53,8 @@ enum Command {
     Format(drain::FormatArgs),
     /// List the apps (sources) the server holds logs for.
     Apps(apps::AppsArgs),
+    /// Verify a data directory offline: log segments, checksums, drain cursors.
+    Check(check::CheckArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Install:
   sluice completions bash > /etc/bash_completion.d/sluice
@@ -71,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Drain(args) => drain::drain_main(args),
         Command::Format(args) => drain::format_main(args),
         Command::Apps(args) => apps::main(args),
+        Command::Check(args) => check::main(args),
         Command::Completions { shell } => completions(shell),
     };
     match result {

@@ -40,6 +40,7 @@ pub struct IngestContext {
     pub metrics: Arc<Metrics>,
     pub limits: IngestLimits,
     stamper: Arc<stamp::Stamper>,
+    refusals: Arc<Refusals>,
 }
 
 impl IngestContext {
@@ -49,6 +50,7 @@ impl IngestContext {
             metrics,
             limits,
             stamper: Arc::default(),
+            refusals: Arc::default(),
         }
     }
 
@@ -88,7 +90,12 @@ impl IngestContext {
             }
             Err(err) => {
                 self.metrics.count_drop(drop_reason(&err), n);
-                tracing::warn!(error = %err, dropped = n, "the log refused a batch; dropped");
+                if self.refusals.should_tell(envelope::time::now_ns()) {
+                    tracing::warn!(
+                        error = %err,
+                        "the log refuses batches; they are dropped and counted in sluice_drops_total"
+                    );
+                }
                 Err(err)
             }
         }
@@ -133,11 +140,34 @@ impl IngestContext {
 /// The drop reason counted for a batch the log refused.
 fn drop_reason(err: &ApiError) -> &'static str {
     match err {
+        ApiError::DiskFull { .. } => "log_full",
         ApiError::Storage(sluice_log::LogError::Io { source, .. })
             if source.kind() == std::io::ErrorKind::StorageFull =>
         {
             "log_full"
         }
         _ => "log_error",
+    }
+}
+
+/// Tells the operator that the log refuses batches (a full disk) once per
+/// [`Refusals::EVERY_NS`], not once per batch: under load a refusing log
+/// would otherwise flood the server's own output.
+#[derive(Default)]
+struct Refusals {
+    last_told_ns: std::sync::atomic::AtomicI64,
+}
+
+impl Refusals {
+    const EVERY_NS: i64 = 10_000_000_000;
+
+    fn should_tell(&self, now_ns: i64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.last_told_ns.load(Relaxed);
+        (last == 0 || now_ns.saturating_sub(last) >= Self::EVERY_NS)
+            && self
+                .last_told_ns
+                .compare_exchange(last, now_ns, Relaxed, Relaxed)
+                .is_ok()
     }
 }

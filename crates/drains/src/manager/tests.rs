@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use envelope::{Envelope, LogType};
 use metrics::Metrics;
-use router::{Bus, BusConfig};
+use sluice_log::{Cursor, Log, MemoryLog, MemoryLogConfig};
 use tokio_util::sync::CancellationToken;
 
 use super::{DrainError, DrainManager, DrainsConfig, PutOutcome};
@@ -18,16 +18,47 @@ use crate::status::State;
 
 use crate::writers::testutil::TempDir as Dir;
 
-fn manager(data: &Path, tweak: impl FnOnce(&mut DrainsConfig)) -> (DrainManager, Bus) {
-    let bus = Bus::new(BusConfig::default(), Arc::new(Metrics::default()));
-    let mut config = DrainsConfig::new(data.to_owned());
-    tweak(&mut config);
-    let (m, problems) = DrainManager::start(bus.clone(), config, CancellationToken::new());
-    assert!(problems.is_empty(), "{problems:?}");
-    (m, bus)
+/// The log the drains read and the metrics they count into.
+#[derive(Clone)]
+pub(super) struct Env {
+    pub(super) log: Arc<MemoryLog>,
+    pub(super) metrics: Arc<Metrics>,
 }
 
-fn spec(name: &str, url: &str) -> DrainSpec {
+impl Env {
+    pub(super) fn new(config: MemoryLogConfig) -> Self {
+        Env {
+            log: Arc::new(MemoryLog::new(config)),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    /// Appends to the log, as ingest does.
+    pub(super) async fn publish(&self, batch: Vec<Envelope>) {
+        self.log.append(batch).await.unwrap();
+    }
+
+    pub(super) fn start(&self, config: DrainsConfig) -> (DrainManager, Vec<String>) {
+        let log: Arc<dyn Log> = self.log.clone();
+        DrainManager::start(
+            log,
+            Arc::clone(&self.metrics),
+            config,
+            CancellationToken::new(),
+        )
+    }
+}
+
+pub(super) fn manager(data: &Path, tweak: impl FnOnce(&mut DrainsConfig)) -> (DrainManager, Env) {
+    let env = Env::new(MemoryLogConfig::default());
+    let mut config = DrainsConfig::new(data.to_owned());
+    tweak(&mut config);
+    let (m, problems) = env.start(config);
+    assert!(problems.is_empty(), "{problems:?}");
+    (m, env)
+}
+
+pub(super) fn spec(name: &str, url: &str) -> DrainSpec {
     DrainSpec {
         name: name.into(),
         url: url.into(),
@@ -36,7 +67,7 @@ fn spec(name: &str, url: &str) -> DrainSpec {
 }
 
 /// Runs `add` on a blocking thread, as the server does.
-async fn add(m: &DrainManager, s: DrainSpec) -> Result<super::DrainInfo, DrainError> {
+pub(super) async fn add(m: &DrainManager, s: DrainSpec) -> Result<super::DrainInfo, DrainError> {
     let m = m.clone();
     tokio::task::spawn_blocking(move || m.add(s)).await.unwrap()
 }
@@ -186,7 +217,7 @@ async fn secrets_are_not_shown() {
     assert!(!err.contains("hunter2"), "{err}");
 }
 
-async fn wait_state(m: &DrainManager, name: &str, state: State) -> super::DrainInfo {
+pub(super) async fn wait_state(m: &DrainManager, name: &str, state: State) -> super::DrainInfo {
     for _ in 0..400 {
         let info = m.get(name).unwrap();
         if info.status.state == state {
@@ -247,7 +278,8 @@ async fn restart_retries_a_fatal_drain() {
         "0",
         Bytes::from("back"),
         LogType::Out,
-    )]);
+    )])
+    .await;
     for _ in 0..200 {
         if std::fs::read_to_string(&target).unwrap_or_default() == "back\n" {
             break;
@@ -322,7 +354,8 @@ async fn standing_routes_run_unpersisted_and_stay() {
     bus.publish(vec![
         Envelope::event(1, "cc", "app.start", "x"),
         Envelope::log(2, "any-app", "0", Bytes::from("line"), LogType::Out),
-    ]);
+    ])
+    .await;
     let mut buf = [0u8; 5];
     tokio::io::AsyncReadExt::read_exact(&mut conn, &mut buf)
         .await
@@ -348,10 +381,9 @@ async fn standing_routes_run_unpersisted_and_stay() {
         .unwrap();
     // A route that cannot start is reported, the others run.
     let data2 = Dir::new("standing-bad");
-    let bus2 = Bus::new(BusConfig::default(), Arc::new(Metrics::default()));
     let mut config = DrainsConfig::new(data2.0.clone());
     config.routes = vec!["file:///nowhere/x.log".into(), "udp://203.0.113.1:9".into()];
-    let (m3, problems) = DrainManager::start(bus2, config, CancellationToken::new());
+    let (m3, problems) = Env::new(MemoryLogConfig::default()).start(config);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].starts_with("route 1 (file:///nowhere/x.log)"),
@@ -441,7 +473,6 @@ async fn refused_batches_are_told_in_the_apps_stream() {
         c.policy = Arc::new(NetPolicy::from_list("127.0.0.0/8").unwrap());
     });
     let (port, requests) = refusing_receiver().await;
-    let mut watch = bus.subscribe(envelope::Selector::default(), "test");
     add(&m, spec("h", &format!("http://127.0.0.1:{port}/")))
         .await
         .unwrap();
@@ -454,34 +485,32 @@ async fn refused_batches_are_told_in_the_apps_stream() {
         LogType::Out,
     );
     web.tags.insert("app_name".into(), "web".into());
-    bus.publish(vec![web.clone(), web]);
-    let mut notices = Vec::new();
+    bus.publish(vec![web.clone(), web]).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while requests.load(std::sync::atomic::Ordering::SeqCst) < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "{notices:?}");
-        if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(100), watch.recv(100)).await
-        {
-            for e in d.entries {
-                if e.envelope.source_id == "web-guid"
-                    && e.envelope.tag("source_type") == Some("SLUICE")
-                {
-                    let log = e.envelope.as_log().unwrap();
-                    notices.push(String::from_utf8_lossy(&log.payload).into_owned());
-                }
-            }
-        }
+    while requests.load(std::sync::atomic::Ordering::SeqCst) < 2
+        || m.get("h").unwrap().status.dropped < 3
+    {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", m.get("h"));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // The notice went to the receiver too (refused again) and no
     // notice about it followed.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    while let Some(d) = watch.try_recv(100) {
-        for e in d.entries {
-            if e.envelope.tag("source_type") == Some("SLUICE") {
-                let log = e.envelope.as_log().unwrap();
-                notices.push(String::from_utf8_lossy(&log.payload).into_owned());
-            }
-        }
-    }
+    let page = bus
+        .log
+        .read_from(Cursor::START, &envelope::Selector::default(), 100)
+        .await
+        .unwrap();
+    let notices: Vec<String> = page
+        .entries
+        .iter()
+        .filter(|e| e.entry.envelope.tag("source_type") == Some("SLUICE"))
+        .map(|e| {
+            assert_eq!(e.entry.envelope.source_id, "web-guid");
+            let log = e.entry.envelope.as_log().unwrap();
+            String::from_utf8_lossy(&log.payload).into_owned()
+        })
+        .collect();
     assert_eq!(
         notices,
         ["sluice: 2 messages lost for app web to drain h since 2026-11-21T13:14:58Z: receiver answered 400 Bad Request"]
@@ -558,7 +587,8 @@ async fn template_amplification_is_bounded_end_to_end() {
         (0..n)
             .map(|i| Envelope::log(i, "app", "0", payload.clone(), LogType::Out))
             .collect(),
-    );
+    )
+    .await;
     let mut sent = 0;
     for _ in 0..500 {
         sent = m.get("amp").unwrap().status.sent;
@@ -570,5 +600,5 @@ async fn template_amplification_is_bounded_end_to_end() {
     assert_eq!(sent, n as u64);
     let len = std::fs::metadata(&path).unwrap().len();
     assert_eq!(len, n as u64 * (16 * 1024 + 1), "bounded output");
-    assert_eq!(bus.metrics().dropped("truncated"), n as u64);
+    assert_eq!(bus.metrics.dropped("truncated"), n as u64);
 }

@@ -12,6 +12,15 @@ pub enum ApiError {
     /// The storage layer failed (I/O, a full disk, a record too large).
     #[error(transparent)]
     Storage(#[from] LogError),
+    /// The log's file system has less free space than the configured
+    /// minimum (less the batch): nothing of the batch was written.
+    #[error(
+        "disk nearly full: {free_bytes} bytes free, the log keeps at least {min_free_bytes} free"
+    )]
+    DiskFull {
+        free_bytes: u64,
+        min_free_bytes: u64,
+    },
     /// Reading or writing a consumer's cursor file failed.
     #[error("consumer cursor {op} {}: {source}", path.display())]
     Cursor {

@@ -285,6 +285,8 @@ impl MemoryLog {
             sources: g.sources.len() as u64,
             bytes: g.bytes,
             sync_errors: 0,
+            memory_bytes: g.bytes,
+            cached_entries: 0,
         }
     }
 }

@@ -8,12 +8,15 @@
 //! `Arc<dyn Log>`; implementations never block the async workers (the disk
 //! one runs its I/O on `spawn_blocking`).
 
+mod cache;
+mod check;
 mod consumers;
 mod cursor;
 mod disk;
 mod disk_read;
 mod error;
 mod memory;
+mod space;
 mod types;
 
 use std::future::Future;
@@ -21,8 +24,10 @@ use std::pin::Pin;
 
 use envelope::{Envelope, Selector};
 
+pub use cache::DEFAULT_CACHE_BYTES;
+pub use check::{check_data_dir, check_disk_log, CursorCheck, CursorState, DataDirReport};
 pub use cursor::{Cursor, CursorParseError};
-pub use disk::{DiskLog, DiskLogConfig, DEFAULT_MAX_DISK_BYTES};
+pub use disk::{DiskLog, DiskLogConfig, DEFAULT_MAX_DISK_BYTES, DEFAULT_MIN_FREE_DISK_BYTES};
 pub use error::ApiError;
 pub use memory::{MemoryLog, MemoryLogConfig};
 pub use types::{
@@ -36,8 +41,7 @@ pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + S
 pub trait Log: Send + Sync {
     /// Appends a batch in order; returns each entry's position (consecutive,
     /// growing). Keys are computed with [`envelope::key::key_for`]. All or
-    /// nothing: on error no entry of the batch is readable (a disk log whose
-    /// write failed may still write it later: see [`DiskLog`]).
+    /// nothing: on error no entry of the batch is stored, now or later.
     fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>>;
 
     /// Log Cache's read of one source: `start_ns <= timestamp < end_ns`, at

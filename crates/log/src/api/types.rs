@@ -75,4 +75,9 @@ pub struct LogStats {
     pub bytes: u64,
     /// Failed periodic syncs (disk only).
     pub sync_errors: u64,
+    /// Approximate heap bytes held: the per-source index's estimate plus
+    /// the recent-records cache (disk), or the entries kept (memory).
+    pub memory_bytes: u64,
+    /// Entries in the recent-records cache (disk only).
+    pub cached_entries: u64,
 }

@@ -2,8 +2,9 @@
 //!
 //! `GET {server}/logs` or `{server}/logs/app:<APP>`, with `types`, `space`
 //! and `org` filters, and how much history to replay first: `recent=N`
-//! (the newest N), or `since=<unix ns>` when resuming; `follow=false` ends
-//! the response after the replay.
+//! (the newest N), `since=<unix ns>` (`--since`), or `after=<cursor>` (what
+//! came after an entry already received, when resuming); `follow=false`
+//! ends the response after the replay.
 
 use reqwest::Url;
 
@@ -36,13 +37,14 @@ pub struct Filter {
     pub org: Option<String>,
 }
 
-/// What to replay before (or instead of) going live: the newest `recent`
-/// stored entries, of those at or after `since` (Unix ns) when given;
-/// neither: live only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What to replay before (or instead of) going live: every stored entry
+/// after the cursor `after`, or the newest `recent` stored entries, of
+/// those at or after `since` (Unix ns) when given; none: live only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Replay {
     pub recent: Option<usize>,
     pub since: Option<i64>,
+    pub after: Option<String>,
 }
 
 impl Replay {
@@ -50,26 +52,35 @@ impl Replay {
     pub const NOTHING: Replay = Replay {
         recent: None,
         since: None,
+        after: None,
     };
 
     pub fn recent(n: usize) -> Replay {
         Replay {
             recent: Some(n),
-            since: None,
+            ..Replay::NOTHING
         }
     }
 
     pub fn since(ns: i64) -> Replay {
         Replay {
-            recent: None,
             since: Some(ns),
+            ..Replay::NOTHING
+        }
+    }
+
+    /// Everything after the entry whose cursor this is.
+    pub fn after(cursor: String) -> Replay {
+        Replay {
+            after: Some(cursor),
+            ..Replay::NOTHING
         }
     }
 }
 
 impl Filter {
     /// The stream URL; `follow: false` asks for the replay only.
-    pub fn url(&self, base: &Url, replay: Replay, follow: bool) -> Url {
+    pub fn url(&self, base: &Url, replay: &Replay, follow: bool) -> Url {
         let spec = self.app.as_ref().map(|app| format!("app:{app}"));
         let mut segments = vec!["logs"];
         segments.extend(spec.as_deref());
@@ -92,6 +103,9 @@ impl Filter {
             }
             if let Some(ns) = replay.since {
                 query.append_pair("since", &ns.to_string());
+            }
+            if let Some(cursor) = &replay.after {
+                query.append_pair("after", cursor);
             }
             if !follow {
                 query.append_pair("follow", "false");
@@ -131,7 +145,7 @@ mod tests {
 
     #[test]
     fn everything_live() {
-        let url = Filter::default().url(&base(), Replay::NOTHING, true);
+        let url = Filter::default().url(&base(), &Replay::NOTHING, true);
         assert_eq!(url.as_str(), "http://127.0.0.1:8000/logs");
     }
 
@@ -141,7 +155,7 @@ mod tests {
             app: Some("web".into()),
             ..Filter::default()
         };
-        let url = filter.url(&base(), Replay::recent(100), false);
+        let url = filter.url(&base(), &Replay::recent(100), false);
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:8000/logs/app:web?recent=100&follow=false"
@@ -156,10 +170,15 @@ mod tests {
             space: Some("dev".into()),
             org: Some("a&b".into()),
         };
-        let url = filter.url(&base(), Replay::since(1_700_000_000_000_000_000), true);
+        let url = filter.url(&base(), &Replay::since(1_700_000_000_000_000_000), true);
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:8000/logs/app:my%20app?types=stderr&space=dev&org=a%26b&since=1700000000000000000"
+        );
+        let url = filter.url(&base(), &Replay::after("v1.42".into()), true);
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8000/logs/app:my%20app?types=stderr&space=dev&org=a%26b&after=v1.42"
         );
     }
 
@@ -168,8 +187,9 @@ mod tests {
         let replay = Replay {
             recent: Some(5),
             since: Some(7),
+            after: None,
         };
-        let url = Filter::default().url(&base(), replay, false);
+        let url = Filter::default().url(&base(), &replay, false);
         assert_eq!(url.query(), Some("recent=5&since=7&follow=false"));
     }
 
@@ -179,7 +199,7 @@ mod tests {
             types: vec![LogKind::Out, LogKind::Err],
             ..Filter::default()
         };
-        let url = filter.url(&base(), Replay::NOTHING, true);
+        let url = filter.url(&base(), &Replay::NOTHING, true);
         assert_eq!(url.query(), Some("types=stdout%2Cstderr"));
     }
 

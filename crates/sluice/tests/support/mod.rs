@@ -487,3 +487,144 @@ pub fn sluice_clean(args: &[&str]) -> Command {
         .stderr(Stdio::piped());
     cmd
 }
+
+impl ServerProcess {
+    /// `kill -9`: the process dies at once, with no chance to flush or
+    /// close anything (the machine and its page cache stay up).
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
+    }
+}
+
+/// A syslog receiver on loopback for octet-counted TCP (RFC 6587 `LEN SP
+/// MSG`, as sluice's syslog drains write): each whole frame's MSG is
+/// sent on `frames`; a frame cut off by a dropped connection is not.
+/// While it holds, no connection reads on: the sender's writes back up
+/// (small socket buffers fill) until [`hold`](Self::hold)`(false)`.
+pub struct SyslogReceiver {
+    pub port: u16,
+    pub frames: std::sync::mpsc::Receiver<String>,
+    hold: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl SyslogReceiver {
+    pub fn start() -> Self {
+        Self::start_holding_at(usize::MAX)
+    }
+
+    /// Starts holding by itself once `at` frames were received in all.
+    pub fn start_holding_at(at: usize) -> Self {
+        use std::io::Read as _;
+        use std::os::fd::AsRawFd as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        // Small receive buffers (inherited by accepted sockets), so little
+        // sits in the kernel while the receiver holds.
+        let size: libc::c_int = 16 * 1024;
+        // SAFETY: a plain int option on a socket we own.
+        unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                std::ptr::addr_of!(size).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let hold = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let gate = std::sync::Arc::clone(&hold);
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { break };
+                let tx = tx.clone();
+                let gate = std::sync::Arc::clone(&gate);
+                let received = std::sync::Arc::clone(&received);
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // Whole frames at the front of the buffer.
+                        while let Some((msg, used)) = octet_frame(&buf) {
+                            if tx.send(msg).is_err() {
+                                return;
+                            }
+                            buf.drain(..used);
+                            let n = received.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let (held, wake) = &*gate;
+                            let mut held = held.lock().expect("gate");
+                            if n + 1 == at {
+                                *held = true;
+                            }
+                            while *held {
+                                held = wake.wait(held).expect("gate");
+                            }
+                        }
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        SyslogReceiver {
+            port,
+            frames: rx,
+            hold,
+        }
+    }
+
+    /// Stops (true) or resumes (false) reading.
+    pub fn hold(&self, on: bool) {
+        let (held, wake) = &*self.hold;
+        *held.lock().expect("gate") = on;
+        wake.notify_all();
+    }
+}
+
+/// The first octet-counted frame in `buf`: its MSG and the bytes it took.
+fn octet_frame(buf: &[u8]) -> Option<(String, usize)> {
+    let space = buf.iter().position(|&b| b == b' ')?;
+    let len: usize = std::str::from_utf8(&buf[..space]).ok()?.parse().ok()?;
+    let end = space + 1 + len;
+    let msg = buf.get(space + 1..end)?;
+    Some((String::from_utf8_lossy(msg).into_owned(), end))
+}
+
+/// POSTs a text body (one entry a line) to `{http}/logs?{query}`: whether
+/// the server acknowledged it (200), or `None` when no answer came (the
+/// connection failed: the server is down).
+pub fn post_text_to(http: &str, query: &str, body: &str) -> Option<bool> {
+    let url = format!("{http}/logs?{query}");
+    http_request("POST", &url, "text/plain", body.as_bytes()).map(|(status, _)| status == 200)
+}
+
+/// The query of `POST /logs` for text lines of one app (source id = name).
+pub fn app_query(app: &str) -> String {
+    format!("source_id={app}&app_name={app}&space_name=dev&organization_name=acme&source_type=APP/PROC/WEB&instance_id=0")
+}
+
+/// The message texts of the last `n` stored log lines of `app`, oldest
+/// first, as `sluice logs APP --recent -n N` prints them.
+pub fn recent_texts(http: &str, app: &str, n: usize) -> Vec<String> {
+    let (out, _) = run_within(
+        {
+            let mut cmd = sluice_clean(&["logs", app, "--recent", "-n", &n.to_string()]);
+            cmd.args(["--server", http]);
+            cmd
+        },
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "sluice logs --recent: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(" OUT ").map(|(_, text)| text.to_owned()))
+        .collect()
+}
