@@ -29,6 +29,23 @@ fn disk(dir: &std::path::Path) -> DiskLog {
     DiskLog::open(c).expect("open").0
 }
 
+/// [`disk`], retrying while another holder of the directory lock (a
+/// blocking thread of a dropped log) finishes.
+fn reopen_when_unlocked(dir: &std::path::Path) -> DiskLog {
+    let mut c = DiskLogConfig::new(dir);
+    c.storage.segment_bytes = 2048;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match DiskLog::open(c.clone()) {
+            Ok((log, _)) => return log,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("in use") => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("open: {e}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn memory_byte_budget_drops_oldest() {
     let log = MemoryLog::new(MemoryLogConfig {
@@ -233,7 +250,9 @@ async fn disk_dropped_without_close_keeps_every_acknowledged_append() {
     }
     log.commit("drain", Cursor::at(33)).await.unwrap();
     drop(log);
-    let log = disk(dir.path());
+    // The group committer's blocking thread may still hold the log (and
+    // its directory lock) for a moment after the last append returned.
+    let log = reopen_when_unlocked(dir.path());
     assert_eq!(log.committed("drain").await.unwrap(), Some(Cursor::at(33)));
     let page = log
         .read_from(Cursor::at(33), &Selector::all(), 100)
