@@ -91,6 +91,22 @@ fn answers(w: &LogWriter) -> String {
         let name = s.path.file_name().unwrap().to_string_lossy().into_owned();
         out += &format!("{name} {} {} {:?}\n", s.records, s.bytes, s.timestamps);
     }
+    // Every record, read from the start (through each segment's sparse
+    // offsets).
+    let all = r
+        .read_from(0, sluice_log::ReadLimit::records(usize::MAX))
+        .unwrap();
+    let all: Vec<(u64, i64, String)> = all
+        .records
+        .iter()
+        .map(|x| (x.position, x.timestamp, x.source_id.clone()))
+        .collect();
+    out += &format!("{all:?}\n");
+    for p in [0, 31, 32, 33, 64, 100, 1000] {
+        let at = r.read_from(p, sluice_log::ReadLimit::records(2)).unwrap();
+        let at: Vec<u64> = at.records.iter().map(|x| x.position).collect();
+        out += &format!("from {p}: {at:?}\n");
+    }
     let ids: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
     for id in &ids {
         let newest: Vec<u64> = r
