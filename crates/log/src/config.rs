@@ -26,6 +26,10 @@ pub struct LogConfig {
     /// Index entries kept per source (the oldest are dropped from the
     /// index, not from disk).
     pub max_per_source: usize,
+    /// Write `index.ckpt` at a clean close and use it to skip scanning the
+    /// segments it covers at the next open (`checkpoint.rs` says when it is
+    /// trusted). Off by default.
+    pub index_checkpoint: bool,
 }
 
 impl LogConfig {
@@ -36,6 +40,7 @@ impl LogConfig {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             flush_threshold: DEFAULT_FLUSH_THRESHOLD,
             max_per_source: DEFAULT_MAX_PER_SOURCE,
+            index_checkpoint: false,
         }
     }
 

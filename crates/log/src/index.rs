@@ -118,6 +118,45 @@ impl SourceIndex {
         removed
     }
 
+    pub(crate) fn source_count(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Calls `f` with each source's id, timestamp order flag and entries
+    /// (for the checkpoint).
+    pub(crate) fn for_each_source(&self, mut f: impl FnMut(&str, bool, &VecDeque<(u64, i64)>)) {
+        for (id, e) in &self.sources {
+            f(id, e.ts_sorted, &e.items);
+        }
+    }
+
+    /// Adds a whole source loaded from a checkpoint: `items` in strictly
+    /// increasing positions, at most `max_per_source`. Returns false (and
+    /// adds nothing) for a duplicate id, too many or empty entries, or a
+    /// `ts_sorted` flag the timestamps contradict.
+    pub(crate) fn insert_source(
+        &mut self,
+        id: String,
+        ts_sorted: bool,
+        items: VecDeque<(u64, i64)>,
+    ) -> bool {
+        if items.is_empty()
+            || items.len() > self.max_per_source
+            || self.sources.contains_key(id.as_str())
+            || (ts_sorted
+                && items
+                    .iter()
+                    .zip(items.iter().skip(1))
+                    .any(|(a, b)| b.1 < a.1))
+        {
+            return false;
+        }
+        self.entries += items.len();
+        self.sources
+            .insert(id.into_boxed_str(), Entries { items, ts_sorted });
+        true
+    }
+
     pub(crate) fn count(&self, source: &str) -> u64 {
         self.sources.get(source).map_or(0, |e| e.items.len() as u64)
     }

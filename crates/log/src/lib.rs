@@ -10,7 +10,10 @@
 //! - [`LogWriter::append`] takes a batch of [`Appendable`] items (raw
 //!   [`NewRecord`]s or [`EnvelopeRecord`]s) and returns their positions;
 //!   `flush` writes them (one write per batch), `sync` fsyncs, and
-//!   `apply_retention` deletes old segments.
+//!   `apply_retention` deletes old segments. With `index_checkpoint` on, a
+//!   clean `close` also writes `index.ckpt`, which lets the next `open`
+//!   skip scanning the segments it covers (an accelerator only: anything
+//!   stale or damaged about it and it is ignored).
 //! - [`LogReader`] (clone it freely, use it from any thread) reads from a
 //!   position, by positions, and per source (newest N, a time range, a
 //!   count) through the index.
@@ -41,6 +44,7 @@
 //! drains or server. Unix only: it uses positioned I/O and `flock`.
 
 pub mod api;
+mod checkpoint;
 mod config;
 mod cursor;
 mod error;

@@ -18,6 +18,11 @@
 //! any intact record that was cut, and the floor in `meta`. When that is not
 //! where the last segment ends, a new segment is started there, so within a
 //! segment positions stay consecutive.
+//!
+//! With `index_checkpoint` on, segments covered by a valid `index.ckpt`
+//! (written at the last clean close, and matching the files exactly; see
+//! `checkpoint.rs`) are not scanned: their state and the index come from
+//! it, and only newer segments are scanned. `check` never uses it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
@@ -26,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::checkpoint::{self, Checkpoint, CKPT_FILE, CKPT_TMP};
 use crate::config::LogConfig;
 use crate::cursor::{FrameCursor, Step};
 use crate::error::LogError;
@@ -58,7 +64,37 @@ struct Stop {
 /// truncates a damaged tail, starts a new segment where needed and writes
 /// `meta`; without, it only reports (what `sluice check` shows).
 pub(crate) fn recover(config: &LogConfig, repair: bool) -> Result<Recovered, LogError> {
-    let started = Instant::now();
+    recover_with(
+        config,
+        repair,
+        repair && config.index_checkpoint,
+        Instant::now(),
+    )
+}
+
+/// Whether the checkpoint's segments are exactly the first of `files`, each
+/// file still of the recorded length, none running into the next.
+fn covers(ckpt: &Checkpoint, files: &[(u64, PathBuf)]) -> bool {
+    ckpt.segments.len() <= files.len()
+        && ckpt.segments.iter().enumerate().all(|(i, c)| {
+            let (base, path) = &files[i];
+            *base == c.base
+                && c.scanned.len >= SEGMENT_HEADER_LEN as u64
+                && fs::metadata(path).is_ok_and(|m| m.len() == c.scanned.len)
+                && files.get(i + 1).is_none_or(|next| {
+                    c.base
+                        .checked_add(c.scanned.count)
+                        .is_some_and(|e| e <= next.0)
+                })
+        })
+}
+
+fn recover_with(
+    config: &LogConfig,
+    repair: bool,
+    use_checkpoint: bool,
+    started: Instant,
+) -> Result<Recovered, LogError> {
     let dir = &config.dir;
     if repair {
         match fs::remove_file(dir.join(META_TMP)) {
@@ -70,7 +106,17 @@ pub(crate) fn recover(config: &LogConfig, repair: bool) -> Result<Recovered, Log
     }
     let meta = meta::read(dir);
     let (files, mut ignored) = list(dir)?;
-    let mut index = SourceIndex::new(config.max_per_source);
+    let ckpt = if use_checkpoint {
+        checkpoint::read(config).filter(|c| covers(c, &files))
+    } else {
+        None
+    };
+    let (mut index, covered) = match ckpt {
+        Some(c) => (c.index, c.segments),
+        None => (SourceIndex::new(config.max_per_source), Vec::new()),
+    };
+    let checkpoint_segments = covered.len();
+    let mut covered = covered.into_iter();
     let mut segments: Vec<Arc<Segment>> = Vec::new();
     let mut damaged = Vec::new();
     let mut gaps = Vec::new();
@@ -81,8 +127,11 @@ pub(crate) fn recover(config: &LogConfig, repair: bool) -> Result<Recovered, Log
 
     for (i, (base, path)) in files.iter().enumerate() {
         let (base, last) = (*base, i + 1 == files.len());
+        let from_ckpt = covered.next();
         let file = match open_segment(path, repair && last) {
             Ok(f) => f,
+            // Nothing has been changed yet: start over without the checkpoint.
+            Err(_) if from_ckpt.is_some() => return recover_with(config, repair, false, started),
             Err(e) if repair && last => return Err(LogError::io("open", path)(e)),
             Err(_) => {
                 ignored.push(path.clone());
@@ -91,7 +140,13 @@ pub(crate) fn recover(config: &LogConfig, repair: bool) -> Result<Recovered, Log
         };
         let file_len = file.metadata().map_err(LogError::io("stat", path))?.len();
         let next_base = files.get(i + 1).map(|f| f.0);
-        let (scanned, stop) = scan(&file, base, file_len, next_base, config, &mut index);
+        let (scanned, stop) = match from_ckpt {
+            Some(c) if c.scanned.len == file_len => (c.scanned, None),
+            // Changed since `covers` looked (nothing is changed before the
+            // last segment): start over without the checkpoint.
+            Some(_) => return recover_with(config, repair, false, started),
+            None => scan(&file, base, file_len, next_base, config, &mut index),
+        };
         if let Some((end, was_damaged)) = prev {
             if base > end {
                 let cause = if was_damaged {
@@ -150,6 +205,7 @@ pub(crate) fn recover(config: &LogConfig, repair: bool) -> Result<Recovered, Log
         damaged,
         gaps,
         ignored,
+        checkpoint_segments,
         elapsed: started.elapsed(),
     };
     Ok(Recovered {
@@ -173,7 +229,7 @@ fn list(dir: &Path) -> Result<Listing, LogError> {
         let name = entry.file_name();
         let path = entry.path();
         match name.to_str() {
-            Some(META_FILE | META_TMP | LOCK_FILE) => {}
+            Some(META_FILE | META_TMP | LOCK_FILE | CKPT_FILE | CKPT_TMP) => {}
             Some(n) => match segment::parse_name(n) {
                 Some(base) if path.is_file() => segs.push((base, path)),
                 _ => ignored.push(path),

@@ -100,6 +100,9 @@ pub struct OpenReport {
     /// Files in the directory that are not the log's (left alone), and
     /// segment files that could not be opened.
     pub ignored: Vec<PathBuf>,
+    /// Segments taken from the index checkpoint instead of scanned (0
+    /// when there was none, or it was ignored).
+    pub checkpoint_segments: usize,
     /// Time taken to scan.
     pub elapsed: Duration,
 }

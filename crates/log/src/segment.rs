@@ -151,6 +151,11 @@ impl Segment {
         }
     }
 
+    /// The sparse offsets (for the checkpoint).
+    pub(crate) fn sparse_offsets(&self) -> Vec<u64> {
+        self.sparse.read().clone()
+    }
+
     /// Makes written records visible to readers (writer only).
     pub(crate) fn publish(&self, sparse: &[u64], min_ts: i64, max_ts: i64, len: u64, count: u64) {
         if !sparse.is_empty() {

@@ -27,6 +27,7 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::format::{encode_frame, frame_len, BODY_FIXED_LEN, FRAME_PREFIX_LEN};
@@ -321,9 +322,34 @@ impl LogWriter {
     }
 
     /// Flushes, fsyncs and persists the position floor; the lock is released.
+    /// With `index_checkpoint`, also writes `index.ckpt` (`checkpoint.rs`);
+    /// failing to is not an error (the next open scans).
     pub fn close(mut self) -> Result<(), LogError> {
         self.sync()?;
-        meta::write(&self.shared.dir, self.next)
+        meta::write(&self.shared.dir, self.next)?;
+        if self.config.index_checkpoint {
+            self.write_checkpoint();
+        }
+        Ok(())
+    }
+
+    /// Writes the index checkpoint if every segment's file holds exactly its
+    /// valid bytes (none damaged or cut short of its file); otherwise, or
+    /// if writing fails, removes any old one.
+    fn write_checkpoint(&self) {
+        let dir = &self.shared.dir;
+        let segments = self.shared.snapshot();
+        let whole = segments
+            .iter()
+            .all(|s| s.file.metadata().is_ok_and(|m| m.len() == s.len()) && s.path.exists());
+        let written = whole && {
+            let list: Vec<&Segment> = segments.iter().map(|s| s.as_ref()).collect();
+            let bytes = checkpoint::encode(&self.config, &list, &self.shared.index.read());
+            checkpoint::write(dir, &bytes).is_ok()
+        };
+        if !written {
+            checkpoint::remove(dir);
+        }
     }
 
     /// Drops buffered batches without writing them and releases the lock, as
