@@ -394,6 +394,10 @@ impl Config {
     pub fn disk_log_config(&self) -> sluice_log::DiskLogConfig {
         let mut c = sluice_log::DiskLogConfig::new(&self.data_dir);
         c.storage.max_per_source = self.log.max_per_source.max(1);
+        // A clean shutdown leaves the index for the next start (4M
+        // records: 0.14 s instead of 1.1 s); anything stale or damaged is
+        // ignored and the segments are scanned as after a crash.
+        c.storage.index_checkpoint = true;
         c.retention.max_age_ns = Some(self.log_max_age_ns());
         c.retention.max_bytes = Some(self.log.max_disk_mb.max(1).saturating_mul(1 << 20));
         c.min_free_disk_bytes = self.log.min_free_disk_mb.saturating_mul(1 << 20);

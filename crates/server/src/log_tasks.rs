@@ -55,6 +55,7 @@ fn report_open(report: &OpenReport, metrics: &Metrics) {
         records = report.records,
         bytes = report.bytes,
         next_position = report.next_position,
+        from_checkpoint = report.checkpoint_segments,
         elapsed_ms = report.elapsed.as_millis() as u64,
         "log opened"
     );
