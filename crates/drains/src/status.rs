@@ -93,6 +93,12 @@ impl Status {
         self.position.store(next, Ordering::Relaxed);
     }
 
+    /// The oldest undelivered entry's timestamp, when one is known.
+    pub fn oldest_undelivered(&self) -> Option<i64> {
+        let ns = self.oldest_undelivered.load(Ordering::Relaxed);
+        (ns != NOTHING_WAITING).then_some(ns)
+    }
+
     /// Records the oldest undelivered entry's timestamp (`None`: nothing
     /// waits).
     pub fn set_oldest_undelivered(&self, ns: Option<i64>) {
@@ -130,11 +136,10 @@ impl Status {
 
     /// A snapshot; `end` is the log's next position, for `behind`.
     pub fn view(&self, end: Option<u64>) -> StatusView {
-        let oldest = self.oldest_undelivered.load(Ordering::Relaxed);
         let g = self.inner.lock();
         StatusView {
             behind: self.behind(end),
-            oldest_undelivered_ns: (oldest != NOTHING_WAITING).then_some(oldest),
+            oldest_undelivered_ns: self.oldest_undelivered(),
             state: g.0,
             since: g.1,
             last_error: g.2.clone(),

@@ -23,22 +23,27 @@ fn envelopes(range: std::ops::Range<usize>, sources: usize) -> Vec<Envelope> {
         .collect()
 }
 
-fn disk(dir: &std::path::Path) -> DiskLog {
+fn disk_config(dir: &std::path::Path) -> DiskLogConfig {
     let mut c = DiskLogConfig::new(dir);
     c.storage.segment_bytes = 2048;
-    DiskLog::open(c).expect("open").0
+    c
+}
+
+fn disk(dir: &std::path::Path) -> DiskLog {
+    DiskLog::open(disk_config(dir)).expect("open").0
 }
 
 /// [`disk`], retrying while another holder of the directory lock (a
 /// blocking thread of a dropped log) finishes.
 fn reopen_when_unlocked(dir: &std::path::Path) -> DiskLog {
-    let mut c = DiskLogConfig::new(dir);
-    c.storage.segment_bytes = 2048;
+    let c = disk_config(dir);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match DiskLog::open(c.clone()) {
             Ok((log, _)) => return log,
-            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("in use") => {
+            Err(sluice_log::ApiError::Storage(sluice_log::LogError::Locked { .. }))
+                if std::time::Instant::now() < deadline =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             Err(e) => panic!("open: {e}"),

@@ -382,6 +382,12 @@ impl Feed {
     /// message is the first one after the acknowledged cursor: its time is
     /// what status shows as the age of the backlog.
     async fn show_oldest_waiting(&mut self) {
+        // Nothing is delivered while the drain waits, so the oldest waiting
+        // message stays the same: look it up once, not on every append
+        // (for a drain far behind, that read goes to disk).
+        if self.status.oldest_undelivered().is_some() {
+            return;
+        }
         let oldest = match self.carry.front() {
             Some(e) => Some(e.entry.envelope.timestamp),
             None => match self.log.read_from(self.acked, &self.selector, 1).await {
