@@ -60,6 +60,7 @@ mod report;
 mod retention;
 mod segment;
 mod shared;
+mod sync;
 mod writer;
 
 pub use api::{
@@ -80,4 +81,5 @@ pub use record::{encode_envelope, Appendable, EnvelopeRecord, NewRecord, Record}
 pub use report::{Damage, DamagedSegment, Gap, GapCause, OpenReport, TailCut};
 pub use retention::{DeleteReason, DeletedSegment, RetentionPolicy, RetentionReport};
 pub use segment::SegmentInfo;
+pub use sync::SyncPlan;
 pub use writer::{check, open, LogWriter};

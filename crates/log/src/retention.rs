@@ -5,9 +5,11 @@
 //! empties).
 //!
 //! Deletion stops at the first segment that may stay, so what is kept is one
-//! range of positions. Before any file is unlinked, the active segment is
-//! fsynced and the position floor in `meta` is made durable, so a crash
-//! right after can neither lose positions nor give them out again. The
+//! range of positions. Before any file is unlinked, the position floor in
+//! `meta` is made durable, so a crash right after cannot give positions out
+//! again; what is newer than the last fsync is as durable as the fsync
+//! timer makes it, deletion or not (no fsync here: it would hold the writer
+//! for as long as the disk needs, see `sync.rs`). The
 //! report names each deleted range so a caller can count, per consumer,
 //! what it lost before it read it.
 
@@ -96,7 +98,6 @@ impl LogWriter {
             report.oldest_position = self.reader().oldest_position();
             return Ok(report);
         }
-        self.sync()?;
         meta::write(&self.shared.dir, self.next_position())?;
         for (seg, reason) in &victims {
             if let Err(e) = std::fs::remove_file(&seg.path) {

@@ -53,9 +53,12 @@ pub struct LogWriter {
     /// encoded (so the frames are not decoded and checksummed again).
     pending_frames: Vec<PendingFrame>,
     /// Next position to assign.
-    next: u64,
+    pub(crate) next: u64,
     /// Every position below this is fsynced.
-    synced: u64,
+    pub(crate) synced: u64,
+    /// Sealed segments that may hold unsynced records, oldest first
+    /// (`sync.rs`).
+    pub(crate) unsynced_sealed: Vec<Arc<Segment>>,
     /// A write failed: the active segment may hold bytes past its valid
     /// length, to be truncated before the next write.
     torn: bool,
@@ -99,6 +102,7 @@ pub fn open(config: LogConfig) -> Result<(LogWriter, OpenReport), LogError> {
         pending_frames: Vec::new(),
         next: r.next,
         synced: r.next,
+        unsynced_sealed: Vec::new(),
         torn: false,
         _lock: lock,
     };
@@ -292,28 +296,18 @@ impl LogWriter {
         self.active.base
     }
 
-    /// Flushes, then fsyncs the active segment: everything appended so far
-    /// survives a power loss.
-    pub fn sync(&mut self) -> Result<(), LogError> {
-        self.flush()?;
-        if self.synced < self.next {
-            self.active
-                .file
-                .sync_data()
-                .map_err(LogError::io("fsync", &self.active.path))?;
-            self.synced = self.next;
-        }
-        Ok(())
-    }
-
-    /// Seals the active segment (flushed and fsynced) and starts a new one
-    /// at the next position; the new base is also persisted as the floor.
+    /// Seals the active segment (flushed; fsynced by the next sync plan,
+    /// `sync.rs`) and starts a new one at the next position; the new base
+    /// is also persisted as the floor.
     pub(crate) fn roll(&mut self) -> Result<(), LogError> {
-        self.sync()?;
+        self.flush()?;
         // The floor first: if it cannot be written (a full disk), no new
         // segment is left behind for the next try to trip over.
         meta::write(&self.shared.dir, self.next)?;
         let seg = Segment::create(&self.shared.dir, self.next)?;
+        if self.synced < self.next {
+            self.unsynced_sealed.push(self.active.clone());
+        }
         let mut list = self.shared.snapshot().as_ref().clone();
         list.push(seg.clone());
         self.shared.set_segments(list);

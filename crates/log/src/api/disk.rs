@@ -434,7 +434,14 @@ impl DiskLog {
     pub async fn sync(&self) -> Result<(), ApiError> {
         let inner = self.inner.clone();
         blocking(move || {
-            let segments = Self::with_writer(&inner, |w| Ok(w.sync()?));
+            // The fsyncs run without the writer's lock: appends go on.
+            let segments = Self::with_writer(&inner, |w| Ok(w.plan_sync()?)).and_then(|plan| {
+                plan.run()?;
+                Self::with_writer(&inner, |w| {
+                    w.synced_by(&plan);
+                    Ok(())
+                })
+            });
             // Consumer cursors committed since the last sync, even when the
             // segments failed (or the log is closed).
             let cursors = inner.cursors.sync();
