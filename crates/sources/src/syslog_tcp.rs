@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn a_quiet_connection_gives_a_large_buffer_back() {
-        let mut size = ReadSize::new();
+        let size = ReadSize::new();
         let mut buf = BytesMut::with_capacity(READ_MAX);
         size.prepare(&mut buf);
         assert!(buf.capacity() <= 2 * READ_MIN, "{}", buf.capacity());
