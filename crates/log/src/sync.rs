@@ -77,7 +77,6 @@ impl LogWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::config::LogConfig;
     use crate::record::NewRecord;
     use crate::writer::open;
