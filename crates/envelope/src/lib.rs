@@ -10,6 +10,7 @@
 //! This crate does no I/O and must never depend on the network, the router or
 //! any server code.
 
+mod encode;
 pub mod entry;
 pub mod json;
 pub mod key;

@@ -14,9 +14,9 @@ use crate::format::RecordRef;
 
 /// One item of a batch handed to [`LogWriter::append`](crate::LogWriter::append).
 ///
-/// The writer asks for the envelope's length first (to check limits and plan
-/// segment rolls) and then has it written straight into its batch buffer, so
-/// an envelope is encoded once, with no intermediate allocation.
+/// The writer has the envelope written straight into its batch buffer and
+/// checks limits and plans segment rolls from what was written, so an
+/// envelope is encoded once, with no intermediate allocation.
 pub trait Appendable {
     /// Unix nanoseconds; retention by age and time-range reads use it.
     fn timestamp(&self) -> i64;
@@ -24,8 +24,6 @@ pub trait Appendable {
     fn key(&self) -> &str;
     /// The source id the per-source index files the record under.
     fn source_id(&self) -> &str;
-    /// Exact number of bytes [`write_envelope`](Self::write_envelope) appends.
-    fn envelope_len(&self) -> usize;
     /// Appends the protobuf-encoded envelope.
     fn write_envelope(&self, out: &mut Vec<u8>);
 }
@@ -48,9 +46,6 @@ impl Appendable for NewRecord<'_> {
     }
     fn source_id(&self) -> &str {
         self.source_id
-    }
-    fn envelope_len(&self) -> usize {
-        self.envelope.len()
     }
     fn write_envelope(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.envelope);
@@ -75,11 +70,8 @@ impl Appendable for EnvelopeRecord<'_> {
     fn source_id(&self) -> &str {
         &self.envelope.source_id
     }
-    fn envelope_len(&self) -> usize {
-        self.envelope.encoded_len()
-    }
     fn write_envelope(&self, out: &mut Vec<u8>) {
-        self.envelope.encode_raw(out);
+        self.envelope.encode_into(out);
     }
 }
 
@@ -136,7 +128,6 @@ mod tests {
         };
         let mut out = Vec::new();
         r.write_envelope(&mut out);
-        assert_eq!(out.len(), r.envelope_len());
         assert_eq!(out, encode_envelope(&e));
         let stored = Record {
             position: 0,

@@ -99,7 +99,11 @@ impl FieldLimits {
             cuts.truncated += 1;
         }
         let before = env.tags.len();
-        env.tags.retain(|k, _| k.len() <= self.max_tag_key);
+        // `retain` walks the map with a cursor that can delete: dearer
+        // than a look, and nearly always there is nothing to delete.
+        if env.tags.keys().any(|k| k.len() > self.max_tag_key) {
+            env.tags.retain(|k, _| k.len() <= self.max_tag_key);
+        }
         if let Some(first_extra) = env.tags.keys().nth(self.max_tags).cloned() {
             env.tags.split_off(&first_extra);
         }

@@ -123,6 +123,7 @@ async fn connection(
     debug!(%peer, "connected");
     let mut decoder = FrameDecoder::new(ctx.limits.max_frame());
     let mut read_size = ReadSize::new();
+    let mut last_batch_len = 0;
     let mut buf = BytesMut::with_capacity(READ_MIN);
     // When the frame under way began (None at a frame boundary).
     let mut frame_began: Option<tokio::time::Instant> = None;
@@ -164,7 +165,9 @@ async fn connection(
                 true
             }
         };
-        let mut batch = Vec::new();
+        // Sized for the frames the last read held: growing a Vec of
+        // envelopes by doubling copies each one about twice.
+        let mut batch = Vec::with_capacity(last_batch_len);
         let now = now_ns();
         let mut bytes = 0u64;
         let mut push = |frame: Frame| {
@@ -199,6 +202,7 @@ async fn connection(
             frame_began = None;
         }
         counters.record(batch.len() as u64, bytes);
+        last_batch_len = batch.len();
         // In order: the previous batch is in the log before this one goes.
         if let Some(previous) = in_flight.take() {
             let _ = previous.await;
