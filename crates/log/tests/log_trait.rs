@@ -114,6 +114,23 @@ async fn drain_all<L: Log>(
     panic!("read_from never caught up");
 }
 
+/// A batch takes its place at the `append` call: several in flight,
+/// awaited in any order, land in the order they were appended.
+async fn appends_land_in_call_order<H: Harness>(mut h: H) {
+    let log = h.open();
+    let futures: Vec<_> = (0..20)
+        .map(|i| log.append(envelopes(i * 5..i * 5 + 5)))
+        .collect();
+    let mut positions = Vec::new();
+    for f in futures.into_iter().rev() {
+        positions.push(f.await.expect("append"));
+    }
+    positions.reverse();
+    assert_eq!(positions.concat(), (0..100).collect::<Vec<u64>>());
+    let (all, _, _) = drain_all(&log, Cursor::START, &Selector::all(), 1000).await;
+    assert_eq!(payloads(&all), lines(0..100));
+}
+
 async fn append_and_read_source<H: Harness>(mut h: H) {
     let log = h.open();
     let first = log.append(envelopes(0..30)).await.expect("append");
@@ -329,6 +346,7 @@ macro_rules! suite {
 
 suite!(
     append_and_read_source,
+    appends_land_in_call_order,
     read_from_pages_with_selectors,
     survives_restart_with_cursors,
     meta_stats_and_names,

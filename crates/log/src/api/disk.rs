@@ -522,22 +522,22 @@ impl DiskLog {
 
 impl Log for DiskLog {
     fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>> {
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            let keys = batch.iter().map(|e| key::key_for(e).into()).collect();
-            let (done, result) = oneshot::channel();
-            let lead = {
-                let mut commits = inner.commits.lock();
-                commits.waiting.push(Queued { batch, keys, done });
-                !std::mem::replace(&mut commits.running, true)
+        // Queued now, at the call (the order the trait promises).
+        let keys = batch.iter().map(|e| key::key_for(e).into()).collect();
+        let (done, result) = oneshot::channel();
+        let lead = {
+            let mut commits = self.inner.commits.lock();
+            commits.waiting.push(Queued { batch, keys, done });
+            !std::mem::replace(&mut commits.running, true)
+        };
+        if lead {
+            let committer = Committer {
+                inner: self.inner.clone(),
+                finished: false,
             };
-            if lead {
-                let committer = Committer {
-                    inner,
-                    finished: false,
-                };
-                tokio::task::spawn_blocking(move || committer.run());
-            }
+            tokio::task::spawn_blocking(move || committer.run());
+        }
+        Box::pin(async move {
             let (range, evicted) = result
                 .await
                 .map_err(|_| ApiError::Task("the group commit stopped".into()))??;

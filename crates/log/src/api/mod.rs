@@ -42,6 +42,11 @@ pub trait Log: Send + Sync {
     /// Appends a batch in order; returns each entry's position (consecutive,
     /// growing). Keys are computed with [`envelope::key::key_for`]. All or
     /// nothing: on error no entry of the batch is stored, now or later.
+    ///
+    /// The batch takes its place when `append` is called, not when the
+    /// future is first polled: batches appended one after the other by one
+    /// caller land in that order even when the caller awaits them later,
+    /// which lets a source keep several batches in flight (`syslog_tcp`).
     fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>>;
 
     /// Log Cache's read of one source: `start_ns <= timestamp < end_ns`, at
