@@ -64,12 +64,50 @@ impl IngestContext {
     /// fsync). A batch the log refuses is dropped and counted
     /// (`{reason="log_full"}` when the disk is at its floor, `{reason="log_error"}`
     /// otherwise) and the error returned, so HTTP can answer 503.
-    pub async fn publish(&self, mut batch: Vec<envelope::Envelope>) -> Result<(), ApiError> {
-        if batch.is_empty() {
-            return Ok(());
+    pub async fn publish(&self, batch: Vec<envelope::Envelope>) -> Result<(), ApiError> {
+        self.submit(batch).await
+    }
+
+    /// [`publish`](Self::publish) in two steps: the batch is stamped and
+    /// takes its place in the log at this call ([`Log::append`]'s order);
+    /// the future tells how it went. A source that keeps several batches in
+    /// flight (`syslog_tcp`) still gets them stored in the order it
+    /// submitted them.
+    pub fn submit(
+        &self,
+        mut batch: Vec<envelope::Envelope>,
+    ) -> impl std::future::Future<Output = Result<(), ApiError>> + Send + '_ {
+        let appended = (!batch.is_empty()).then(|| {
+            self.stamp(&mut batch);
+            (batch.len() as u64, self.log.append(batch))
+        });
+        async move {
+            let Some((n, appended)) = appended else {
+                return Ok(());
+            };
+            match appended.await {
+                Ok(_) => {
+                    self.metrics.log_appended.inc_by(n);
+                    Ok(())
+                }
+                Err(err) => {
+                    self.metrics.count_drop(drop_reason(&err), n);
+                    if self.refusals.should_tell(envelope::time::now_ns()) {
+                        tracing::warn!(
+                            error = %err,
+                            "the log refuses batches; they are dropped and counted in sluice_drops_total"
+                        );
+                    }
+                    Err(err)
+                }
+            }
         }
+    }
+
+    /// Field limits, body bounds and timestamp sanity, counted.
+    fn stamp(&self, batch: &mut [envelope::Envelope]) {
         let (mut truncated, mut tags_dropped) = (0, 0);
-        for env in &mut batch {
+        for env in batch {
             let cuts = self.limits.fields.apply(env);
             truncated += cuts.truncated;
             tags_dropped += cuts.tags_dropped;
@@ -81,23 +119,6 @@ impl IngestContext {
         }
         if tags_dropped > 0 {
             self.metrics.count_drop("too_many_tags", tags_dropped);
-        }
-        let n = batch.len() as u64;
-        match self.log.append(batch).await {
-            Ok(_) => {
-                self.metrics.log_appended.inc_by(n);
-                Ok(())
-            }
-            Err(err) => {
-                self.metrics.count_drop(drop_reason(&err), n);
-                if self.refusals.should_tell(envelope::time::now_ns()) {
-                    tracing::warn!(
-                        error = %err,
-                        "the log refuses batches; they are dropped and counted in sluice_drops_total"
-                    );
-                }
-                Err(err)
-            }
         }
     }
 

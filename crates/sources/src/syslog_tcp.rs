@@ -7,18 +7,23 @@
 //! silent connections (slowloris) cannot lock real senders out: a new
 //! sender gets in at once and the crowd is what goes.
 //!
-//! Each read is decoded into frames and published as one batch, and the
-//! next read is decoded while that batch is appended (one batch in flight
-//! per connection, in order). A busy sender gets larger reads: the read
-//! size doubles, up to [`READ_MAX`], while reads fill it and halves back to
-//! [`READ_MIN`] when they do not, and a connection that went quiet gives its
-//! large buffer back. Fewer, larger batches are what let the disk log keep
-//! up (one append, one write, one wake-up per batch): 64 KiB reads held it
-//! to ~600k msg/s on two cores, 256 KiB to ~870k (bench/ingest.sh). So a
+//! Each read is decoded into frames and submitted to the log as one batch,
+//! which takes its place in the log at once; the connection goes on
+//! reading and decoding while up to [`IN_FLIGHT`] of its batches are being
+//! written, and waits for the oldest only beyond that (waiting for each
+//! batch before reading on left both cores idle a fifth of the time).
+//!
+//! A busy sender gets larger reads: the read size doubles, up to
+//! [`READ_MAX`], while reads fill it and halves back to [`READ_MIN`] when
+//! they do not, and a connection that went quiet gives its large buffer
+//! back. Fewer, larger batches are what let the disk log keep up (one
+//! append, one write, one wake-up per batch): 64 KiB reads held it to
+//! ~600k msg/s on two cores, 256 KiB to ~870k (bench/ingest.sh). So a
 //! connection holds at most `READ_MAX` plus one frame of unread bytes, and
-//! two batches of envelopes. A
-//! connection is closed when it stays silent past `idle_timeout`, or when a
-//! frame it began is not finished within `frame_timeout` (`frame_timeout`
+//! `IN_FLIGHT + 1` batches of envelopes.
+//!
+//! A connection is closed when it stays silent past `idle_timeout`, or when
+//! a frame it began is not finished within `frame_timeout` (`frame_timeout`
 //! in the metrics); a framing error (an absurd octet count) closes the
 //! connection after publishing what came before it, since framing is lost;
 //! everything else (bad syslog, bad UTF-8, oversized frames) is kept,
@@ -38,6 +43,10 @@ use tracing::{debug, info_span, warn, Instrument};
 
 use crate::connections::{Admitted, ConnectionTable, Slot};
 use crate::IngestContext;
+
+/// Batches a connection may have in the log's queue at once; it reads and
+/// decodes on while they are written.
+const IN_FLIGHT: usize = 3;
 
 /// Read size of a new or quiet connection.
 const READ_MIN: usize = 64 * 1024;
@@ -127,8 +136,8 @@ async fn connection(
     let mut buf = BytesMut::with_capacity(READ_MIN);
     // When the frame under way began (None at a frame boundary).
     let mut frame_began: Option<tokio::time::Instant> = None;
-    // The batch being appended while the next read is decoded.
-    let mut in_flight: Option<tokio::task::JoinHandle<()>> = None;
+    // Submitted to the log (in order, at submission), not yet stored.
+    let mut in_flight = std::collections::VecDeque::with_capacity(IN_FLIGHT);
     loop {
         read_size.prepare(&mut buf);
         let room = buf.capacity() - buf.len();
@@ -203,16 +212,14 @@ async fn connection(
         }
         counters.record(batch.len() as u64, bytes);
         last_batch_len = batch.len();
-        // In order: the previous batch is in the log before this one goes.
-        if let Some(previous) = in_flight.take() {
-            let _ = previous.await;
+        if in_flight.len() == IN_FLIGHT {
+            if let Some(oldest) = in_flight.pop_front() {
+                // Refused batches are counted by `submit`; the connection goes on.
+                let _ = oldest.await;
+            }
         }
         if !batch.is_empty() {
-            let ctx = ctx.clone();
-            // Refused batches are counted by `publish`; the connection goes on.
-            in_flight = Some(tokio::spawn(async move {
-                let _ = ctx.publish(batch).await;
-            }));
+            in_flight.push_back(Box::pin(ctx.submit(batch)));
         }
         if eof || framing_lost {
             break;
@@ -224,8 +231,8 @@ async fn connection(
         // overflow their queues on a small machine.
         tokio::task::yield_now().await;
     }
-    if let Some(last) = in_flight {
-        let _ = last.await;
+    for batch in in_flight {
+        let _ = batch.await;
     }
     open.dec();
     debug!(%peer, "disconnected");
