@@ -230,6 +230,9 @@ run_one() { # receiver-name; results under the key "receiver/round"
   ((ROUNDS == 1)) || RUN+=-$ROUND
   mkdir -p "$RUN"
   RCV_NOTE= RCV_PID= RCV_PORT= SUB_PID= SLUICE_EXTRA_NOTE=
+  # Every receiver starts with no dirty pages left by the one before (the
+  # kernel writing back a peer's gigabytes would load the next run).
+  sync
   log "$r: starting"
   if ! "start_$fn"; then
     log "$r: $RCV_NOTE"
