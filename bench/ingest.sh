@@ -18,8 +18,8 @@
 # at the receiver, over the time from loggen's start to the last arrival),
 # sluice(disk)'s ratio to it, the server's CPU-seconds per million messages,
 # and for sluice its drops, log appends and anonymous memory; then the
-# targets sluice(disk) >= 0.9x sluice(memory) and >= 1.0x rsyslog. See
-# bench/README.md.
+# targets sluice(disk) >= 0.9x sluice(memory) and >= 1.0x rsyslog. Each
+# receiver starts after a `sync`. See bench/README.md.
 #
 # Usage: bench/ingest.sh [--only null,rsyslog,syslog-ng,sluice] [--rounds N] [--no-build] [--keep]
 #        (sluice = sluice-disk,sluice-mem; each can be chosen alone)

@@ -7,7 +7,10 @@
 //! an ordinary disk. Held under the writer's lock, as a first version did,
 //! that stall stopped every append: in the ingest benchmark the log sat
 //! idle a fifth of the time. Rolling a segment no longer fsyncs either: the
-//! sealed segment joins the list for the next plan.
+//! sealed segment joins the list for the next plan. After a machine crash a
+//! sealed segment whose tail had not been fsynced yet reads as damaged from
+//! there (`recover.rs` skips the rest of it and reports it); that tail is
+//! within the last fsync period, the loss the timer allows anyway.
 //!
 //! Plans may overlap (the timer's and a retention pass's): the list of
 //! sealed segments is copied into each plan, not taken, and a segment
