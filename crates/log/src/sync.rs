@@ -82,7 +82,7 @@ impl LogWriter {
 mod tests {
     use crate::config::LogConfig;
     use crate::record::NewRecord;
-    use crate::writer::open;
+    use crate::writer::{open, LogWriter};
 
     fn records(n: usize) -> Vec<NewRecord<'static>> {
         vec![
@@ -96,15 +96,21 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn a_sealed_segment_waits_for_the_next_plan_and_overlapping_plans_agree() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A writer whose small segments rolled (unsynced) while appending.
+    fn rolled_writer(dir: &tempfile::TempDir) -> LogWriter {
         let mut config = LogConfig::new(dir.path());
         config.segment_bytes = 200;
         let (mut w, _) = open(config).unwrap();
         for _ in 0..3 {
             w.append(&records(2)).unwrap();
         }
+        w
+    }
+
+    #[test]
+    fn a_sealed_segment_waits_for_the_next_plan_and_overlapping_plans_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = rolled_writer(&dir);
         let sealed = w.unsynced_sealed.len();
         assert!(sealed >= 1, "rolled without an fsync: {sealed}");
         assert!(w.synced_position() < w.next_position());
@@ -133,12 +139,7 @@ mod tests {
     #[test]
     fn a_failed_plan_leaves_its_segments_for_the_next() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = LogConfig::new(dir.path());
-        config.segment_bytes = 200;
-        let (mut w, _) = open(config).unwrap();
-        for _ in 0..3 {
-            w.append(&records(2)).unwrap();
-        }
+        let mut w = rolled_writer(&dir);
         let before = w.unsynced_sealed.len();
         let _failed = w.plan_sync().unwrap(); // never run or reported
         assert_eq!(w.unsynced_sealed.len(), before);

@@ -229,14 +229,14 @@ impl LogWriter {
     ) -> Result<(), LogError> {
         let bytes = self.pending.split_off(mark.bytes);
         let frames = self.pending_frames.split_off(mark.frames);
+        // A flush (a roll flushes first) leaves the buffers empty.
         write(self)?;
-        debug_assert!(self.pending.is_empty() && self.pending_frames.is_empty());
-        let base = self.pending.len();
+        // Copied back rather than swapped in: the buffer keeps its capacity.
         self.pending.extend_from_slice(&bytes);
         self.pending_frames
             .extend(frames.into_iter().map(|f| PendingFrame {
-                at: f.at - mark.bytes + base,
-                source: f.source.start - mark.bytes + base..f.source.end - mark.bytes + base,
+                at: f.at - mark.bytes,
+                source: f.source.start - mark.bytes..f.source.end - mark.bytes,
                 ..f
             }));
         Ok(())

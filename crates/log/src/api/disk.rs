@@ -719,12 +719,25 @@ mod tests {
     use envelope::LogType;
 
     use super::*;
+    use crate::segment::Segment;
     use crate::writer::tests::break_writes;
 
     fn batch(source: &str, n: i64) -> Vec<Envelope> {
         (0..n)
             .map(|i| Envelope::log(i, source, "0", Bytes::from_static(b"line"), LogType::Out))
             .collect()
+    }
+
+    /// A log holding `a` at 0 and 1 whose writes now fail; returns the
+    /// working segment to put back (`active = good`).
+    async fn log_that_cannot_write(config: &DiskLogConfig) -> (DiskLog, Arc<Segment>) {
+        let (log, _) = DiskLog::open(config.clone()).unwrap();
+        assert_eq!(log.append(batch("a", 2)).await.unwrap(), vec![0, 1]);
+        let good = {
+            let mut guard = log.inner.writer.lock();
+            break_writes(guard.as_mut().unwrap())
+        };
+        (log, good)
     }
 
     async fn sources(log: &DiskLog) -> Vec<String> {
@@ -816,12 +829,7 @@ mod tests {
     async fn a_failed_group_write_stores_none_of_its_batches() {
         let dir = tempfile::tempdir().unwrap();
         let config = DiskLogConfig::new(dir.path());
-        let (log, _) = DiskLog::open(config.clone()).unwrap();
-        assert_eq!(log.append(batch("a", 2)).await.unwrap(), vec![0, 1]);
-        let good = {
-            let mut guard = log.inner.writer.lock();
-            break_writes(guard.as_mut().unwrap())
-        };
+        let (log, good) = log_that_cannot_write(&config).await;
         let results = grouped(&log, vec![batch("x", 3), batch("y", 1), batch("z", 2)]).await;
         for r in results {
             assert!(matches!(r, Err(ApiError::Storage(_))), "{r:?}");
@@ -929,12 +937,7 @@ mod tests {
     async fn a_failed_append_is_never_stored() {
         let dir = tempfile::tempdir().unwrap();
         let config = DiskLogConfig::new(dir.path());
-        let (log, _) = DiskLog::open(config.clone()).unwrap();
-        assert_eq!(log.append(batch("a", 2)).await.unwrap(), vec![0, 1]);
-        let good = {
-            let mut guard = log.inner.writer.lock();
-            break_writes(guard.as_mut().unwrap())
-        };
+        let (log, good) = log_that_cannot_write(&config).await;
         assert!(matches!(
             log.append(batch("failed", 3)).await,
             Err(ApiError::Storage(_))
