@@ -30,6 +30,10 @@ pub struct LogConfig {
     /// segments it covers at the next open (`checkpoint.rs` says when it is
     /// trusted). Off by default.
     pub index_checkpoint: bool,
+    /// Write the active segment with `O_DIRECT`, past the page cache
+    /// (`direct.rs` says why); buffered writes when off or where the file
+    /// system refuses it. On by default.
+    pub direct_io: bool,
 }
 
 impl LogConfig {
@@ -41,6 +45,7 @@ impl LogConfig {
             flush_threshold: DEFAULT_FLUSH_THRESHOLD,
             max_per_source: DEFAULT_MAX_PER_SOURCE,
             index_checkpoint: false,
+            direct_io: true,
         }
     }
 

@@ -47,6 +47,7 @@ pub mod api;
 mod checkpoint;
 mod config;
 mod cursor;
+mod direct;
 mod error;
 pub mod format;
 mod fsio;

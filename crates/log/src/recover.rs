@@ -19,6 +19,11 @@
 //! where the last segment ends, a new segment is started there, so within a
 //! segment positions stay consecutive.
 //!
+//! Zeros from a segment's valid end up to a block-aligned end of file, less
+//! than one block ([`BLOCK`]), are the padding of a direct write
+//! (`direct.rs`), not damage: the scan ends there cleanly, and the last
+//! segment is trimmed to its valid end (reported nowhere: nothing was lost).
+//!
 //! With `index_checkpoint` on, segments covered by a valid `index.ckpt`
 //! (written at the last clean close, and matching the files exactly; see
 //! `checkpoint.rs`) are not scanned: their state and the index come from
@@ -34,6 +39,7 @@ use std::time::Instant;
 use crate::checkpoint::{self, Checkpoint, CKPT_FILE, CKPT_TMP};
 use crate::config::LogConfig;
 use crate::cursor::{FrameCursor, Step};
+use crate::direct::BLOCK;
 use crate::error::LogError;
 use crate::format::{check_segment_header, MIN_FRAME_LEN, SEGMENT_HEADER_LEN};
 use crate::index::SourceIndex;
@@ -160,6 +166,12 @@ fn recover_with(
                     cause,
                 });
             }
+        }
+        if repair && last && stop.is_none() && file_len > scanned.len {
+            // A direct write's padding (`scan` checked it is only zeros).
+            file.set_len(scanned.len)
+                .and_then(|_| file.sync_all())
+                .map_err(LogError::io("truncate", path))?;
         }
         let end = base + scanned.count;
         prev = Some((end, stop.is_some()));
@@ -305,6 +317,7 @@ fn scan(
         };
         match step {
             Step::End => break None,
+            Step::Bad { offset, .. } if is_padding(file, offset, file_len) => break None,
             Step::Bad { offset, len, error } => {
                 break Some(Stop {
                     offset,
@@ -347,6 +360,18 @@ fn scan(
         }
     };
     (s, stop)
+}
+
+/// Whether the bytes from `offset` to the end of the file are a direct
+/// write's padding: all zeros, less than a block, ending on a block
+/// boundary.
+fn is_padding(file: &File, offset: u64, file_len: u64) -> bool {
+    let block = BLOCK as u64;
+    if file_len % block != 0 || offset >= file_len || file_len - offset >= block {
+        return false;
+    }
+    let mut rest = vec![0u8; (file_len - offset) as usize];
+    file.read_exact_at(&mut rest, offset).is_ok() && rest.iter().all(|&b| b == 0)
 }
 
 /// Describes cutting the last segment at its damage, counting the intact

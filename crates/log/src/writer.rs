@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use crate::checkpoint;
 use crate::config::LogConfig;
+use crate::direct::DirectFile;
 use crate::error::LogError;
 use crate::format::{encode_frame, BODY_FIXED_LEN, FRAME_PREFIX_LEN};
 use crate::lock::DirLock;
@@ -62,6 +63,10 @@ pub struct LogWriter {
     /// A write failed: the active segment may hold bytes past its valid
     /// length, to be truncated before the next write.
     torn: bool,
+    /// The active segment's `O_DIRECT` handle (`direct.rs`); `None`: writes
+    /// are buffered (`direct_io` off, refused by the file system, or after
+    /// an error that left the kept tail in doubt).
+    direct: Option<DirectFile>,
     _lock: DirLock,
 }
 
@@ -100,7 +105,7 @@ pub fn open(config: LogConfig) -> Result<(LogWriter, OpenReport), LogError> {
         r.segments,
         r.index,
     ));
-    let writer = LogWriter {
+    let mut writer = LogWriter {
         shared,
         config,
         active,
@@ -111,8 +116,10 @@ pub fn open(config: LogConfig) -> Result<(LogWriter, OpenReport), LogError> {
         synced: r.next,
         unsynced_sealed: Vec::new(),
         torn: false,
+        direct: None,
         _lock: lock,
     };
+    writer.direct = writer.open_direct();
     Ok((writer, r.report))
 }
 
@@ -252,7 +259,22 @@ impl LogWriter {
         self.cut_torn_tail()?;
         let seg = &self.active;
         let offset = seg.len();
-        if let Err(e) = seg.file.write_all_at(&self.pending, offset) {
+        let written = match self
+            .direct
+            .as_mut()
+            .map(|d| d.write_at(&self.pending, offset))
+        {
+            Some(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // The device wants a stricter alignment: buffered from now
+                // on (nothing was written; the retry rewrites from `offset`).
+                self.direct = None;
+                self.config.direct_io = false;
+                seg.file.write_all_at(&self.pending, offset)
+            }
+            Some(r) => r,
+            None => seg.file.write_all_at(&self.pending, offset),
+        };
+        if let Err(e) = written {
             // Part of it may have landed: cut before the next write.
             self.torn = true;
             return Err(LogError::io("write", &seg.path)(e));
@@ -314,6 +336,37 @@ impl LogWriter {
                 .and_then(|_| seg.file.sync_data())
                 .map_err(LogError::io("truncate", &seg.path))?;
             self.torn = false;
+            if let Some(d) = self.direct.as_mut() {
+                if d.reset_tail(&seg.file, seg.len()).is_err() {
+                    self.direct = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A direct-write handle for the active segment, if configured and the
+    /// file system takes it; any failure means buffered writes.
+    fn open_direct(&self) -> Option<DirectFile> {
+        if !self.config.direct_io {
+            return None;
+        }
+        let seg = &self.active;
+        DirectFile::open(&seg.path, &seg.file, seg.len())
+            .ok()
+            .flatten()
+    }
+
+    /// Cuts the zero padding direct writes leave past the active segment's
+    /// valid end (before sealing it or closing), so its file holds exactly
+    /// its records. Made durable by the next fsync of the segment; until
+    /// then recovery reads the padding as the clean end anyway.
+    fn trim_padding(&self) -> Result<(), LogError> {
+        let seg = &self.active;
+        if self.direct.is_some() {
+            seg.file
+                .set_len(seg.len())
+                .map_err(LogError::io("truncate", &seg.path))?;
         }
         Ok(())
     }
@@ -328,6 +381,7 @@ impl LogWriter {
     /// is also persisted as the floor.
     pub(crate) fn roll(&mut self) -> Result<(), LogError> {
         self.flush()?;
+        self.trim_padding()?;
         // The floor first: if it cannot be written (a full disk), no new
         // segment is left behind for the next try to trip over.
         meta::write(&self.shared.dir, self.next)?;
@@ -339,6 +393,7 @@ impl LogWriter {
         list.push(seg.clone());
         self.shared.set_segments(list);
         self.active = seg;
+        self.direct = self.open_direct();
         Ok(())
     }
 
@@ -346,6 +401,8 @@ impl LogWriter {
     /// With `index_checkpoint`, also writes `index.ckpt` (`checkpoint.rs`);
     /// failing to is not an error (the next open scans).
     pub fn close(mut self) -> Result<(), LogError> {
+        self.flush()?;
+        self.trim_padding()?;
         self.sync()?;
         meta::write(&self.shared.dir, self.next)?;
         if self.config.index_checkpoint {
@@ -414,6 +471,8 @@ pub(crate) mod tests {
             sparse: Vec::new(),
         };
         let broken = Segment::new(seg.base, seg.path.clone(), read_only, scanned);
+        // Writes go through the broken file (buffered) from now on.
+        w.direct = None;
         std::mem::replace(&mut w.active, Arc::new(broken))
     }
 

@@ -120,6 +120,44 @@ fn zero_filled_tail_after_power_loss() {
     assert_eq!(w.next_position(), 10);
 }
 
+/// A kill (no close) after direct writes leaves zeros up to the block
+/// boundary past the last record: the clean end, not a torn tail, and
+/// trimmed on open. Sealed segments never keep padding.
+#[test]
+fn direct_write_padding_is_the_clean_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _) = open(config(dir.path(), 4096)).unwrap();
+    for _ in 0..30 {
+        append_n(&mut w, 7);
+        w.flush().unwrap();
+    }
+    w.abandon();
+    let segs = segment_files(dir.path());
+    assert!(segs.len() > 2, "small segments rolled");
+    let (last, sealed) = segs.split_last().unwrap();
+    let last_len = fs::metadata(last).unwrap().len();
+    if std::env::var_os("CI").is_some() {
+        assert_eq!(
+            last_len % 4096,
+            0,
+            "the active segment was written directly"
+        );
+    }
+    for s in sealed {
+        assert_ne!(fs::metadata(s).unwrap().len() % 4096, 0, "{s:?} trimmed");
+    }
+
+    let (w, report) = open(config(dir.path(), 4096)).unwrap();
+    assert_eq!(report.tail, None);
+    assert!(report.damaged.is_empty() && report.gaps.is_empty());
+    assert_eq!(all_positions(&w.reader()), (0..210).collect::<Vec<_>>());
+    let trimmed = fs::metadata(last).unwrap().len();
+    assert!(
+        trimmed <= last_len && trimmed % 52 == 16,
+        "cut to the valid end"
+    );
+}
+
 #[test]
 fn bit_flip_in_a_middle_record_of_the_last_segment() {
     let dir = tempfile::tempdir().unwrap();

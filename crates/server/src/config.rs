@@ -204,6 +204,10 @@ pub struct LogSection {
     /// Memory for the index and the cache of recent entries (disk), or
     /// for everything (memory), in MiB.
     pub memory_mb: u64,
+    /// Write segments with `O_DIRECT`, past the page cache (disk backend;
+    /// buffered where the file system refuses it). See
+    /// `crates/log/src/direct.rs`.
+    pub direct_io: bool,
 }
 
 impl Default for LogSection {
@@ -216,6 +220,7 @@ impl Default for LogSection {
             max_disk_mb: 4096,
             min_free_disk_mb: 256,
             memory_mb: 256,
+            direct_io: true,
         }
     }
 }
@@ -398,6 +403,7 @@ impl Config {
         // records: 0.14 s instead of 1.1 s); anything stale or damaged is
         // ignored and the segments are scanned as after a crash.
         c.storage.index_checkpoint = true;
+        c.storage.direct_io = self.log.direct_io;
         c.retention.max_age_ns = Some(self.log_max_age_ns());
         c.retention.max_bytes = Some(self.log.max_disk_mb.max(1).saturating_mul(1 << 20));
         c.min_free_disk_bytes = self.log.min_free_disk_mb.saturating_mul(1 << 20);
