@@ -4,13 +4,21 @@
 //! in chunks into one reusable buffer; the buffer grows past the chunk size
 //! only to hold one whole frame, and only after the frame's length passed
 //! the record limit, so a damaged length never makes it allocate more than
-//! `max_record` bytes.
+//! `max_record` bytes. From its second read on (a scan, not a lookup) it
+//! asks the kernel to read [`READ_AHEAD`] more in the background
+//! (`fsio::read_ahead`), so a long scan of cold pages does not wait on the
+//! disk at every chunk.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
 use crate::format::{decode_frame, frame_extent, DecodeError, RecordRef};
+use crate::fsio::read_ahead;
+
+/// How far past a read the cursor asks the kernel to read ahead; renewed
+/// when a read comes within half of it.
+pub(crate) const READ_AHEAD: u64 = 4 << 20;
 
 pub(crate) enum Step<'a> {
     /// A verified record and the file offset of its frame.
@@ -42,6 +50,8 @@ pub(crate) struct FrameCursor<'f> {
     filled: usize,
     chunk: usize,
     max_record: usize,
+    /// Read ahead is requested up to here (`None` before the first read).
+    advised: Option<u64>,
 }
 
 impl<'f> FrameCursor<'f> {
@@ -61,6 +71,7 @@ impl<'f> FrameCursor<'f> {
             filled: 0,
             chunk,
             max_record,
+            advised: None,
         }
     }
 
@@ -150,6 +161,17 @@ impl<'f> FrameCursor<'f> {
             self.buf.resize(have + n, 0);
         }
         let at = self.offset + have as u64;
+        let read_end = at + n as u64;
+        match self.advised {
+            None => self.advised = Some(read_end),
+            Some(advised) if self.end > read_end && read_end + READ_AHEAD / 2 > advised => {
+                let from = advised.max(read_end);
+                let to = (read_end + READ_AHEAD).min(self.end);
+                read_ahead(self.file, from, to - from);
+                self.advised = Some(to);
+            }
+            Some(_) => {}
+        }
         self.file.read_exact_at(&mut self.buf[have..have + n], at)?;
         self.filled = have + n;
         Ok(())
