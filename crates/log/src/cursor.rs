@@ -218,6 +218,30 @@ mod tests {
         }
     }
 
+    /// A lookup (one read) asks for no read-ahead; a scan asks for it from
+    /// its second read on, ahead of what it read and within the region.
+    #[test]
+    fn read_ahead_is_asked_for_by_scans_only() {
+        let (f, len) = file_with(50, &[]);
+        let mut lookup = FrameCursor::new(f.as_file(), 0, len, 64, 1 << 20);
+        assert!(matches!(lookup.next().unwrap(), Step::Record { .. }));
+        assert_eq!(
+            lookup.advised,
+            Some(64),
+            "one read, nothing advised past it"
+        );
+
+        let mut scan = FrameCursor::new(f.as_file(), 0, len, 64, 1 << 20);
+        for _ in 0..3 {
+            assert!(matches!(scan.next().unwrap(), Step::Record { .. }));
+        }
+        assert_eq!(
+            scan.advised,
+            Some(len),
+            "asked ahead up to the region's end"
+        );
+    }
+
     #[test]
     fn torn_tail_is_bad_incomplete() {
         let (f, len) = file_with(3, &[40, 0, 0, 0, 1]);

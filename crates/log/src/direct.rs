@@ -70,14 +70,13 @@ impl DirectFile {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let start = block_start(valid_len);
-        let mut tail = vec![0u8; (valid_len - start) as usize];
-        buffered.read_exact_at(&mut tail, start)?;
-        Ok(Some(DirectFile {
+        let mut direct = DirectFile {
             file,
-            tail,
+            tail: Vec::new(),
             staging: Vec::new(),
-        }))
+        };
+        direct.reset_tail(buffered, valid_len)?;
+        Ok(Some(direct))
     }
 
     /// Writes `data` at `offset`, which must be the segment's valid end
@@ -118,8 +117,8 @@ impl DirectFile {
         Ok(())
     }
 
-    /// After the file was cut back to `valid_len` (a failed write): the
-    /// kept tail must match the file again.
+    /// Reads the kept tail from the file (at open, and after the file was
+    /// cut back to `valid_len` following a failed write).
     pub(crate) fn reset_tail(&mut self, buffered: &File, valid_len: u64) -> io::Result<()> {
         let start = block_start(valid_len);
         self.tail.resize((valid_len - start) as usize, 0);
@@ -131,21 +130,11 @@ impl DirectFile {
 mod tests {
     use super::*;
 
-    /// `None` (the test passes without running) only outside CI, on a
-    /// file system without O_DIRECT (a tmpfs `TMPDIR`); in CI it fails.
-    fn direct_or_skip(path: &Path, f: &File, len: u64) -> Option<DirectFile> {
-        let d = DirectFile::open(path, f, len).expect("open");
-        assert!(
-            d.is_some() || std::env::var_os("CI").is_none(),
-            "the test directory's file system refuses O_DIRECT"
-        );
-        d
-    }
-
-    #[test]
-    fn writes_follow_each_other_with_padding_and_keep_earlier_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("seg");
+    /// A file holding `header`, and a direct handle after it. `None` (the
+    /// test passes without running) only outside CI, on a file system
+    /// without O_DIRECT (a tmpfs `TMPDIR`); in CI it fails.
+    fn file_with_direct(dir: &Path, header: &[u8]) -> (File, Option<DirectFile>) {
+        let path = dir.join("seg");
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -153,8 +142,19 @@ mod tests {
             .truncate(true)
             .open(&path)
             .unwrap();
-        f.write_all_at(b"HEADER", 0).unwrap();
-        let Some(mut d) = direct_or_skip(&path, &f, 6) else {
+        f.write_all_at(header, 0).unwrap();
+        let d = DirectFile::open(&path, &f, header.len() as u64).expect("open");
+        assert!(
+            d.is_some() || std::env::var_os("CI").is_none(),
+            "the test directory's file system refuses O_DIRECT"
+        );
+        (f, d)
+    }
+
+    #[test]
+    fn writes_follow_each_other_with_padding_and_keep_earlier_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (f, Some(mut d)) = file_with_direct(dir.path(), b"HEADER") else {
             return;
         };
         let mut expect = b"HEADER".to_vec();
@@ -178,15 +178,7 @@ mod tests {
     #[test]
     fn reset_tail_after_a_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("seg");
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        let Some(mut d) = direct_or_skip(&path, &f, 0) else {
+        let (f, Some(mut d)) = file_with_direct(dir.path(), b"") else {
             return;
         };
         d.write_at(&[1u8; 5000], 0).unwrap();

@@ -360,10 +360,18 @@ impl LogWriter {
     /// Cuts the zero padding direct writes leave past the active segment's
     /// valid end (before sealing it or closing), so its file holds exactly
     /// its records. Made durable by the next fsync of the segment; until
-    /// then recovery reads the padding as the clean end anyway.
+    /// then recovery reads the padding as the clean end anyway. Judged by
+    /// the file's length, not by whether a direct handle is open now: one
+    /// dropped mid-segment (an `EINVAL`, a failed tail reset) left padding
+    /// too.
     fn trim_padding(&self) -> Result<(), LogError> {
         let seg = &self.active;
-        if self.direct.is_some() {
+        let file_len = seg
+            .file
+            .metadata()
+            .map_err(LogError::io("stat", &seg.path))?
+            .len();
+        if file_len > seg.len() {
             seg.file
                 .set_len(seg.len())
                 .map_err(LogError::io("truncate", &seg.path))?;
