@@ -25,17 +25,46 @@
 //! It is rebuilt from the segments on open; entries older than the oldest
 //! kept segment are dropped by retention, and a source keeps at most
 //! `max_per_source` entries (the oldest leave the index, not the disk).
+//!
+//! The writer files a batch here when it appends it, before it is written,
+//! and stamps its timestamps on the way ([`SourceIndex::stamp_push`],
+//! `stamp.rs`): one lookup per record for both. Queries see only what is
+//! written (below [`SourceIndex::set_visible_end`]); a batch that is then
+//! not written is taken out again ([`SourceIndex::truncate_from`]). Entries
+//! the per-source cap pushed out for it stay out (the records are still on
+//! disk; only the index forgets them early).
 
 use std::collections::{HashMap, VecDeque};
 use std::mem::size_of;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Entries {
     /// `(position, timestamp)`, positions strictly increasing.
     items: VecDeque<(u64, i64)>,
     /// Whether timestamps are also non-decreasing (then time ranges use a
     /// binary search; otherwise a scan). Only ever goes from true to false.
     ts_sorted: bool,
+    /// The newest timestamp filed, for stamping (`stamp.rs`).
+    newest_ts: i64,
+}
+
+impl Default for Entries {
+    fn default() -> Self {
+        Entries {
+            items: VecDeque::new(),
+            ts_sorted: true,
+            newest_ts: i64::MIN,
+        }
+    }
+}
+
+impl Entries {
+    /// How many of the entries are below `end` (written): all but a few
+    /// at the back while a batch is being written.
+    fn visible(&self, end: u64) -> usize {
+        let hidden = self.items.iter().rev().take_while(|&&(p, _)| p >= end);
+        self.items.len() - hidden.count()
+    }
 }
 
 /// A summary of one source, for `/api/v1/meta`.
@@ -63,6 +92,9 @@ pub(crate) struct SourceIndex {
     sources: HashMap<Box<str>, Entries>,
     max_per_source: usize,
     entries: usize,
+    /// Queries see positions below this only (`u64::MAX` until a writer
+    /// files what it has not written yet).
+    visible_end: u64,
 }
 
 impl SourceIndex {
@@ -71,18 +103,66 @@ impl SourceIndex {
             sources: HashMap::new(),
             max_per_source: max_per_source.max(1),
             entries: 0,
+            visible_end: u64::MAX,
         }
     }
 
     /// Files a record; positions must arrive in increasing order.
     pub(crate) fn push(&mut self, source: &str, position: u64, timestamp: i64) {
+        let max = self.max_per_source;
+        self.entries += self.with_entries(source, |e| {
+            e.newest_ts = e.newest_ts.max(timestamp);
+            Self::file(e, max, position, timestamp)
+        });
+    }
+
+    /// Stamps a record's timestamp (`stamp.rs`) and files it with the
+    /// stamped one, which it returns.
+    pub(crate) fn stamp_push(&mut self, source: &str, position: u64, timestamp: i64) -> i64 {
+        let max = self.max_per_source;
+        let (ts, added) = self.with_entries(source, |e| {
+            let ts = crate::stamp::nudge(&mut e.newest_ts, timestamp);
+            (ts, Self::file(e, max, position, ts))
+        });
+        self.entries += added;
+        ts
+    }
+
+    /// Queries see only positions below `end` from now on.
+    pub(crate) fn set_visible_end(&mut self, end: u64) {
+        self.visible_end = end;
+    }
+
+    /// Takes `source`'s entries at `position` and above out (a batch filed
+    /// but not written). A no-op when there are none, so it may be called
+    /// once per record of the batch.
+    pub(crate) fn truncate_from(&mut self, source: &str, position: u64) {
+        let Some(e) = self.sources.get_mut(source) else {
+            return;
+        };
+        while e.items.back().is_some_and(|&(p, _)| p >= position) {
+            e.items.pop_back();
+            self.entries -= 1;
+        }
+        if e.items.is_empty() {
+            self.sources.remove(source);
+        }
+    }
+
+    /// Runs `f` on `source`'s entries, created empty if new: one lookup
+    /// when the source is known (the `entry` API would allocate its key
+    /// every time).
+    fn with_entries<R>(&mut self, source: &str, f: impl FnOnce(&mut Entries) -> R) -> R {
         let e = match self.sources.get_mut(source) {
             Some(e) => e,
-            None => self.sources.entry(source.into()).or_insert(Entries {
-                items: VecDeque::new(),
-                ts_sorted: true,
-            }),
+            None => self.sources.entry(source.into()).or_default(),
         };
+        f(e)
+    }
+
+    /// Adds `(position, timestamp)` at the back, dropping the front past
+    /// `max`; returns how many entries were added in all (0 or 1).
+    fn file(e: &mut Entries, max: usize, position: u64, timestamp: i64) -> usize {
         if let Some(&(last_pos, last_ts)) = e.items.back() {
             debug_assert!(position > last_pos);
             if timestamp < last_ts {
@@ -95,11 +175,11 @@ impl SourceIndex {
             e.items.reserve_exact((e.items.len() / 2).max(4));
         }
         e.items.push_back((position, timestamp));
-        self.entries += 1;
-        if e.items.len() > self.max_per_source {
+        if e.items.len() > max {
             e.items.pop_front();
-            self.entries -= 1;
+            return 0;
         }
+        1
     }
 
     /// Drops every entry below `position` (after retention); returns how many.
@@ -152,13 +232,20 @@ impl SourceIndex {
             return false;
         }
         self.entries += items.len();
-        self.sources
-            .insert(id.into_boxed_str(), Entries { items, ts_sorted });
+        let newest_ts = items.iter().map(|&(_, t)| t).max().unwrap_or(i64::MIN);
+        let entries = Entries {
+            items,
+            ts_sorted,
+            newest_ts,
+        };
+        self.sources.insert(id.into_boxed_str(), entries);
         true
     }
 
     pub(crate) fn count(&self, source: &str) -> u64 {
-        self.sources.get(source).map_or(0, |e| e.items.len() as u64)
+        self.sources
+            .get(source)
+            .map_or(0, |e| e.visible(self.visible_end) as u64)
     }
 
     /// Positions of the newest `n` records of `source`, oldest first.
@@ -166,8 +253,9 @@ impl SourceIndex {
         let Some(e) = self.sources.get(source) else {
             return Vec::new();
         };
-        let skip = e.items.len().saturating_sub(n);
-        e.items.iter().skip(skip).map(|&(p, _)| p).collect()
+        let visible = e.visible(self.visible_end);
+        let skip = visible.saturating_sub(n);
+        e.items.range(skip..visible).map(|&(p, _)| p).collect()
     }
 
     /// Positions of the newest `limit` records of any of `sources` with a
@@ -183,7 +271,7 @@ impl SourceIndex {
             };
             let newer = e
                 .items
-                .iter()
+                .range(..e.visible(self.visible_end))
                 .rev()
                 .take_while(|&&(_, t)| !e.ts_sorted || t > after);
             out.extend(
@@ -213,14 +301,16 @@ impl SourceIndex {
         let Some(e) = self.sources.get(source) else {
             return Vec::new();
         };
+        let visible = e.visible(self.visible_end);
         let (lo, hi) = if e.ts_sorted {
             (
                 e.items.partition_point(|&(_, t)| t < start),
                 e.items.partition_point(|&(_, t)| t < end),
             )
         } else {
-            (0, e.items.len())
+            (0, visible)
         };
+        let hi = hi.min(visible);
         let hits = e
             .items
             .range(lo..hi.max(lo))
@@ -238,20 +328,18 @@ impl SourceIndex {
         self.sources
             .iter()
             .filter_map(|(id, e)| {
-                let (&(op, _), &(np, _)) = (e.items.front()?, e.items.back()?);
-                let (mut ot, mut nt) = (i64::MAX, i64::MIN);
-                if e.ts_sorted {
-                    ot = e.items.front()?.1;
-                    nt = e.items.back()?.1;
+                let visible = e.visible(self.visible_end);
+                let (&(op, ot), &(np, nt)) =
+                    (e.items.front()?, e.items.get(visible.checked_sub(1)?)?);
+                let (ot, nt) = if e.ts_sorted {
+                    (ot, nt)
                 } else {
-                    for &(_, t) in &e.items {
-                        ot = ot.min(t);
-                        nt = nt.max(t);
-                    }
-                }
+                    let ts = e.items.range(..visible).map(|&(_, t)| t);
+                    ts.fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)))
+                };
                 Some(SourceSummary {
                     source_id: id.to_string(),
-                    count: e.items.len() as u64,
+                    count: visible as u64,
                     oldest_position: op,
                     newest_position: np,
                     oldest_timestamp: ot,
@@ -338,6 +426,38 @@ mod tests {
         }
         assert_eq!(ix.newest("a", 10), vec![7, 8, 9]);
         assert_eq!(ix.stats().entries, 3);
+    }
+
+    #[test]
+    fn stamping_files_and_unwritten_entries_stay_hidden() {
+        let mut ix = SourceIndex::new(usize::MAX);
+        ix.push("a", 0, 100);
+        ix.set_visible_end(1);
+        // A batch filed ahead of its write: stamped, hidden.
+        assert_eq!(ix.stamp_push("a", 1, 100), 101);
+        assert_eq!(ix.stamp_push("b", 2, 7), 7);
+        let old = 100 - 2 * crate::stamp::NUDGE_WINDOW_NS;
+        assert_eq!(ix.stamp_push("a", 3, old), old, "far older keeps its time");
+        assert_eq!(ix.count("a"), 1);
+        assert_eq!(ix.newest("a", 10), vec![0]);
+        assert_eq!(ix.range("a", i64::MIN, 1000, 10, true), vec![0]);
+        assert!(ix.newest_after(&["b".to_owned()], 0, 10).is_empty());
+        let s = ix.summaries();
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!((s[0].newest_position, s[0].newest_timestamp), (0, 100));
+        // Written: visible.
+        ix.set_visible_end(4);
+        assert_eq!(ix.newest("a", 10), vec![0, 1, 3]);
+        assert_eq!(ix.count("b"), 1);
+        // Filed again but never written: taken out, the source too.
+        assert_eq!(ix.stamp_push("a", 4, 200), 200);
+        assert_eq!(ix.stamp_push("c", 5, 1), 1);
+        for source in ["a", "c", "a"] {
+            ix.truncate_from(source, 4);
+        }
+        assert_eq!(ix.stats().sources, 2);
+        assert_eq!(ix.stats().entries, 4);
+        assert_eq!(ix.newest("a", 10), vec![0, 1, 3]);
     }
 
     /// Reports the index's memory per entry (run with `--nocapture`).

@@ -61,6 +61,7 @@ mod report;
 mod retention;
 mod segment;
 mod shared;
+mod stamp;
 mod sync;
 mod writer;
 
@@ -82,5 +83,6 @@ pub use record::{encode_envelope, Appendable, EnvelopeRecord, NewRecord, Record}
 pub use report::{Damage, DamagedSegment, Gap, GapCause, OpenReport, TailCut};
 pub use retention::{DeleteReason, DeletedSegment, RetentionPolicy, RetentionReport};
 pub use segment::SegmentInfo;
+pub use stamp::NUDGE_WINDOW_NS;
 pub use sync::SyncPlan;
 pub use writer::{check, open, LogWriter};

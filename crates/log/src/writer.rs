@@ -10,6 +10,12 @@
 //! batch and on a short timer — and is told the durable watermark by
 //! [`synced_position`](LogWriter::synced_position).
 //!
+//! `append` files each record in the per-source index at once (hidden from
+//! queries until it is written, taken out again if it never is);
+//! [`stamp`](LogWriter::stamp) files a batch of envelopes before they are
+//! encoded and makes their timestamps strictly increasing per source on
+//! the way (`stamp.rs`), the [`DiskLog`](crate::DiskLog)'s path.
+//!
 //! Positions handed out by `append` are promised only once flushed: after
 //! a crash, positions of records that never reached the file may be
 //! given out again (those records were never readable by anyone).
@@ -55,6 +61,10 @@ pub struct LogWriter {
     pending_frames: Vec<PendingFrame>,
     /// Next position to assign.
     pub(crate) next: u64,
+    /// Positions below this are filed in the index (`stamp` runs ahead of
+    /// `append`); at least the written position, at most `next` once the
+    /// batch `stamp` filed is appended.
+    filed: u64,
     /// Every position below this is fsynced.
     pub(crate) synced: u64,
     /// Sealed segments that may hold unsynced records, oldest first
@@ -113,6 +123,7 @@ pub fn open(config: LogConfig) -> Result<(LogWriter, OpenReport), LogError> {
         pending_count: 0,
         pending_frames: Vec::new(),
         next: r.next,
+        filed: r.next,
         synced: r.next,
         unsynced_sealed: Vec::new(),
         torn: false,
@@ -183,6 +194,8 @@ impl LogWriter {
         let end = start
             .checked_add(batch.len() as u64)
             .ok_or(LogError::PositionsExhausted)?;
+        // Filed by `stamp` already, or not at all.
+        let prefiled = self.filed > start;
         let max = self.config.max_record_bytes;
         let mark = Mark {
             bytes: self.pending.len(),
@@ -202,6 +215,9 @@ impl LogWriter {
             if let Err(source) = written {
                 self.pending.truncate(mark.bytes);
                 self.pending_frames.truncate(mark.frames);
+                if prefiled {
+                    self.unfile(batch, start);
+                }
                 return Err(LogError::Encode { index, source });
             }
             let source_at = at + FRAME_PREFIX_LEN + BODY_FIXED_LEN + r.key().len();
@@ -212,17 +228,62 @@ impl LogWriter {
                 timestamp: r.timestamp(),
             });
         }
+        if !prefiled {
+            let mut index = self.shared.index.write();
+            index.set_visible_end(self.written_position());
+            for (r, position) in batch.iter().zip(start..end) {
+                index.push(r.source_id(), position, r.timestamp());
+            }
+        }
+        self.filed = end;
         let size = (self.pending.len() - mark.bytes) as u64;
         let segment_used = self.active.len() + mark.bytes as u64;
         let segment_records = self.active.count() + self.pending_count;
-        if segment_records > 0 && segment_used.saturating_add(size) > self.config.segment_bytes {
-            self.set_aside(mark, Self::roll)?;
+        let written = if segment_records > 0
+            && segment_used.saturating_add(size) > self.config.segment_bytes
+        {
+            self.set_aside(mark, Self::roll)
         } else if mark.bytes > 0 && self.pending.len() > self.config.flush_threshold {
-            self.set_aside(mark, Self::flush)?;
+            self.set_aside(mark, Self::flush)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = written {
+            self.unfile(batch, start);
+            return Err(e);
         }
         self.pending_count += batch.len() as u64;
         self.next = end;
         Ok(start..end)
+    }
+
+    /// Files the batch the next [`append`](Self::append) takes (`(source
+    /// id, timestamp)` of each envelope, in order) in the index at the
+    /// positions it will get, making each timestamp strictly increasing
+    /// per source first (`stamp.rs`): one index lookup per record does
+    /// both. The caller then appends records carrying the stamped
+    /// timestamps, and must (the next `append` takes the filing as its
+    /// own).
+    pub(crate) fn stamp<'a>(&mut self, batch: impl Iterator<Item = (&'a str, &'a mut i64)>) {
+        debug_assert_eq!(self.filed, self.next, "a stamped batch was not appended");
+        let mut index = self.shared.index.write();
+        index.set_visible_end(self.written_position());
+        let mut position = self.next;
+        for (source, timestamp) in batch {
+            *timestamp = index.stamp_push(source, position, *timestamp);
+            position += 1;
+        }
+        self.filed = position;
+    }
+
+    /// Takes a batch filed from `start` on out of the index again (it is
+    /// not appended).
+    fn unfile<R: Appendable>(&mut self, batch: &[R], start: u64) {
+        let mut index = self.shared.index.write();
+        for r in batch {
+            index.truncate_from(r.source_id(), start);
+        }
+        self.filed = start;
     }
 
     /// Runs `write` (a flush or a roll, for what was buffered before the
@@ -296,15 +357,8 @@ impl LogWriter {
             offset + self.pending.len() as u64,
             first + self.pending_frames.len() as u64,
         );
-        {
-            let mut index = self.shared.index.write();
-            for f in &self.pending_frames {
-                // Written from a `&str` by `append`.
-                if let Ok(source) = std::str::from_utf8(&self.pending[f.source.clone()]) {
-                    index.push(source, f.position, f.timestamp);
-                }
-            }
-        }
+        // Filed in the index when appended: now queries see it.
+        self.shared.index.write().set_visible_end(self.next);
         self.pending.clear();
         self.pending_count = 0;
         self.pending_frames.clear();
@@ -318,6 +372,17 @@ impl LogWriter {
     /// retried before the next write, which cannot happen until it works.
     pub fn discard_pending(&mut self) -> Result<u64, LogError> {
         let dropped = self.pending_count;
+        let first = self.written_position();
+        {
+            let mut index = self.shared.index.write();
+            for f in &self.pending_frames {
+                // Written from a `&str` by `append`.
+                if let Ok(source) = std::str::from_utf8(&self.pending[f.source.clone()]) {
+                    index.truncate_from(source, first);
+                }
+            }
+        }
+        self.filed = first;
         self.pending.clear();
         self.pending_count = 0;
         self.pending_frames.clear();
@@ -513,6 +578,7 @@ pub(crate) mod tests {
             buffered,
             "only the older batch is buffered"
         );
+        assert_eq!(w.reader().count("b"), 0, "the refused batch left the index");
         w.active = good;
         assert_eq!(w.append(&records("c", 2)).unwrap(), 1..3);
         w.flush().unwrap();
@@ -540,6 +606,13 @@ pub(crate) mod tests {
         w.active = good;
         assert_eq!(w.discard_pending().unwrap(), 2);
         assert_eq!(w.next_position(), 3);
+        let sources: Vec<String> = w
+            .reader()
+            .sources()
+            .into_iter()
+            .map(|s| s.source_id)
+            .collect();
+        assert_eq!(sources, ["a"], "the discarded batch left the index");
         assert_eq!(w.pending_bytes(), 0);
         assert_eq!(w.active.file.metadata().unwrap().len(), valid, "cut");
         // A later flush or sync has nothing of it to write.

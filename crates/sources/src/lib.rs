@@ -10,9 +10,11 @@
 //!   close at the limit (syslog TCP here, HTTP in the server).
 //!
 //! Every source publishes through [`IngestContext::publish`], the one place
-//! that stamps what comes in (field limits, body bounds, timestamp sanity in
-//! [`stamp`]) and appends it to the log, which gives each entry its key and
-//! position. Consumers read the log, so a sender waits only for the log's
+//! that bounds what comes in (field limits, body bounds) and appends it to
+//! the log, which gives each entry its key and position and makes its
+//! timestamp strictly increasing per source ([`sluice_log::Log::append`]:
+//! the log already keeps per-source state, so it does it in the same
+//! lookup). Consumers read the log, so a sender waits only for the log's
 //! write (never for a consumer), and a batch the log refuses (a full disk,
 //! an I/O error) is dropped, counted and reported to the caller.
 //! Bad input is counted in the shared [`metrics::Metrics`] and never panics.
@@ -22,7 +24,6 @@ pub mod connections;
 pub mod http_body;
 pub mod limits;
 pub mod mapping;
-pub mod stamp;
 pub mod syslog_tcp;
 pub mod syslog_udp;
 
@@ -39,7 +40,6 @@ pub struct IngestContext {
     pub log: Arc<dyn Log>,
     pub metrics: Arc<Metrics>,
     pub limits: IngestLimits,
-    stamper: Arc<stamp::Stamper>,
     refusals: Arc<Refusals>,
 }
 
@@ -49,17 +49,16 @@ impl IngestContext {
             log,
             metrics,
             limits,
-            stamper: Arc::default(),
             refusals: Arc::default(),
         }
     }
 
-    /// Stamps and appends a decoded batch: the one door every source goes
+    /// Bounds and appends a decoded batch: the one door every source goes
     /// through. Identity fields are bounded here ([`limits::FieldLimits`]),
     /// each cut counted (`sluice_drops_total{reason="truncated"}`,
     /// `{reason="too_many_tags"}`), so per-source state stays small whatever
-    /// a sender puts in them; timestamps are made usable for paging
-    /// ([`stamp`]). Returns once the log has the batch (readable by every
+    /// a sender puts in them; the log makes timestamps usable for paging.
+    /// Returns once the log has the batch (readable by every
     /// consumer, and on disk unless the machine itself dies before the next
     /// fsync). A batch the log refuses is dropped and counted
     /// (`{reason="log_full"}` when the disk is at its floor, `{reason="log_error"}`
@@ -68,7 +67,7 @@ impl IngestContext {
         self.submit(batch).await
     }
 
-    /// [`publish`](Self::publish) in two steps: the batch is stamped and
+    /// [`publish`](Self::publish) in two steps: the batch is bounded and
     /// takes its place in the log at this call ([`Log::append`]'s order);
     /// the future tells how it went. A source that keeps several batches in
     /// flight (`syslog_tcp`) still gets them stored in the order it
@@ -78,7 +77,7 @@ impl IngestContext {
         mut batch: Vec<envelope::Envelope>,
     ) -> impl std::future::Future<Output = Result<(), ApiError>> + Send + '_ {
         let appended = (!batch.is_empty()).then(|| {
-            self.stamp(&mut batch);
+            self.bound(&mut batch);
             (batch.len() as u64, self.log.append(batch))
         });
         async move {
@@ -104,15 +103,14 @@ impl IngestContext {
         }
     }
 
-    /// Field limits, body bounds and timestamp sanity, counted.
-    fn stamp(&self, batch: &mut [envelope::Envelope]) {
+    /// Field limits and body bounds, counted.
+    fn bound(&self, batch: &mut [envelope::Envelope]) {
         let (mut truncated, mut tags_dropped) = (0, 0);
         for env in batch {
             let cuts = self.limits.fields.apply(env);
             truncated += cuts.truncated;
             tags_dropped += cuts.tags_dropped;
             truncated += u64::from(self.bound_body(env));
-            env.timestamp = self.stamper.timestamp(&env.source_id, env.timestamp);
         }
         if truncated > 0 {
             self.metrics.count_drop("truncated", truncated);

@@ -252,10 +252,20 @@ fn write_group(inner: &Inner, group: Vec<Queued>) {
     };
     let limit = w.config.flush_threshold / 2;
     let mut open: Open = Vec::new();
-    for q in group {
+    for mut q in group {
         if w.pending_bytes() >= limit {
             commit_open(inner, w, &mut open);
         }
+        // Timestamps are stamped as the batch is filed in the index, before
+        // it is encoded (`stamp.rs`).
+        w.stamp(q.batch.iter_mut().map(|e| {
+            let Envelope {
+                source_id,
+                timestamp,
+                ..
+            } = e;
+            (source_id.as_str(), timestamp)
+        }));
         let records: Vec<EnvelopeRecord<'_>> = q
             .keys
             .iter()

@@ -6,7 +6,8 @@
 //! the same `Arc`s. An approximate byte budget drops the oldest on append;
 //! [`Log::retain`] drops the oldest while they are older than `max_age_ns`
 //! (stopping at the first younger one, as whole-segment deletion does on
-//! disk). Committed cursors live in a map and die with the
+//! disk). Timestamps are stamped on append against the per-source deques
+//! (`stamp.rs`). Committed cursors live in a map and die with the
 //! process. Every call is a short critical section, so it runs inline.
 
 use std::collections::{HashMap, VecDeque};
@@ -22,6 +23,7 @@ use super::types::{
     LogStats, Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_MAX_AGE_NS,
 };
 use super::{scan_budget, ApiError, Log, LogFuture, PAGE_BYTES};
+use crate::stamp;
 
 #[derive(Clone, Debug)]
 pub struct MemoryLogConfig {
@@ -65,6 +67,8 @@ struct SourceEntries {
     items: VecDeque<StoredEntry>,
     /// Whether timestamps are non-decreasing too (then meta reads the ends).
     ts_sorted: bool,
+    /// The newest timestamp appended, for stamping (`stamp.rs`).
+    newest_ts: i64,
 }
 
 impl Default for SourceEntries {
@@ -72,6 +76,7 @@ impl Default for SourceEntries {
         SourceEntries {
             items: VecDeque::new(),
             ts_sorted: true,
+            newest_ts: i64::MIN,
         }
     }
 }
@@ -136,9 +141,18 @@ impl MemoryLog {
         let mut g = self.inner.lock();
         let inner = &mut *g;
         let mut positions = Vec::with_capacity(batch.len());
-        for envelope in batch {
+        for mut envelope in batch {
             let position = inner.next;
             inner.next += 1;
+            // The source's entries first: the timestamp is stamped against
+            // them (`stamp.rs`) before the entry is built. `get_mut` first:
+            // `entry` would copy the id every time.
+            let per_source = match inner.sources.get_mut(&envelope.source_id) {
+                Some(q) => q,
+                None => inner.sources.entry(envelope.source_id.clone()).or_default(),
+            };
+            let ts = stamp::nudge(&mut per_source.newest_ts, envelope.timestamp);
+            envelope.timestamp = ts;
             let key: Arc<str> = key::key_for(&envelope).into();
             let mut entry = Entry::with_key(envelope, key);
             entry.seq = position;
@@ -146,12 +160,6 @@ impl MemoryLog {
                 position,
                 entry: Arc::new(entry),
             };
-            inner.bytes += stored.entry.envelope.approx_size() as u64;
-            let per_source = inner
-                .sources
-                .entry(stored.entry.envelope.source_id.clone())
-                .or_default();
-            let ts = stored.entry.envelope.timestamp;
             if per_source
                 .items
                 .back()
@@ -165,6 +173,7 @@ impl MemoryLog {
                 per_source.items.pop_front();
                 inner.indexed -= 1;
             }
+            inner.bytes += stored.entry.envelope.approx_size() as u64;
             inner.log.push_back(stored);
             positions.push(position);
         }

@@ -40,8 +40,12 @@ pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + S
 /// An append-only, ordered log of envelopes with growing positions.
 pub trait Log: Send + Sync {
     /// Appends a batch in order; returns each entry's position (consecutive,
-    /// growing). Keys are computed with [`envelope::key::key_for`]. All or
-    /// nothing: on error no entry of the batch is stored, now or later.
+    /// growing). Keys are computed with [`envelope::key::key_for`], and
+    /// timestamps made strictly increasing per source where they tie or
+    /// step back by less than [`NUDGE_WINDOW_NS`](crate::NUDGE_WINDOW_NS)
+    /// (`stamp.rs`; every implementation stamps against its own per-source
+    /// state). All or nothing: on error no entry of the batch is stored,
+    /// now or later.
     ///
     /// The batch takes its place when `append` is called, not when the
     /// future is first polled: batches appended one after the other by one
