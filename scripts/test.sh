@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The one command that runs every check sluice has, on a fresh machine:
 # installs the test peers (Debian packages: logger, rsyslog with its TLS
-# driver, redis-server) when missing, then runs
+# driver, redis-server; PyPI's grpcio-tools) when missing, then runs
 # cargo fmt --check, clippy with -D warnings, a check that the fuzz targets
 # still build, and all tests (unit, in-process servers, end-to-end against
-# logger, rsyslog and redis-server).
+# logger, rsyslog, redis-server and a gRPC client generated from
+# ../shared/proto/loggregator-v2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,12 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
+# The gRPC tests' client is generated from Cloud Foundry's loggregator.v2
+# .proto files with Python's grpcio-tools.
+if ! python3 -c "import grpc, grpc_tools" >/dev/null 2>&1; then
+  echo "==> installing grpcio-tools (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check grpcio-tools
+fi
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

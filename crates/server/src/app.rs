@@ -55,6 +55,8 @@ pub struct Server {
     pub syslog_tcp_addr: Option<SocketAddr>,
     /// Where syslog over UDP listens, if enabled.
     pub syslog_udp_addr: Option<SocketAddr>,
+    /// Where gRPC (`loggregator.v2.Ingress`) listens, if enabled.
+    pub grpc_addr: Option<SocketAddr>,
     pub bus: Bus,
     pub log: Arc<dyn Log>,
     pub drains: DrainManager,
@@ -178,6 +180,28 @@ impl Server {
             ));
         }
 
+        let mut grpc_addr = None;
+        if config.grpc.enabled {
+            let tls = config.grpc.load_tls()?;
+            let listener = bind("grpc", config.grpc.listen).await?;
+            grpc_addr = Some(local_addr(&listener, config.grpc.listen));
+            let stop = shutdown.clone();
+            let grpc_ingest = ingest.clone();
+            tasks.spawn(async move {
+                let served =
+                    grpc::serve(
+                        listener,
+                        tls,
+                        grpc_ingest,
+                        async move { stop.cancelled().await },
+                    )
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the gRPC server stopped");
+                }
+            });
+        }
+
         tasks.spawn(reopen_files_on_sighup(shutdown.clone()));
 
         let state_ingest = ingest.clone();
@@ -215,11 +239,12 @@ impl Server {
             closing_bus.close();
         });
 
-        info!(%http_addr, ?syslog_tcp_addr, ?syslog_udp_addr, "sluice server started");
+        info!(%http_addr, ?syslog_tcp_addr, ?syslog_udp_addr, ?grpc_addr, "sluice server started");
         Ok(Server {
             http_addr,
             syslog_tcp_addr,
             syslog_udp_addr,
+            grpc_addr,
             bus,
             log,
             drains,

@@ -35,6 +35,7 @@ pub struct Config {
     pub router: RouterConfig,
     pub drains: DrainsSection,
     pub auth: AuthConfig,
+    pub grpc: GrpcConfig,
 }
 
 impl Default for Config {
@@ -48,6 +49,7 @@ impl Default for Config {
             router: RouterConfig::default(),
             drains: DrainsSection::default(),
             auth: AuthConfig::default(),
+            grpc: GrpcConfig::default(),
         }
     }
 }
@@ -88,6 +90,75 @@ impl Default for HttpConfig {
             body_timeout_secs: 30,
             allowed_hosts: Vec::new(),
         }
+    }
+}
+
+/// `loggregator.v2.Ingress` over gRPC (the Metron/agent port).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Serve gRPC at all.
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// PEM certificate (chain) and key of the server: TLS. Without them
+    /// gRPC is plaintext, which is allowed on loopback only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA that client certificates must chain to: mutual TLS, every
+    /// client must present one.
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+        }
+    }
+}
+
+impl GrpcConfig {
+    /// Checks the TLS settings go together and that plaintext is on
+    /// loopback only.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) | (None, Some(_)) => Err(ConfigError::Invalid(
+                "[grpc] tls_cert and tls_key go together".into(),
+            )),
+            (None, None) if self.tls_client_ca.is_some() => Err(ConfigError::Invalid(
+                "[grpc] tls_client_ca needs tls_cert and tls_key".into(),
+            )),
+            (None, None) if !self.listen.ip().is_loopback() => Err(ConfigError::Invalid(format!(
+                "gRPC on {} is not on loopback, so it needs TLS: set [grpc] tls_cert and tls_key (and tls_client_ca for mutual TLS; `sluice certs` writes them)",
+                self.listen
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads the PEM files named; `None` for plaintext.
+    pub fn load_tls(&self) -> Result<Option<grpc::GrpcTls>, ConfigError> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })
+        };
+        Ok(Some(grpc::GrpcTls {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            client_ca_pem: self.tls_client_ca.as_ref().map(read).transpose()?,
+        }))
     }
 }
 
@@ -332,6 +403,7 @@ impl Config {
         }
         drains::netpolicy::NetPolicy::new(&self.drains.allow_ranges)
             .map_err(|e| ConfigError::Invalid(format!("[drains] allow_ranges: {e}")))?;
+        self.grpc.validate()?;
         if self.auth.tokens.iter().any(|t| t.len() < 16) {
             return Err(ConfigError::Invalid(
                 "auth tokens must be at least 16 characters".into(),

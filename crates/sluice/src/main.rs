@@ -6,12 +6,14 @@
 //! - `sluice drain …`, `sluice format …`: manage drains and saved formats;
 //! - `sluice apps`: the sources the server holds history for;
 //! - `sluice check`: verify a data directory offline;
+//! - `sluice certs DIR`: a CA and gRPC server/client certificates;
 //! - `sluice completions bash|zsh|fish`: a shell completion script.
 //!
 //! Output that may hold remote text is escaped on a terminal, and a closed
 //! stdout ends a client command quietly with 0 (see [`term`]).
 
 mod apps;
+mod certs;
 mod check;
 mod client;
 mod drain;
@@ -55,6 +57,8 @@ enum Command {
     Apps(apps::AppsArgs),
     /// Verify a data directory offline: log segments, checksums, drain cursors.
     Check(check::CheckArgs),
+    /// Write a CA and server/client certificates for gRPC with mutual TLS.
+    Certs(certs::CertsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Install:
   sluice completions bash > /etc/bash_completion.d/sluice
@@ -76,6 +80,7 @@ fn main() -> std::process::ExitCode {
         Command::Format(args) => drain::format_main(args),
         Command::Apps(args) => apps::main(args),
         Command::Check(args) => check::main(args),
+        Command::Certs(args) => certs::main(args),
         Command::Completions { shell } => completions(shell),
     };
     match result {

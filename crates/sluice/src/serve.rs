@@ -26,6 +26,10 @@ pub struct ServerArgs {
     /// Syslog TCP and UDP ingest address, HOST:PORT [default: 127.0.0.1:5514].
     #[arg(long, value_name = "ADDR")]
     syslog: Option<String>,
+    /// gRPC (`loggregator.v2.Ingress`) address, HOST:PORT, or `off`
+    /// [default: 127.0.0.1:8082]; TLS and mutual TLS are set in `[grpc]`.
+    #[arg(long, value_name = "ADDR")]
+    grpc: Option<String>,
     /// Data directory [default: ./sluice-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -151,6 +155,14 @@ impl ServerArgs {
         if let Some(syslog) = &self.syslog {
             config.syslog.listen = listen_addr("syslog", syslog)?;
         }
+        match self.grpc.as_deref() {
+            Some("off") => config.grpc.enabled = false,
+            Some(grpc) => {
+                config.grpc.enabled = true;
+                config.grpc.listen = listen_addr("grpc", grpc)?;
+            }
+            None => {}
+        }
         if let Some(dir) = self.data_dir {
             config.data_dir = dir;
         }
@@ -218,6 +230,9 @@ pub fn main(args: ServerArgs) -> Result<u8> {
         }
         if let Some(addr) = server.syslog_udp_addr {
             banner.push_str(&format!("  syslog  udp {addr}\n"));
+        }
+        if let Some(addr) = server.grpc_addr {
+            banner.push_str(&format!("  grpc    {addr}\n"));
         }
         banner.push_str(&format!("  data    {}\n", data_dir.display()));
         use std::io::Write as _;

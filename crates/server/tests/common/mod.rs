@@ -49,6 +49,7 @@ pub async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> TestServ
     };
     config.http.listen = "127.0.0.1:0".parse().expect("addr");
     config.syslog.listen = "127.0.0.1:0".parse().expect("addr");
+    config.grpc.listen = "127.0.0.1:0".parse().expect("addr");
     config.http.heartbeat_secs = 1;
     tweak(&mut config);
     let server = Server::start(config, CancellationToken::new())

@@ -39,6 +39,8 @@ pub struct ServerProcess {
     pub http: String,
     pub syslog_tcp: SocketAddr,
     pub syslog_udp: SocketAddr,
+    /// Where gRPC listens, when the server serves it.
+    pub grpc: Option<SocketAddr>,
     pub data_dir: PathBuf,
     _dir: Option<TempDir>,
 }
@@ -77,7 +79,16 @@ impl ServerProcess {
         envs: &[(&str, &str)],
     ) -> Self {
         let mut child = Command::new(sluice_bin())
-            .args(["server", "--http", http, "--syslog", syslog, "--data-dir"])
+            .args([
+                "server",
+                "--http",
+                http,
+                "--syslog",
+                syslog,
+                "--grpc",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .env("SLUICE_LOG", "warn")
@@ -88,13 +99,14 @@ impl ServerProcess {
             .expect("spawn sluice server");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let (mut http_url, mut tcp, mut udp) = (None, None, None);
+        let (mut http_url, mut tcp, mut udp, mut grpc) = (None, None, None, None);
         while let Some(Ok(line)) = lines.next() {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["http", url, ..] => http_url = Some(url.to_string()),
                 ["syslog", "tcp", addr] => tcp = addr.parse().ok(),
                 ["syslog", "udp", addr] => udp = addr.parse().ok(),
+                ["grpc", addr] => grpc = addr.parse().ok(),
                 ["data", ..] => break,
                 _ => {}
             }
@@ -106,6 +118,7 @@ impl ServerProcess {
             http: http_url.expect("server printed its http address"),
             syslog_tcp: tcp.expect("server printed its syslog tcp address"),
             syslog_udp: udp.expect("server printed its syslog udp address"),
+            grpc,
             data_dir: data_dir.to_owned(),
             _dir: None,
         }

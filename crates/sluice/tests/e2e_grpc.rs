@@ -1,0 +1,320 @@
+//! gRPC ingress end to end: a client generated from Cloud Foundry's
+//! published `loggregator.v2` definitions (`tests/python/loggregator_client.py`,
+//! Python's grpcio-tools, installed by scripts/test.sh) sends every envelope
+//! type through `BatchSender`, `Sender` and `Send` over mutual TLS with
+//! certificates from `sluice certs`; the envelopes are read back field for
+//! field. A client certificate from another CA, or none, is refused.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use envelope::v2::{Envelope, LogType, Message, ValueData};
+use support::{require, ServerProcess, TempDir};
+
+/// Cloud Foundry's `loggregator.v2` .proto files: `$SLUICE_LOGGREGATOR_PROTO`,
+/// else `../shared/proto/loggregator-v2` beside the repository, else
+/// `/work/shared/proto/loggregator-v2`. Missing fails the test.
+fn proto_dir() -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let candidates = [
+        std::env::var_os("SLUICE_LOGGREGATOR_PROTO").map(PathBuf::from),
+        Some(repo.join("../shared/proto/loggregator-v2")),
+        Some(PathBuf::from("/work/shared/proto/loggregator-v2")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("ingress.proto").is_file())
+        .expect("the loggregator.v2 .proto files (set SLUICE_LOGGREGATOR_PROTO to their directory)")
+}
+
+fn client_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/loggregator_client.py")
+}
+
+/// `sluice certs DIR`, checked.
+fn certs(dir: &Path) {
+    let out = Command::new(support::sluice_bin())
+        .args(["certs", "--san", "grpc.test"])
+        .arg(dir)
+        .output()
+        .expect("run sluice certs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for key in ["ca.key", "server.key", "client.key"] {
+        let mode = std::fs::metadata(dir.join(key))
+            .expect(key)
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    // Never overwritten without --force.
+    let again = Command::new(support::sluice_bin())
+        .arg("certs")
+        .arg(dir)
+        .output()
+        .expect("run sluice certs");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+}
+
+/// Runs the client; (exit code, stdout).
+fn client(server: &ServerProcess, tls: Option<(&Path, &str)>, args: &[&str]) -> (i32, String) {
+    let python = require("python3");
+    let target = server
+        .grpc
+        .expect("the server printed its grpc address")
+        .to_string();
+    let mut cmd = Command::new(python);
+    cmd.arg(client_script())
+        .arg("--proto-dir")
+        .arg(proto_dir())
+        .args(["--target", &target])
+        .args(args);
+    if let Some((dir, prefix)) = tls {
+        cmd.arg("--ca")
+            .arg(dir.join("ca.crt"))
+            .arg("--cert")
+            .arg(dir.join(format!("{prefix}.crt")))
+            .arg("--key")
+            .arg(dir.join(format!("{prefix}.key")));
+    }
+    let out = cmd.output().expect("run the python client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(0) && out.status.code() != Some(3) {
+        panic!("the client failed: {stdout}{stderr}");
+    }
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+/// The `base=` the client printed.
+fn base(stdout: &str) -> i64 {
+    stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("base=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no base in {stdout:?}"))
+}
+
+fn read(server: &ServerProcess, source: &str, n: usize) -> Vec<Envelope> {
+    support::eventually(10, || {
+        let body = server.get(&format!("/api/v1/read/{source}?limit=1000"));
+        let batch = envelope::json::batch_from_json(body.as_bytes()).ok()?.batch;
+        (batch.len() >= n).then_some(batch)
+    })
+    .unwrap_or_else(|| panic!("{n} envelopes of {source} never arrived"))
+}
+
+/// Envelope `i` as the client builds it (see its docs), field for field.
+fn check(env: &Envelope, source: &str, i: i64, base: i64) {
+    assert_eq!(env.source_id, source);
+    assert_eq!(env.timestamp, base + i, "envelope {i}");
+    assert_eq!(env.instance_id, (i % 3).to_string());
+    assert_eq!(
+        env.tags.get("seq").map(String::as_str),
+        Some(i.to_string().as_str())
+    );
+    assert_eq!(env.tags.get("origin").map(String::as_str), Some(source));
+    let legacy = env
+        .deprecated_tags
+        .get("legacy")
+        .and_then(|v| v.data.clone());
+    assert_eq!(legacy, Some(ValueData::Text("old".into())));
+    match (i % 5, env.message.as_ref()) {
+        (0, Some(Message::Log(log))) => {
+            assert_eq!(log.payload.as_ref(), format!("line {i}").as_bytes());
+            let want = if i % 10 == 5 {
+                LogType::Err
+            } else {
+                LogType::Out
+            };
+            assert_eq!(log.r#type, want as i32);
+        }
+        (1, Some(Message::Counter(c))) => {
+            assert_eq!(
+                (c.name.as_str(), c.delta, c.total),
+                ("requests", i as u64, 1000 + i as u64)
+            );
+        }
+        (2, Some(Message::Gauge(g))) => {
+            let cpu = &g.metrics["cpu"];
+            let mem = &g.metrics["mem"];
+            assert_eq!(
+                (cpu.unit.as_str(), cpu.value),
+                ("percentage", i as f64 / 2.0)
+            );
+            assert_eq!((mem.unit.as_str(), mem.value), ("bytes", 1024.0 * i as f64));
+        }
+        (3, Some(Message::Timer(t))) => {
+            assert_eq!((t.name.as_str(), t.start, t.stop), ("http", i, i + 10));
+        }
+        (4, Some(Message::Event(e))) => {
+            assert_eq!(
+                (e.title.clone(), e.body.clone()),
+                (format!("deploy {i}"), format!("body {i}"))
+            );
+        }
+        (kind, other) => panic!("envelope {i} (kind {kind}): {other:?}"),
+    }
+}
+
+#[test]
+fn every_envelope_type_over_mutual_tls_and_other_cas_are_refused() {
+    let pki = TempDir::new("grpc-pki");
+    let other = TempDir::new("grpc-other-pki");
+    certs(&pki.0);
+    certs(&other.0);
+    let config = pki.0.join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[grpc]\ntls_cert = {:?}\ntls_key = {:?}\ntls_client_ca = {:?}\n",
+            pki.0.join("server.crt"),
+            pki.0.join("server.key"),
+            pki.0.join("ca.crt"),
+        ),
+    )
+    .expect("config");
+    let server = ServerProcess::start(&["--config", config.to_str().expect("utf-8 path")]);
+    let tls = Some((pki.0.as_path(), "client"));
+
+    for (mode, source, count) in [
+        ("batch", "grpc-batch", 250),
+        ("sender", "grpc-sender", 60),
+        ("send", "grpc-send", 120),
+    ] {
+        let (code, out) = client(
+            &server,
+            tls,
+            &[
+                "--mode",
+                mode,
+                "--source",
+                source,
+                "--count",
+                &count.to_string(),
+            ],
+        );
+        assert_eq!(code, 0, "{mode}: {out}");
+        let base = base(&out);
+        let got = read(&server, source, count);
+        assert_eq!(got.len(), count, "{mode}");
+        for (i, env) in got.iter().enumerate() {
+            check(env, source, i as i64, base);
+        }
+    }
+
+    // An empty source id takes the origin tag, as Metron does.
+    let (code, out) = client(
+        &server,
+        tls,
+        &[
+            "--mode",
+            "send",
+            "--source",
+            "from-origin",
+            "--count",
+            "5",
+            "--empty-source",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(read(&server, "from-origin", 5).len(), 5);
+
+    // The server certificate also serves the names Loggregator's carry.
+    let (code, out) = client(
+        &server,
+        tls,
+        &[
+            "--mode",
+            "send",
+            "--source",
+            "by-name",
+            "--count",
+            "1",
+            "--server-name",
+            "grpc.test",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+
+    // A client certificate from another CA, and none at all: refused,
+    // nothing stored.
+    let (code, out) = client(
+        &server,
+        Some((other.0.as_path(), "client")),
+        &["--mode", "send", "--source", "intruder", "--count", "3"],
+    );
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("UNAVAILABLE"), "{out}");
+    let target = server.grpc.expect("grpc").to_string();
+    let out = Command::new(require("python3"))
+        .arg(client_script())
+        .arg("--proto-dir")
+        .arg(proto_dir())
+        .args([
+            "--target", &target, "--mode", "send", "--source", "intruder", "--count", "3", "--ca",
+        ])
+        .arg(pki.0.join("ca.crt"))
+        .output()
+        .expect("client");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A plaintext client cannot talk to the TLS port either.
+    let (code, out) = client(
+        &server,
+        None,
+        &["--mode", "send", "--source", "intruder", "--count", "3"],
+    );
+    assert_eq!(code, 3, "{out}");
+    assert!(!server.get("/api/v1/meta").contains("intruder"));
+    // 250 + 60 + 120 + 5 + 1 accepted; the refused never reached the service.
+    assert_eq!(server.metric("sluice_ingress_envelopes_total{protocol=\"grpc\"}"), 436);
+}
+
+#[test]
+fn plaintext_grpc_on_loopback_and_refused_elsewhere() {
+    let server = ServerProcess::start(&[]);
+    let (code, out) = client(
+        &server,
+        None,
+        &["--mode", "batch", "--source", "plain", "--count", "20"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let base = base(&out);
+    for (i, env) in read(&server, "plain", 20).iter().enumerate() {
+        check(env, "plain", i as i64, base);
+    }
+
+    // Not on loopback without TLS: the server will not start.
+    let out = Command::new(support::sluice_bin())
+        .args([
+            "server",
+            "--http",
+            "127.0.0.1:0",
+            "--syslog",
+            "127.0.0.1:0",
+            "--grpc",
+            "0.0.0.0:0",
+            "--token",
+            "0123456789abcdef0123",
+        ])
+        .output()
+        .expect("run sluice server");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs TLS") && err.contains("sluice certs"),
+        "{err}"
+    );
+}
