@@ -279,7 +279,10 @@ fn every_envelope_type_over_mutual_tls_and_other_cas_are_refused() {
     assert_eq!(code, 3, "{out}");
     assert!(!server.get("/api/v1/meta").contains("intruder"));
     // 250 + 60 + 120 + 5 + 1 accepted; the refused never reached the service.
-    assert_eq!(server.metric("sluice_ingress_envelopes_total{protocol=\"grpc\"}"), 436);
+    assert_eq!(
+        server.metric("sluice_ingress_envelopes_total{protocol=\"grpc\"}"),
+        436
+    );
 }
 
 #[test]
