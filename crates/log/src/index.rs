@@ -111,8 +111,9 @@ impl SourceIndex {
     pub(crate) fn push(&mut self, source: &str, position: u64, timestamp: i64) {
         let max = self.max_per_source;
         self.entries += self.with_entries(source, |e| {
-            e.newest_ts = e.newest_ts.max(timestamp);
-            Self::file(e, max, position, timestamp)
+            let before = e.newest_ts;
+            e.newest_ts = before.max(timestamp);
+            Self::file(e, max, position, timestamp, before)
         });
     }
 
@@ -121,8 +122,9 @@ impl SourceIndex {
     pub(crate) fn stamp_push(&mut self, source: &str, position: u64, timestamp: i64) -> i64 {
         let max = self.max_per_source;
         let (ts, added) = self.with_entries(source, |e| {
+            let before = e.newest_ts;
             let ts = crate::stamp::nudge(&mut e.newest_ts, timestamp);
-            (ts, Self::file(e, max, position, ts))
+            (ts, Self::file(e, max, position, ts, before))
         });
         self.entries += added;
         ts
@@ -162,12 +164,23 @@ impl SourceIndex {
 
     /// Adds `(position, timestamp)` at the back, dropping the front past
     /// `max`; returns how many entries were added in all (0 or 1).
-    fn file(e: &mut Entries, max: usize, position: u64, timestamp: i64) -> usize {
-        if let Some(&(last_pos, last_ts)) = e.items.back() {
-            debug_assert!(position > last_pos);
-            if timestamp < last_ts {
-                e.ts_sorted = false;
-            }
+    ///
+    /// The order check compares with `newest_before` (the source's newest
+    /// timestamp before this one), not with the deque's back: while the
+    /// timestamps are in order the two are equal, and it spares a load
+    /// from the deque's buffer, a cache miss per record with many sources.
+    /// (After entries were taken out the newest may be stale, which can
+    /// only turn the flag off early: a scan instead of a binary search.)
+    fn file(
+        e: &mut Entries,
+        max: usize,
+        position: u64,
+        timestamp: i64,
+        newest_before: i64,
+    ) -> usize {
+        debug_assert!(e.items.back().is_none_or(|&(p, _)| p < position));
+        if timestamp < newest_before {
+            e.ts_sorted = false;
         }
         if e.items.len() == e.items.capacity() {
             // Grow by half, not double: most sources are small, and the
