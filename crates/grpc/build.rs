@@ -5,15 +5,25 @@
 
 use tonic_build::manual::{Builder, Method, Service};
 
-fn method(name: &str, route: &str, input: &str, output: &str, client_streaming: bool) -> Method {
+/// Which side of a method streams.
+#[derive(Clone, Copy, PartialEq)]
+enum Streams {
+    None,
+    Client,
+    Server,
+}
+
+fn method(name: &str, route: &str, input: &str, output: &str, streams: Streams) -> Method {
     let mut m = Method::builder()
         .name(name)
         .route_name(route)
         .input_type(input)
         .output_type(output)
         .codec_path("tonic_prost::ProstCodec");
-    if client_streaming {
-        m = m.client_streaming();
+    match streams {
+        Streams::None => {}
+        Streams::Client => m = m.client_streaming(),
+        Streams::Server => m = m.server_streaming(),
     }
     m.build()
 }
@@ -27,22 +37,42 @@ fn main() {
             "Sender",
             "::envelope::v2::Envelope",
             "crate::messages::IngressResponse",
-            true,
+            Streams::Client,
         ))
         .method(method(
             "batch_sender",
             "BatchSender",
             "::envelope::v2::EnvelopeBatch",
             "crate::messages::BatchSenderResponse",
-            true,
+            Streams::Client,
         ))
         .method(method(
             "send",
             "Send",
             "::envelope::v2::EnvelopeBatch",
             "crate::messages::SendResponse",
-            false,
+            Streams::None,
         ))
         .build();
-    Builder::new().build_client(false).compile(&[ingress]);
+    let egress = Service::builder()
+        .name("Egress")
+        .package("loggregator.v2")
+        .method(method(
+            "receiver",
+            "Receiver",
+            "crate::messages::EgressRequest",
+            "::envelope::v2::Envelope",
+            Streams::Server,
+        ))
+        .method(method(
+            "batched_receiver",
+            "BatchedReceiver",
+            "crate::messages::EgressBatchRequest",
+            "::envelope::v2::EnvelopeBatch",
+            Streams::Server,
+        ))
+        .build();
+    Builder::new()
+        .build_client(false)
+        .compile(&[ingress, egress]);
 }

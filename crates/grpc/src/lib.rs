@@ -6,7 +6,10 @@
 //!   go-loggregator's client uses) and `Send` (one batch, unary) — turning
 //!   what arrives into the same appends every other source makes, through
 //!   [`sources::IngestContext`];
-//! - [`messages`]: the service's request and response messages not in
+//! - [`egress`]: the `loggregator.v2.Egress` service — `BatchedReceiver`
+//!   and `Receiver` — the firehose with selectors and shard groups, read
+//!   live from the bus;
+//! - [`messages`]: the services' request and response messages not in
 //!   `sluice-envelope`;
 //! - [`serve`]: the listener: plaintext (loopback only, checked by the
 //!   server's config), TLS, or mutual TLS with a client CA.
@@ -17,14 +20,17 @@
 //! compatibility with Cloud Foundry's published definitions is proven by
 //! the end-to-end test, whose client is generated from them.
 
+pub mod egress;
 pub mod ingress;
 pub mod messages;
 pub mod serve;
 
-/// The generated `loggregator.v2.Ingress` server glue.
+/// The generated `loggregator.v2.Ingress` and `Egress` server glue.
 #[allow(clippy::all, missing_docs)]
 pub mod ingress_server_glue {
     include!(concat!(env!("OUT_DIR"), "/loggregator.v2.Ingress.rs"));
+    include!(concat!(env!("OUT_DIR"), "/loggregator.v2.Egress.rs"));
 }
 
-pub use serve::{serve, GrpcTls, ServeError};
+pub use egress::EgressLimits;
+pub use serve::{serve, GrpcTls, ServeError, Services};

@@ -1,4 +1,4 @@
-//! The gRPC listener: the Ingress service over plaintext HTTP/2 or TLS,
+//! The gRPC listener: the Ingress and Egress services over plaintext HTTP/2 or TLS,
 //! with client certificates required when a client CA is given (mutual
 //! TLS, as every Loggregator link is). TLS 1.2 and 1.3, rustls with ring.
 //! Where plaintext is allowed (loopback only) is the server config's rule.
@@ -11,12 +11,15 @@
 use std::future::Future;
 use std::time::Duration;
 
+use router::Bus;
 use sources::IngestContext;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::egress::{EgressLimits, EgressService};
 use crate::ingress::IngressService;
+use crate::ingress_server_glue::egress_server::EgressServer;
 use crate::ingress_server_glue::ingress_server::IngressServer;
 
 /// The largest gRPC message taken (Loggregator's limit).
@@ -41,11 +44,20 @@ pub enum ServeError {
     Serve(tonic::transport::Error),
 }
 
-/// Serves `loggregator.v2.Ingress` on `listener` until `shutdown`.
+/// What the services serve from: ingest appends to the log, egress reads
+/// the live bus.
+pub struct Services {
+    pub ingest: IngestContext,
+    pub bus: Bus,
+    pub egress: EgressLimits,
+}
+
+/// Serves `loggregator.v2.Ingress` and `Egress` on `listener` until
+/// `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<GrpcTls>,
-    ingest: IngestContext,
+    services: Services,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let mut builder = Server::builder()
@@ -61,10 +73,14 @@ pub async fn serve(
         }
         builder = builder.tls_config(config).map_err(ServeError::Tls)?;
     }
-    let ingress =
-        IngressServer::new(IngressService::new(ingest)).max_decoding_message_size(MAX_MESSAGE);
+    let ingress = IngressServer::new(IngressService::new(services.ingest))
+        .max_decoding_message_size(MAX_MESSAGE);
+    let egress = EgressServer::new(EgressService::new(services.bus, services.egress))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     builder
         .add_service(ingress)
+        .add_service(egress)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,

@@ -186,16 +186,16 @@ impl Server {
             let listener = bind("grpc", config.grpc.listen).await?;
             grpc_addr = Some(local_addr(&listener, config.grpc.listen));
             let stop = shutdown.clone();
-            let grpc_ingest = ingest.clone();
+            let services = grpc::Services {
+                ingest: ingest.clone(),
+                bus: bus.clone(),
+                egress: grpc::EgressLimits {
+                    max_streams: config.grpc.max_egress_streams.max(1),
+                },
+            };
             tasks.spawn(async move {
-                let served =
-                    grpc::serve(
-                        listener,
-                        tls,
-                        grpc_ingest,
-                        async move { stop.cancelled().await },
-                    )
-                    .await;
+                let stopped = async move { stop.cancelled().await };
+                let served = grpc::serve(listener, tls, services, stopped).await;
                 if let Err(e) = served {
                     tracing::error!(error = %e, "the gRPC server stopped");
                 }

@@ -107,6 +107,8 @@ pub struct GrpcConfig {
     /// PEM CA that client certificates must chain to: mutual TLS, every
     /// client must present one.
     pub tls_client_ca: Option<PathBuf>,
+    /// Concurrent `Egress` streams; more get `ResourceExhausted`.
+    pub max_egress_streams: usize,
 }
 
 impl Default for GrpcConfig {
@@ -117,6 +119,7 @@ impl Default for GrpcConfig {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            max_egress_streams: 500,
         }
     }
 }

@@ -321,3 +321,163 @@ fn plaintext_grpc_on_loopback_and_refused_elsewhere() {
         "{err}"
     );
 }
+
+/// A receiver (`--mode receive`) in the background, once the server
+/// answered its call: the child and its stdout lines.
+fn receiver(
+    server: &ServerProcess,
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let target = server.grpc.expect("grpc").to_string();
+    let mut child = Command::new(require("python3"))
+        .arg(client_script())
+        .arg("--proto-dir")
+        .arg(proto_dir())
+        .args(["--target", &target, "--mode", "receive"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a receiver");
+    let lines = support::lines_of(child.stdout.take().expect("stdout"));
+    let (ready, seen) = support::wait_for_line(&lines, "ready", 30);
+    assert!(ready, "the receiver {args:?} never got going: {seen:?}");
+    (child, lines)
+}
+
+/// What a receiver printed until it exited: its envelopes (JSON) and the
+/// rest of its lines.
+fn received(
+    (mut child, lines): (std::process::Child, std::sync::mpsc::Receiver<String>),
+) -> (Vec<serde_json::Value>, Vec<String>) {
+    let status = child.wait().expect("receiver exits");
+    let (mut envs, mut other) = (Vec::new(), Vec::new());
+    for line in lines.iter() {
+        match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(v) if v.is_object() => envs.push(v),
+            _ => other.push(line),
+        }
+    }
+    assert!(status.success(), "receiver failed: {other:?}");
+    (envs, other)
+}
+
+fn seqs(envs: &[serde_json::Value]) -> Vec<u64> {
+    let mut v: Vec<u64> = envs
+        .iter()
+        .filter_map(|e| e["seq"].as_str()?.parse().ok())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn the_firehose_with_selectors_shard_groups_and_limits() {
+    let dir = TempDir::new("grpc-egress");
+    let config = dir.0.join("sluice.toml");
+    std::fs::write(&config, "[grpc]\nmax_egress_streams = 6\n").expect("config");
+    let server = ServerProcess::start(&["--config", config.to_str().expect("utf-8")]);
+
+    // No selectors: refused as Loggregator refuses it.
+    let target = server.grpc.expect("grpc").to_string();
+    let out = Command::new(require("python3"))
+        .arg(client_script())
+        .arg("--proto-dir")
+        .arg(proto_dir())
+        .args(["--target", &target, "--mode", "receive"])
+        .output()
+        .expect("receiver");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("INVALID_ARGUMENT: Selectors cannot be empty"),
+        "{text}"
+    );
+
+    // Six streams, the limit.
+    let logs = receiver(&server, &["--selector", "fh:log", "--expect", "20"]);
+    let counters = receiver(
+        &server,
+        &["--selector", ":counter:requests", "--expect", "20"],
+    );
+    let lone = receiver(&server, &["--selector", "fh:", "--expect", "100"]);
+    let events = receiver(
+        &server,
+        &[
+            "--selector",
+            "fh:event",
+            "--no-preferred-tags",
+            "--single",
+            "--expect",
+            "20",
+        ],
+    );
+    let shard = [
+        "--selector",
+        "fh:",
+        "--shard-id",
+        "nozzle",
+        "--expect",
+        "1000",
+        "--timeout",
+        "6",
+    ];
+    let shard_a = receiver(&server, &shard);
+    let shard_b = receiver(&server, &shard);
+    // A seventh is refused.
+    let out = Command::new(require("python3"))
+        .arg(client_script())
+        .arg("--proto-dir")
+        .arg(proto_dir())
+        .args([
+            "--target",
+            &target,
+            "--mode",
+            "receive",
+            "--selector",
+            "fh:",
+        ])
+        .output()
+        .expect("receiver");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("RESOURCE_EXHAUSTED"), "{text}");
+
+    let (code, out) = client(
+        &server,
+        None,
+        &["--mode", "batch", "--source", "fh", "--count", "100"],
+    );
+    assert_eq!(code, 0, "{out}");
+
+    let (envs, _) = received(logs);
+    assert_eq!(seqs(&envs), (0..100).step_by(5).collect::<Vec<u64>>());
+    assert!(envs
+        .iter()
+        .all(|e| e["type"] == "log" && e["source_id"] == "fh"));
+    let (envs, _) = received(counters);
+    assert_eq!(seqs(&envs), (1..100).step_by(5).collect::<Vec<u64>>());
+    assert!(envs.iter().all(|e| e["name"] == "requests"));
+    let (envs, _) = received(lone);
+    assert_eq!(seqs(&envs), (0..100).collect::<Vec<u64>>());
+    let (envs, _) = received(events);
+    assert_eq!(seqs(&envs), (4..100).step_by(5).collect::<Vec<u64>>());
+    assert!(
+        envs.iter().all(|e| e["deprecated"] == true),
+        "tags moved to deprecated_tags"
+    );
+
+    // The shard group: disjoint, both busy, together everything.
+    let (a, _) = received(shard_a);
+    let (b, _) = received(shard_b);
+    let (a, b) = (seqs(&a), seqs(&b));
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both busy: {} and {}",
+        a.len(),
+        b.len()
+    );
+    assert!(a.iter().all(|s| !b.contains(s)), "disjoint");
+    let mut all: Vec<u64> = a.into_iter().chain(b).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..100).collect::<Vec<u64>>());
+}

@@ -1,8 +1,19 @@
 """A Loggregator v2 gRPC client for sluice's end-to-end tests.
 
 Its stubs are generated at run time, with grpcio-tools, from Cloud Foundry's
-published `loggregator.v2` definitions (envelope.proto, ingress.proto in
---proto-dir), so what it sends is what any client built from them sends.
+published `loggregator.v2` definitions (envelope.proto, ingress.proto,
+egress.proto in --proto-dir), so what it sends and reads is what any client
+built from them does.
+
+Receiving (--mode receive, `Egress.BatchedReceiver`; with --single,
+`Egress.Receiver`): --selector SOURCE:TYPE[:NAMES] (repeatable; TYPE one of
+log, counter, gauge, timer, event, or empty for any; NAMES the counter's name
+or the gauge's comma-separated names), [--shard-id ID]
+[--deterministic-name N] [--no-preferred-tags], --expect N --timeout S.
+Prints "ready" once the server answered the call, then reads until N
+envelopes or S seconds, and prints one JSON line per envelope
+({"source_id", "type", "seq", "name", "deprecated"}: seq from the tag, or
+from the deprecated tag when tags were moved there) and "received N".
 
 Usage:
   loggregator_client.py --proto-dir DIR --target HOST:PORT
@@ -36,7 +47,7 @@ BASE_TS = time.time_ns() - 60_000_000_000
 
 def load_stubs(proto_dir):
     out = tempfile.mkdtemp(prefix="loggregator-stubs-")
-    for proto in ("envelope.proto", "ingress.proto"):
+    for proto in ("envelope.proto", "ingress.proto", "egress.proto"):
         rc = protoc.main(
             [
                 "grpc_tools.protoc",
@@ -51,8 +62,9 @@ def load_stubs(proto_dir):
     sys.path.insert(0, out)
     return (
         importlib.import_module("envelope_pb2"),
-        importlib.import_module("ingress_pb2"),
         importlib.import_module("ingress_pb2_grpc"),
+        importlib.import_module("egress_pb2"),
+        importlib.import_module("egress_pb2_grpc"),
     )
 
 
@@ -88,6 +100,61 @@ def envelope(pb, source, i, empty_source):
     return e
 
 
+def receive(a, pb, egress_pb, egress_grpc, channel):
+    import json
+    selectors = []
+    for spec in a.selector:
+        source, _, rest = spec.partition(":")
+        kind, _, names = rest.partition(":")
+        sel = egress_pb.Selector(source_id=source)
+        if kind == "log":
+            sel.log.SetInParent()
+        elif kind == "counter":
+            sel.counter.name = names
+        elif kind == "gauge":
+            sel.gauge.names.extend(n for n in names.split(",") if n)
+        elif kind == "timer":
+            sel.timer.SetInParent()
+        elif kind == "event":
+            sel.event.SetInParent()
+        selectors.append(sel)
+    fields = dict(
+        shard_id=a.shard_id,
+        selectors=selectors,
+        use_preferred_tags=not a.no_preferred_tags,
+        deterministic_name=a.deterministic_name,
+    )
+    stub = egress_grpc.EgressStub(channel)
+    try:
+        if a.single:
+            call = stub.Receiver(egress_pb.EgressRequest(**fields), timeout=a.timeout)
+        else:
+            call = stub.BatchedReceiver(egress_pb.EgressBatchRequest(**fields), timeout=a.timeout)
+        call.initial_metadata()
+        print("ready", flush=True)
+        got = 0
+        for item in call:
+            envs = [item] if a.single else list(item.batch)
+            for e in envs:
+                seq = e.tags.get("seq")
+                deprecated = seq is None and "seq" in e.deprecated_tags
+                if deprecated:
+                    seq = e.deprecated_tags["seq"].text
+                kind = e.WhichOneof("message")
+                name = e.counter.name if kind == "counter" else None
+                print(json.dumps({"source_id": e.source_id, "type": kind, "seq": seq,
+                                  "name": name, "deprecated": deprecated}), flush=True)
+                got += 1
+            if got >= a.expect:
+                call.cancel()
+                break
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+            print(f"rpc error {err.code().name}: {err.details()}", flush=True)
+            sys.exit(3)
+    print(f"received {got}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--proto-dir", required=True)
@@ -96,14 +163,21 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--server-name", default="metron")
-    ap.add_argument("--mode", choices=["batch", "sender", "send"], required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("--count", type=int, required=True)
+    ap.add_argument("--mode", choices=["batch", "sender", "send", "receive"], required=True)
+    ap.add_argument("--source", default="")
+    ap.add_argument("--count", type=int, default=0)
+    ap.add_argument("--selector", action="append", default=[])
+    ap.add_argument("--shard-id", default="")
+    ap.add_argument("--deterministic-name", default="")
+    ap.add_argument("--no-preferred-tags", action="store_true")
+    ap.add_argument("--single", action="store_true")
+    ap.add_argument("--expect", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--empty-source", action="store_true")
     a = ap.parse_args()
 
-    pb, ingress_pb, ingress_grpc = load_stubs(a.proto_dir)
+    pb, ingress_grpc, egress_pb, egress_grpc = load_stubs(a.proto_dir)
     if a.ca:
         read = lambda p: open(p, "rb").read() if p else None
         creds = grpc.ssl_channel_credentials(
@@ -116,6 +190,9 @@ def main():
         )
     else:
         channel = grpc.insecure_channel(a.target)
+    if a.mode == "receive":
+        receive(a, pb, egress_pb, egress_grpc, channel)
+        return
     stub = ingress_grpc.IngressStub(channel)
     envs = [envelope(pb, a.source, i, a.empty_source) for i in range(a.count)]
     try:
