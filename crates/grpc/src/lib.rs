@@ -32,5 +32,5 @@ pub mod ingress_server_glue {
     include!(concat!(env!("OUT_DIR"), "/loggregator.v2.Egress.rs"));
 }
 
-pub use egress::EgressLimits;
+pub use egress::{EgressLimits, EgressService, EgressStream};
 pub use serve::{serve, GrpcTls, ServeError, Services};

@@ -11,13 +11,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use router::Bus;
 use sources::IngestContext;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
-use crate::egress::{EgressLimits, EgressService};
+use crate::egress::EgressService;
 use crate::ingress::IngressService;
 use crate::ingress_server_glue::egress_server::EgressServer;
 use crate::ingress_server_glue::ingress_server::IngressServer;
@@ -48,8 +47,8 @@ pub enum ServeError {
 /// the live bus.
 pub struct Services {
     pub ingest: IngestContext,
-    pub bus: Bus,
-    pub egress: EgressLimits,
+    /// Shared with the HTTP API's `/v2/read`: shard groups span both.
+    pub egress: EgressService,
 }
 
 /// Serves `loggregator.v2.Ingress` and `Egress` on `listener` until
@@ -75,7 +74,7 @@ pub async fn serve(
     }
     let ingress = IngressServer::new(IngressService::new(services.ingest))
         .max_decoding_message_size(MAX_MESSAGE);
-    let egress = EgressServer::new(EgressService::new(services.bus, services.egress))
+    let egress = EgressServer::new(services.egress)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     builder

@@ -180,6 +180,13 @@ impl Server {
             ));
         }
 
+        // One firehose for gRPC egress and `/v2/read`: shard groups span both.
+        let egress = grpc::EgressService::new(
+            bus.clone(),
+            grpc::EgressLimits {
+                max_streams: config.grpc.max_egress_streams.max(1),
+            },
+        );
         let mut grpc_addr = None;
         if config.grpc.enabled {
             let tls = config.grpc.load_tls()?;
@@ -188,10 +195,7 @@ impl Server {
             let stop = shutdown.clone();
             let services = grpc::Services {
                 ingest: ingest.clone(),
-                bus: bus.clone(),
-                egress: grpc::EgressLimits {
-                    max_streams: config.grpc.max_egress_streams.max(1),
-                },
+                egress: egress.clone(),
             };
             tasks.spawn(async move {
                 let stopped = async move { stop.cancelled().await };
@@ -211,6 +215,7 @@ impl Server {
             Arc::clone(&log),
             ingest,
             drains.clone(),
+            egress,
         );
         let app = http::router(state);
         let limits = http::listener::ListenerLimits {

@@ -72,6 +72,9 @@ pub struct HttpConfig {
     pub header_timeout_secs: u64,
     /// Seconds a client may take to send a whole request body.
     pub body_timeout_secs: u64,
+    /// Seconds a `/v2/read` stream lives before `event: closing` (the RLP
+    /// gateway's 14 minutes; clients reconnect).
+    pub stream_timeout_secs: u64,
     /// Host names (with or without `:port`) served besides the loopback
     /// names. On a loopback listener only `localhost`, `127.0.0.0/8` and
     /// `[::1]` with the listener's port are served by default, which stops
@@ -88,6 +91,7 @@ impl Default for HttpConfig {
             max_connections: 2048,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
+            stream_timeout_secs: 14 * 60,
             allowed_hosts: Vec::new(),
         }
     }

@@ -52,8 +52,9 @@ pub struct EgressService {
     active: Arc<AtomicUsize>,
 }
 
-/// One open stream: its group membership and its slot in the limit.
-struct Open {
+/// One open egress stream (gRPC or the RLP gateway's `/v2/read`): its
+/// group membership and its slot in the limit; closed when dropped.
+pub struct EgressStream {
     member: Member,
     use_preferred_tags: bool,
     active: Arc<AtomicUsize>,
@@ -61,7 +62,7 @@ struct Open {
     dropped_total: u64,
 }
 
-impl Drop for Open {
+impl Drop for EgressStream {
     fn drop(&mut self) {
         self.active.fetch_sub(1, Ordering::AcqRel);
     }
@@ -81,7 +82,9 @@ impl EgressService {
         self.groups.len()
     }
 
-    fn open(&self, request: &EgressBatchRequest) -> Result<Open, Status> {
+    /// Opens a stream for a request: `InvalidArgument` without selectors,
+    /// `ResourceExhausted` past the limit.
+    pub fn open(&self, request: &EgressBatchRequest) -> Result<EgressStream, Status> {
         let filter = Filter::from_request(request)?;
         let taken = self.active.fetch_add(1, Ordering::AcqRel);
         if taken >= self.limits.max_streams {
@@ -94,7 +97,7 @@ impl EgressService {
         let member = self
             .groups
             .join(&request.shard_id, &request.deterministic_name, filter);
-        Ok(Open {
+        Ok(EgressStream {
             member,
             use_preferred_tags: request.use_preferred_tags,
             active: Arc::clone(&self.active),
@@ -103,9 +106,10 @@ impl EgressService {
     }
 }
 
-impl Open {
-    /// The next envelopes to send, up to `max`; `None` when the stream ends.
-    async fn next(&mut self, max: usize) -> Option<Vec<Envelope>> {
+impl EgressStream {
+    /// The next envelopes to send, up to `max` (a loss notice comes alone);
+    /// `None` when the stream ends (the server shuts down).
+    pub async fn next(&mut self, max: usize) -> Option<Vec<Envelope>> {
         match self.member.queue.next(max).await? {
             Next::Dropped(n) => {
                 self.dropped_total += n;

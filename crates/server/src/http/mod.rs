@@ -26,6 +26,7 @@ pub mod listener;
 pub mod ops;
 pub mod read;
 pub mod render;
+pub mod rlp;
 pub mod routes;
 pub mod stream;
 
@@ -51,6 +52,10 @@ pub struct AppState {
     pub heartbeat: Duration,
     pub streams: Arc<Semaphore>,
     pub drains: ::drains::DrainManager,
+    /// The firehose (`/v2/read`), shared with gRPC egress.
+    pub egress: grpc::EgressService,
+    /// How long a `/v2/read` stream lives before `event: closing`.
+    pub stream_timeout: Duration,
     tokens: Arc<Vec<String>>,
     hosts: Arc<guard::HostPolicy>,
     bodies: body::BodyBudget,
@@ -63,6 +68,7 @@ impl AppState {
         log: Arc<dyn Log>,
         ingest: IngestContext,
         drains: ::drains::DrainManager,
+        egress: grpc::EgressService,
     ) -> Self {
         AppState {
             bus,
@@ -71,6 +77,8 @@ impl AppState {
             heartbeat: Duration::from_secs(config.http.heartbeat_secs.max(1)),
             streams: Arc::new(Semaphore::new(config.http.max_streams.max(1))),
             drains,
+            egress,
+            stream_timeout: Duration::from_secs(config.http.stream_timeout_secs.max(1)),
             tokens: Arc::new(config.auth.tokens.clone()),
             hosts: Arc::new(guard::HostPolicy::new(
                 config.http.listen,
@@ -91,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logs/{spec}", get(stream::filtered))
         .route("/api/v1/read/{source_id}", get(read::read))
         .route("/api/v1/meta", get(read::meta))
+        .route("/v2/read", get(rlp::read))
         .route("/metrics", get(ops::metrics))
         .route("/v1/drains", get(drains::list).post(drains::add))
         .route(
