@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every check sluice has, on a fresh machine:
 # installs the test peers (Debian packages: logger, rsyslog with its TLS
-# driver, redis-server; PyPI's grpcio-tools) when missing, then runs
+# driver, redis-server, nc; PyPI's grpcio-tools) when missing, then runs
 # cargo fmt --check, clippy with -D warnings, a check that the fuzz targets
 # still build, and all tests (unit, in-process servers, end-to-end against
 # logger, rsyslog, redis-server and a gRPC client generated from
@@ -13,6 +13,7 @@ need_pkgs=()
 command -v logger >/dev/null 2>&1 || need_pkgs+=(bsdutils)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+command -v nc >/dev/null 2>&1 || need_pkgs+=(netcat-openbsd)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_pkgs+=(redis-server)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)

@@ -57,6 +57,8 @@ pub struct Server {
     pub syslog_udp_addr: Option<SocketAddr>,
     /// Where gRPC (`loggregator.v2.Ingress`) listens, if enabled.
     pub grpc_addr: Option<SocketAddr>,
+    /// Where statsd (UDP) listens, if enabled.
+    pub statsd_addr: Option<SocketAddr>,
     pub bus: Bus,
     pub log: Arc<dyn Log>,
     pub drains: DrainManager,
@@ -206,6 +208,23 @@ impl Server {
             });
         }
 
+        let mut statsd_addr = None;
+        if let Some(addr) = config.statsd.listen {
+            let socket = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    what: "statsd udp",
+                    addr,
+                    source,
+                })?;
+            statsd_addr = Some(socket.local_addr().unwrap_or(addr));
+            tasks.spawn(sources::statsd::run(
+                socket,
+                ingest.clone(),
+                shutdown.clone(),
+            ));
+        }
+
         tasks.spawn(reopen_files_on_sighup(shutdown.clone()));
 
         let state_ingest = ingest.clone();
@@ -244,12 +263,13 @@ impl Server {
             closing_bus.close();
         });
 
-        info!(%http_addr, ?syslog_tcp_addr, ?syslog_udp_addr, ?grpc_addr, "sluice server started");
+        info!(%http_addr, ?syslog_tcp_addr, ?syslog_udp_addr, ?grpc_addr, ?statsd_addr, "sluice server started");
         Ok(Server {
             http_addr,
             syslog_tcp_addr,
             syslog_udp_addr,
             grpc_addr,
+            statsd_addr,
             bus,
             log,
             drains,

@@ -36,6 +36,7 @@ pub struct Config {
     pub drains: DrainsSection,
     pub auth: AuthConfig,
     pub grpc: GrpcConfig,
+    pub statsd: StatsdConfig,
 }
 
 impl Default for Config {
@@ -50,6 +51,7 @@ impl Default for Config {
             drains: DrainsSection::default(),
             auth: AuthConfig::default(),
             grpc: GrpcConfig::default(),
+            statsd: StatsdConfig::default(),
         }
     }
 }
@@ -95,6 +97,13 @@ impl Default for HttpConfig {
             allowed_hosts: Vec::new(),
         }
     }
+}
+
+/// statsd over UDP (statsd-injector's lines); off unless `listen` is set.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsdConfig {
+    pub listen: Option<SocketAddr>,
 }
 
 /// `loggregator.v2.Ingress` over gRPC (the Metron/agent port).
@@ -397,8 +406,10 @@ impl Config {
 
     /// Checks cross-field rules: tokens are required off loopback.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let statsd = self.statsd.listen.map(|a| ("statsd", a));
         let exposed: Vec<String> = [("http", self.http.listen), ("syslog", self.syslog.listen)]
-            .iter()
+            .into_iter()
+            .chain(statsd)
             .filter(|(_, addr)| !addr.ip().is_loopback())
             .map(|(name, addr)| format!("{name} on {addr}"))
             .collect();

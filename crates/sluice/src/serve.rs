@@ -30,6 +30,9 @@ pub struct ServerArgs {
     /// [default: 127.0.0.1:8082]; TLS and mutual TLS are set in `[grpc]`.
     #[arg(long, value_name = "ADDR")]
     grpc: Option<String>,
+    /// statsd UDP address, HOST:PORT (statsd-injector's lines) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    statsd: Option<String>,
     /// Data directory [default: ./sluice-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -163,6 +166,9 @@ impl ServerArgs {
             }
             None => {}
         }
+        if let Some(statsd) = &self.statsd {
+            config.statsd.listen = Some(listen_addr("statsd", statsd)?);
+        }
         if let Some(dir) = self.data_dir {
             config.data_dir = dir;
         }
@@ -233,6 +239,9 @@ pub fn main(args: ServerArgs) -> Result<u8> {
         }
         if let Some(addr) = server.grpc_addr {
             banner.push_str(&format!("  grpc    {addr}\n"));
+        }
+        if let Some(addr) = server.statsd_addr {
+            banner.push_str(&format!("  statsd  udp {addr}\n"));
         }
         banner.push_str(&format!("  data    {}\n", data_dir.display()));
         use std::io::Write as _;

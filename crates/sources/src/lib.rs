@@ -4,6 +4,7 @@
 //!   octet-counted or LF framing detected per frame);
 //! - [`http_body`]: decoding of `POST /logs` bodies (logplex-1, NDJSON,
 //!   text), used by the server's HTTP handler;
+//! - [`statsd`]: statsd lines over UDP, as statsd-injector takes them;
 //! - [`mapping`]: how a syslog message becomes a Loggregator envelope;
 //! - [`limits`]: every ingest limit with its default;
 //! - [`connections`]: the open connections of a listener, and which one to
@@ -24,6 +25,7 @@ pub mod connections;
 pub mod http_body;
 pub mod limits;
 pub mod mapping;
+pub mod statsd;
 pub mod syslog_tcp;
 pub mod syslog_udp;
 

@@ -41,6 +41,8 @@ pub struct ServerProcess {
     pub syslog_udp: SocketAddr,
     /// Where gRPC listens, when the server serves it.
     pub grpc: Option<SocketAddr>,
+    /// Where statsd listens, when asked for (`--statsd`).
+    pub statsd: Option<SocketAddr>,
     pub data_dir: PathBuf,
     _dir: Option<TempDir>,
 }
@@ -99,7 +101,7 @@ impl ServerProcess {
             .expect("spawn sluice server");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let (mut http_url, mut tcp, mut udp, mut grpc) = (None, None, None, None);
+        let (mut http_url, mut tcp, mut udp, mut grpc, mut statsd) = (None, None, None, None, None);
         while let Some(Ok(line)) = lines.next() {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
@@ -107,6 +109,7 @@ impl ServerProcess {
                 ["syslog", "tcp", addr] => tcp = addr.parse().ok(),
                 ["syslog", "udp", addr] => udp = addr.parse().ok(),
                 ["grpc", addr] => grpc = addr.parse().ok(),
+                ["statsd", "udp", addr] => statsd = addr.parse().ok(),
                 ["data", ..] => break,
                 _ => {}
             }
@@ -119,6 +122,7 @@ impl ServerProcess {
             syslog_tcp: tcp.expect("server printed its syslog tcp address"),
             syslog_udp: udp.expect("server printed its syslog udp address"),
             grpc,
+            statsd,
             data_dir: data_dir.to_owned(),
             _dir: None,
         }
