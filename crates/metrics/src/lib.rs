@@ -9,6 +9,8 @@
 //! This crate does no I/O (the server serves [`Metrics::encode`]) and must
 //! never depend on any other sluice crate: every crate counts into it.
 
+pub mod samples;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

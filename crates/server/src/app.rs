@@ -208,6 +208,17 @@ impl Server {
             });
         }
 
+        let health = Arc::new(crate::self_metrics::HealthHistory::default());
+        if config.metrics.emit_interval_secs > 0 {
+            tasks.spawn(crate::self_metrics::emit_every(
+                ingest.clone(),
+                Arc::clone(&log),
+                Arc::clone(&health),
+                Duration::from_secs(config.metrics.emit_interval_secs),
+                shutdown.clone(),
+            ));
+        }
+
         let mut statsd_addr = None;
         if let Some(addr) = config.statsd.listen {
             let socket = UdpSocket::bind(addr)
@@ -235,6 +246,7 @@ impl Server {
             ingest,
             drains.clone(),
             egress,
+            Arc::clone(&health),
         );
         let app = http::router(state);
         let limits = http::listener::ListenerLimits {

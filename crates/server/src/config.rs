@@ -37,6 +37,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub grpc: GrpcConfig,
     pub statsd: StatsdConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -52,6 +53,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             grpc: GrpcConfig::default(),
             statsd: StatsdConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -95,6 +97,23 @@ impl Default for HttpConfig {
             body_timeout_secs: 30,
             stream_timeout_secs: 14 * 60,
             allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// sluice's own metrics as envelopes in its stream (source `sluice`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Seconds between emissions; 0 turns them off (`/v1/health` then
+    /// reports since the start).
+    pub emit_interval_secs: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            emit_interval_secs: 15,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod app;
 pub mod config;
 pub mod http;
 pub mod log_tasks;
+pub mod self_metrics;
 
 pub use app::Server;
 pub use config::Config;

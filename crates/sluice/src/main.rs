@@ -7,6 +7,7 @@
 //! - `sluice apps`: the sources the server holds history for;
 //! - `sluice check`: verify a data directory offline;
 //! - `sluice certs DIR`: a CA and gRPC server/client certificates;
+//! - `sluice health`: ingress, egress and loss with alert levels;
 //! - `sluice completions bash|zsh|fish`: a shell completion script.
 //!
 //! Output that may hold remote text is escaped on a terminal, and a closed
@@ -17,6 +18,7 @@ mod certs;
 mod check;
 mod client;
 mod drain;
+mod health;
 mod logs;
 mod run;
 mod serve;
@@ -59,6 +61,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Write a CA and server/client certificates for gRPC with mutual TLS.
     Certs(certs::CertsArgs),
+    /// Ingress, egress and loss over the last minute and hour, with alert levels.
+    Health(health::HealthArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Install:
   sluice completions bash > /etc/bash_completion.d/sluice
@@ -81,6 +85,7 @@ fn main() -> std::process::ExitCode {
         Command::Apps(args) => apps::main(args),
         Command::Check(args) => check::main(args),
         Command::Certs(args) => certs::main(args),
+        Command::Health(args) => health::main(args),
         Command::Completions { shell } => completions(shell),
     };
     match result {

@@ -481,3 +481,46 @@ fn the_firehose_with_selectors_shard_groups_and_limits() {
     all.sort_unstable();
     assert_eq!(all, (0..100).collect::<Vec<u64>>());
 }
+
+#[test]
+fn self_metrics_reach_the_firehose_and_health_reports_loss_levels() {
+    let dir = TempDir::new("grpc-self");
+    let config = dir.0.join("sluice.toml");
+    std::fs::write(&config, "[metrics]\nemit_interval_secs = 1\n").expect("config");
+    let server = ServerProcess::start(&["--config", config.to_str().expect("utf-8")]);
+    let (code, out) = client(
+        &server,
+        None,
+        &["--mode", "send", "--source", "app", "--count", "50"],
+    );
+    assert_eq!(code, 0, "{out}");
+
+    // sluice's own counters, on the firehose like any envelope.
+    let rx = receiver(
+        &server,
+        &[
+            "--selector",
+            "sluice:counter:ingress_envelopes",
+            "--expect",
+            "1",
+        ],
+    );
+    let (envs, _) = received(rx);
+    assert_eq!(envs[0]["source_id"], "sluice");
+    assert_eq!(envs[0]["name"], "ingress_envelopes");
+
+    let health: serde_json::Value =
+        serde_json::from_str(&server.get("/v1/health")).expect("health JSON");
+    assert_eq!(health["last_minute"]["ingress"], 50, "{health}");
+    assert_eq!(health["level"], "ok", "{health}");
+    let out = Command::new(support::sluice_bin())
+        .args(["health", "--server", &server.http])
+        .output()
+        .expect("sluice health");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("last minute") && text.contains("overall: ok"),
+        "{text}"
+    );
+}

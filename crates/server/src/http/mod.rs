@@ -56,6 +56,8 @@ pub struct AppState {
     pub egress: grpc::EgressService,
     /// How long a `/v2/read` stream lives before `event: closing`.
     pub stream_timeout: Duration,
+    /// Totals over the last hour, for `/v1/health`.
+    pub health: Arc<crate::self_metrics::HealthHistory>,
     tokens: Arc<Vec<String>>,
     hosts: Arc<guard::HostPolicy>,
     bodies: body::BodyBudget,
@@ -69,6 +71,7 @@ impl AppState {
         ingest: IngestContext,
         drains: ::drains::DrainManager,
         egress: grpc::EgressService,
+        health: Arc<crate::self_metrics::HealthHistory>,
     ) -> Self {
         AppState {
             bus,
@@ -79,6 +82,7 @@ impl AppState {
             drains,
             egress,
             stream_timeout: Duration::from_secs(config.http.stream_timeout_secs.max(1)),
+            health,
             tokens: Arc::new(config.auth.tokens.clone()),
             hosts: Arc::new(guard::HostPolicy::new(
                 config.http.listen,
@@ -124,6 +128,7 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ))
         .route("/health", get(ops::health))
+        .route("/v1/health", get(ops::health_report))
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard::check))
         .layer(middleware::from_fn(error::json_errors))

@@ -14,11 +14,7 @@ pub async fn health() -> impl IntoResponse {
 /// Prometheus text exposition; the log's gauges are read at scrape time.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let m = state.bus.metrics();
-    if let Ok(stats) = state.log.stats().await {
-        m.log_entries.set(clamp(stats.entries));
-        m.log_bytes.set(clamp(stats.bytes));
-        m.log_sources.set(clamp(stats.sources));
-    }
+    refresh_log_gauges(m, state.log.as_ref()).await;
     (
         [(
             header::CONTENT_TYPE,
@@ -26,6 +22,21 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         m.encode(),
     )
+}
+
+/// Sets the log's gauges (entries, bytes, sources) from its stats.
+pub async fn refresh_log_gauges(m: &metrics::Metrics, log: &dyn sluice_log::Log) {
+    if let Ok(stats) = log.stats().await {
+        m.log_entries.set(clamp(stats.entries));
+        m.log_bytes.set(clamp(stats.bytes));
+        m.log_sources.set(clamp(stats.sources));
+    }
+}
+
+/// `/v1/health`: ingress, egress and loss over the last minute and hour
+/// with Loggregator's alert levels (`self_metrics`).
+pub async fn health_report(State(state): State<AppState>) -> impl IntoResponse {
+    Json(state.health.report(state.bus.metrics()))
 }
 
 fn clamp(n: u64) -> i64 {
