@@ -281,3 +281,98 @@ async fn a_disk_at_its_floor_refuses_ingest_with_503_and_counts_it() {
     assert_eq!(s.metric("sluice_drops_total{reason=\"log_full\"}").await, 2);
     assert_eq!(s.entries().await, 0);
 }
+
+/// The rest of what Log Cache clients use: `name_filter`, source ids with
+/// `/`, `/api/v1/info`, and bad filters answered 400.
+#[tokio::test]
+async fn log_cache_name_filter_slashed_ids_and_info() {
+    use envelope::v2::{Counter, Gauge, GaugeValue, Message, Timer};
+    let s = common::start(|_| {}).await;
+    let at = |source: &str, message: Message| {
+        let mut e = envelope::Envelope::log(
+            envelope::time::now_ns(),
+            source,
+            "0",
+            bytes::Bytes::from("x"),
+            envelope::LogType::Out,
+        );
+        e.message = Some(message);
+        e
+    };
+    let counter = |name: &str| {
+        Message::Counter(Counter {
+            name: name.into(),
+            delta: 1,
+            total: 1,
+        })
+    };
+    let gauge = Message::Gauge(Gauge {
+        metrics: [(
+            "cpu_percent".to_owned(),
+            GaugeValue {
+                unit: "percentage".into(),
+                value: 1.0,
+            },
+        )]
+        .into(),
+    });
+    let timer = Message::Timer(Timer {
+        name: "http_latency".into(),
+        start: 1,
+        stop: 2,
+    });
+    s.server
+        .publish(vec![
+            at("apps/web", counter("requests_total")),
+            at("apps/web", counter("errors_total")),
+            at("apps/web", gauge),
+            at("apps/web", timer),
+            envelope::Envelope::log(
+                envelope::time::now_ns(),
+                "apps/web",
+                "0",
+                bytes::Bytes::from("a log"),
+                envelope::LogType::Out,
+            ),
+        ])
+        .await
+        .expect("published");
+    assert_eq!(s.read("apps/web", "").await.len(), 5, "a source id with /");
+    let names = |envs: Vec<envelope::Envelope>| -> Vec<String> {
+        envs.iter()
+            .map(|e| match &e.message {
+                Some(Message::Counter(c)) => c.name.clone(),
+                Some(Message::Timer(t)) => t.name.clone(),
+                Some(Message::Gauge(g)) => g.metrics.keys().next().cloned().unwrap_or_default(),
+                _ => "log".into(),
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(s.read("apps/web", "name_filter=_total%24").await),
+        ["requests_total", "errors_total"]
+    );
+    assert_eq!(
+        names(s.read("apps/web", "name_filter=cpu|latency").await),
+        ["cpu_percent", "http_latency"]
+    );
+    assert_eq!(
+        names(
+            s.read("apps/web", "name_filter=.&envelope_types=TIMER")
+                .await
+        ),
+        ["http_latency"]
+    );
+    let bad = reqwest::get(format!("{}/api/v1/read/apps/web?name_filter=(", s.http))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let info: serde_json::Value = reqwest::get(format!("{}/api/v1/info", s.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(info["version"].as_str().is_some_and(|v| !v.is_empty()));
+    assert!(info["vm_uptime"].as_str().is_some());
+}

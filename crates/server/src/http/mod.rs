@@ -58,6 +58,10 @@ pub struct AppState {
     pub stream_timeout: Duration,
     /// Totals over the last hour, for `/v1/health`.
     pub health: Arc<crate::self_metrics::HealthHistory>,
+    /// Log Cache reads running (`read::MAX_CONCURRENT_READS`; more: 429).
+    pub reads: Arc<Semaphore>,
+    /// When the server started (`/api/v1/info`).
+    pub started: std::time::Instant,
     tokens: Arc<Vec<String>>,
     hosts: Arc<guard::HostPolicy>,
     bodies: body::BodyBudget,
@@ -83,6 +87,8 @@ impl AppState {
             egress,
             stream_timeout: Duration::from_secs(config.http.stream_timeout_secs.max(1)),
             health,
+            reads: Arc::new(Semaphore::new(read::MAX_CONCURRENT_READS)),
+            started: std::time::Instant::now(),
             tokens: Arc::new(config.auth.tokens.clone()),
             hosts: Arc::new(guard::HostPolicy::new(
                 config.http.listen,
@@ -101,7 +107,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/logs", get(stream::all).post(ingest::post_logs))
         .route("/logs/{spec}", get(stream::filtered))
-        .route("/api/v1/read/{source_id}", get(read::read))
+        .route("/api/v1/read/{*source_id}", get(read::read))
+        .route("/api/v1/info", get(read::info))
         .route("/api/v1/meta", get(read::meta))
         .route("/v2/read", get(rlp::read))
         .route("/metrics", get(ops::metrics))

@@ -5,8 +5,16 @@
 //! Cache's "now", so entries a sender stamped slightly ahead of our clock —
 //! accepted within the configured skew — are readable at once), `envelope_types`
 //! (repeatable or comma-separated: LOG, COUNTER, GAUGE, TIMER, EVENT),
-//! `limit` (default 100, at most 1000) and `descending`. A client pages
-//! forward by asking again from the last timestamp + 1.
+//! `name_filter` (a regular expression matched against a metric's name:
+//! the counter's or timer's name, any of a gauge's metric names; logs and
+//! events have none and are left out; at most [`MAX_NAME_FILTER`] bytes,
+//! linear-time matching), `limit` (default 100, at most 1000) and
+//! `descending`. A client pages forward by asking again from the last
+//! timestamp + 1. Source ids may contain `/` (`/api/v1/read/a/b`).
+//!
+//! At most [`MAX_CONCURRENT_READS`] reads run at once; more get `429`, on
+//! which cf and Log Cache clients back off (cf halves its page size).
+//! `GET /api/v1/info` answers Log Cache's `{"version", "vm_uptime"}`.
 //!
 //! Reads go to the log's per-source index ([`sluice_log::Log::read_source`]);
 //! the disk log reads the records on a blocking thread.
@@ -22,6 +30,18 @@ use super::AppState;
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
+/// The longest `name_filter` taken.
+pub const MAX_NAME_FILTER: usize = 1024;
+/// Reads that run at once before others get 429.
+pub const MAX_CONCURRENT_READS: usize = 64;
+
+/// `GET /api/v1/info`: Log Cache's answer, so clients that check it work.
+pub async fn info(State(state): State<AppState>) -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "vm_uptime": state.started.elapsed().as_secs().to_string(),
+    }))
+}
 
 pub async fn read(
     State(state): State<AppState>,
@@ -29,6 +49,12 @@ pub async fn read(
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     let query = parse_read_query(query.as_deref().unwrap_or(""))?;
+    let Ok(_slot) = state.reads.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too many reads at once; retry with a smaller limit",
+        ));
+    };
     let entries = read_typed(state.log.as_ref(), &source_id, &query)
         .await
         .map_err(ApiError::unavailable)?;
@@ -45,6 +71,7 @@ pub struct ReadQuery {
     pub envelope_types: Vec<EnvelopeType>,
     pub limit: usize,
     pub descending: bool,
+    pub name_filter: Option<regex::Regex>,
 }
 
 impl Default for ReadQuery {
@@ -55,7 +82,38 @@ impl Default for ReadQuery {
             envelope_types: Vec::new(),
             limit: DEFAULT_LIMIT,
             descending: false,
+            name_filter: None,
         }
+    }
+}
+
+impl ReadQuery {
+    fn filters(&self) -> bool {
+        !self.envelope_types.is_empty() || self.name_filter.is_some()
+    }
+
+    fn keeps(&self, env: &envelope::Envelope) -> bool {
+        let typed = self.envelope_types.is_empty()
+            || self
+                .envelope_types
+                .iter()
+                .any(|t| env.envelope_type() == Some(*t));
+        typed
+            && self
+                .name_filter
+                .as_ref()
+                .is_none_or(|re| name_matches(re, env))
+    }
+}
+
+/// Whether a metric's name matches (logs and events have none).
+fn name_matches(re: &regex::Regex, env: &envelope::Envelope) -> bool {
+    use envelope::v2::Message;
+    match &env.message {
+        Some(Message::Counter(c)) => re.is_match(&c.name),
+        Some(Message::Timer(t)) => re.is_match(&t.name),
+        Some(Message::Gauge(g)) => g.metrics.keys().any(|n| re.is_match(n)),
+        _ => false,
     }
 }
 
@@ -81,13 +139,8 @@ pub async fn read_typed(
         let Some(last) = page.last().map(|e| e.entry.envelope.timestamp) else {
             break;
         };
-        out.extend(page.into_iter().filter(|e| {
-            q.envelope_types.is_empty()
-                || q.envelope_types
-                    .iter()
-                    .any(|t| e.entry.envelope.envelope_type() == Some(*t))
-        }));
-        if out.len() >= q.limit || !full || q.envelope_types.is_empty() {
+        out.extend(page.into_iter().filter(|e| q.keeps(&e.entry.envelope)));
+        if out.len() >= q.limit || !full || !q.filters() {
             break;
         }
         if q.descending {
@@ -126,6 +179,18 @@ pub fn parse_read_query(raw: &str) -> Result<ReadQuery, ApiError> {
                     )));
                 }
                 q.limit = limit as usize;
+            }
+            "name_filter" if !value.is_empty() => {
+                if value.len() > MAX_NAME_FILTER {
+                    return Err(ApiError::bad_request(format!(
+                        "name_filter is longer than {MAX_NAME_FILTER} bytes"
+                    )));
+                }
+                let re = regex::RegexBuilder::new(&value)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| ApiError::bad_request(format!("name_filter: {e}")))?;
+                q.name_filter = Some(re);
             }
             "descending" => {
                 q.descending = matches!(value.as_ref(), "true" | "1" | "yes" | "");
