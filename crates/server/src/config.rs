@@ -398,11 +398,74 @@ impl Default for DrainsSection {
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "AuthFile")]
 pub struct AuthConfig {
-    /// Bearer tokens accepted by the HTTP API. Required as soon as any
-    /// listener is off loopback; optional (and then enforced) on loopback.
+    /// Admin bearer tokens of the HTTP API: the plain `tokens = [...]`
+    /// list, `--token`, and `[[auth.tokens]]` with `scopes = ["logs.admin"]`
+    /// (or `doppler.firehose`). Required as soon as any listener is off
+    /// loopback (or app tokens); optional (and then enforced) on loopback.
     pub tokens: Vec<String>,
+    /// App tokens: `[[auth.tokens]]` with `source_ids` and/or `apps`; they
+    /// read and manage only those sources.
+    pub app_tokens: Vec<AppToken>,
+}
+
+/// A token that sees only some sources.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppToken {
+    pub token: String,
+    /// Source ids and app names (an app name matches the `app_name` tag).
+    pub sources: Vec<String>,
+}
+
+/// Scopes that make a token an admin (Loggregator's and UAA's names).
+pub const ADMIN_SCOPES: [&str; 2] = ["logs.admin", "doppler.firehose"];
+
+/// `[auth]` as written: `tokens` holds strings (admin) and/or tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct AuthFile {
+    tokens: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TokenEntry {
+    Plain(String),
+    Scoped(ScopedToken),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopedToken {
+    token: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    source_ids: Vec<String>,
+    #[serde(default)]
+    apps: Vec<String>,
+}
+
+impl From<AuthFile> for AuthConfig {
+    fn from(file: AuthFile) -> Self {
+        let mut auth = AuthConfig::default();
+        for entry in file.tokens {
+            match entry {
+                TokenEntry::Plain(t) => auth.tokens.push(t),
+                TokenEntry::Scoped(s)
+                    if s.scopes.iter().any(|x| ADMIN_SCOPES.contains(&x.as_str())) =>
+                {
+                    auth.tokens.push(s.token)
+                }
+                TokenEntry::Scoped(s) => auth.app_tokens.push(AppToken {
+                    token: s.token,
+                    sources: s.source_ids.into_iter().chain(s.apps).collect(),
+                }),
+            }
+        }
+        auth
+    }
 }
 
 impl Config {
@@ -432,7 +495,7 @@ impl Config {
             .filter(|(_, addr)| !addr.ip().is_loopback())
             .map(|(name, addr)| format!("{name} on {addr}"))
             .collect();
-        if !exposed.is_empty() && self.auth.tokens.is_empty() {
+        if !exposed.is_empty() && self.auth.tokens.is_empty() && self.auth.app_tokens.is_empty() {
             return Err(ConfigError::Invalid(format!(
                 "{} is not on loopback, so auth tokens are required: set [auth] tokens in sluice.toml or pass --token",
                 exposed.join(" and ")
@@ -441,10 +504,21 @@ impl Config {
         drains::netpolicy::NetPolicy::new(&self.drains.allow_ranges)
             .map_err(|e| ConfigError::Invalid(format!("[drains] allow_ranges: {e}")))?;
         self.grpc.validate()?;
-        if self.auth.tokens.iter().any(|t| t.len() < 16) {
+        let all_tokens = self
+            .auth
+            .tokens
+            .iter()
+            .chain(self.auth.app_tokens.iter().map(|a| &a.token));
+        if all_tokens.into_iter().any(|t| t.len() < 16) {
             return Err(ConfigError::Invalid(
                 "auth tokens must be at least 16 characters".into(),
             ));
+        }
+        if let Some(a) = self.auth.app_tokens.iter().find(|a| a.sources.is_empty()) {
+            return Err(ConfigError::Invalid(format!(
+                "[[auth.tokens]] {}…: give scopes = [\"logs.admin\"] or the source_ids/apps it may read",
+                a.token.chars().take(4).collect::<String>()
+            )));
         }
         Ok(())
     }

@@ -222,7 +222,8 @@ pub async fn emit_every(
     shutdown: CancellationToken,
 ) {
     let mut last = HashMap::new();
-    let mut ticks = tokio::time::interval(interval);
+    // The first emission one interval after the start, not at once.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -4,14 +4,19 @@
 //! `Authorization: Bearer <token>` (the scheme is case-insensitive, RFC
 //! 7235). `?token=` is accepted only where a browser cannot set a header: a
 //! WebSocket upgrade and an SSE request (`Accept: text/event-stream`);
-//! elsewhere a token in the URL would end up in logs and histories.
+//! elsewhere a token in the URL would end up in logs and histories. An
+//! admin token (`tokens`) sees everything; an app token (`[[auth.tokens]]`
+//! with `source_ids`/`apps`) only its sources ([`super::scope`]).
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use std::sync::Arc;
+
 use super::error::ApiError;
+use super::scope::Access;
 use super::AppState;
 
 /// The token in `Authorization: Bearer <t>`, any case of the scheme.
@@ -42,12 +47,15 @@ fn query_token(request: &Request) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// Checks the token and records what it may see ([`Access`]) for the
+/// routes and handlers after it.
 pub async fn require_token(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if state.tokens.is_empty() {
+    if state.tokens.is_empty() && state.app_tokens.is_empty() {
+        request.extensions_mut().insert(Access::Admin);
         return next.run(request).await;
     }
     let presented = match bearer(request.headers()) {
@@ -55,12 +63,25 @@ pub async fn require_token(
         None if browser_stream(request.headers()) => query_token(&request),
         None => None,
     };
-    let ok = presented.is_some_and(|p| state.tokens.iter().any(|t| constant_time_eq(t, &p)));
-    if ok {
-        next.run(request).await
-    } else {
-        state.bus.metrics().error("unauthorized");
-        ApiError::unauthorized().into_response()
+    let access = presented.and_then(|p| {
+        if state.tokens.iter().any(|t| constant_time_eq(t, &p)) {
+            return Some(Access::Admin);
+        }
+        state
+            .app_tokens
+            .iter()
+            .find(|(t, _)| constant_time_eq(t, &p))
+            .map(|(_, sources)| Access::Apps(Arc::clone(sources)))
+    });
+    match access {
+        Some(access) => {
+            request.extensions_mut().insert(access);
+            next.run(request).await
+        }
+        None => {
+            state.bus.metrics().error("unauthorized");
+            ApiError::unauthorized().into_response()
+        }
     }
 }
 

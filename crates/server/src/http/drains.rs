@@ -27,13 +27,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use drains::manager::{DrainError, DrainInfo, PutOutcome};
 use drains::status::State as DrainState;
 use drains::DrainSpec;
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::scope::Access;
 use super::AppState;
 
 /// How long a restart answer waits for the drain to leave STARTING.
@@ -77,8 +78,37 @@ fn empty_body(body: &[u8]) -> Result<(), ApiError> {
     json_body::<Empty>(body).map(|_| ())
 }
 
-pub async fn add(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+/// The request's access (admin when no token is configured).
+fn access_of(access: Option<Extension<Access>>) -> Access {
+    access.map_or(Access::Admin, |Extension(a)| a)
+}
+
+/// 403 for a drain an app token may not create.
+fn out_of_scope() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "this token manages only drains of its own apps (name them in \"apps\"), never file drains",
+    )
+}
+
+/// The drain named, if the token may see it (else 404, as if it did not exist).
+fn drain_in_scope(state: &AppState, access: &Access, name: &str) -> Result<DrainInfo, ApiError> {
+    match state.drains.get(name) {
+        Some(info) if access.may_manage(&info.spec) => Ok(info),
+        Some(_) => Err(super::scope::not_found()),
+        None => Err(DrainError::NotFound(name.to_owned()).into()),
+    }
+}
+
+pub async fn add(
+    State(state): State<AppState>,
+    access: Option<Extension<Access>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let spec: DrainSpec = json_body(&body)?;
+    if !access_of(access).may_manage(&spec) {
+        return Err(out_of_scope());
+    }
     let info = add_blocking(&state, spec).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
@@ -108,10 +138,18 @@ pub async fn delete_blocking(state: &AppState, name: String) -> Result<(), ApiEr
 
 pub async fn put(
     State(state): State<AppState>,
+    access: Option<Extension<Access>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let access = access_of(access);
+    if state.drains.get(&name).is_some() {
+        drain_in_scope(&state, &access, &name)?;
+    }
     let mut spec: DrainSpec = json_body(&body)?;
+    if !access.may_manage(&spec) {
+        return Err(out_of_scope());
+    }
     if !spec.name.is_empty() && spec.name != name {
         return Err(ApiError::bad_request(format!(
             "the body names drain {:?} but the path {name:?}; leave \"name\" out or make them the same",
@@ -148,9 +186,11 @@ async fn restarted(state: &AppState, name: &str) -> Result<DrainInfo, ApiError> 
 
 pub async fn restart(
     State(state): State<AppState>,
+    access: Option<Extension<Access>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    drain_in_scope(&state, &access_of(access), &name)?;
     empty_body(&body)?;
     let info = restarted(&state, &name).await?;
     Ok(Json(info).into_response())
@@ -158,30 +198,45 @@ pub async fn restart(
 
 pub async fn test(
     State(state): State<AppState>,
+    access: Option<Extension<Access>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    drain_in_scope(&state, &access_of(access), &name)?;
     empty_body(&body)?;
     let detail = state.drains.test(&name).await?;
     Ok(Json(serde_json::json!({ "ok": true, "detail": detail })).into_response())
 }
 
-pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
-    Json(serde_json::json!({ "drains": state.drains.list() }))
+pub async fn list(
+    State(state): State<AppState>,
+    access: Option<Extension<Access>>,
+) -> impl IntoResponse {
+    let access = access_of(access);
+    let drains: Vec<DrainInfo> = state
+        .drains
+        .list()
+        .into_iter()
+        .filter(|d| access.may_manage(&d.spec))
+        .collect();
+    Json(serde_json::json!({ "drains": drains }))
 }
 
 pub async fn get(
     State(state): State<AppState>,
+    access: Option<Extension<Access>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let info = state.drains.get(&name).ok_or(DrainError::NotFound(name))?;
+    let info = drain_in_scope(&state, &access_of(access), &name)?;
     Ok(Json(info).into_response())
 }
 
 pub async fn delete(
     State(state): State<AppState>,
+    access: Option<Extension<Access>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    drain_in_scope(&state, &access_of(access), &name)?;
     delete_blocking(&state, name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

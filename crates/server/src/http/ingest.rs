@@ -8,14 +8,16 @@
 use axum::body::{to_bytes, Body};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::{Extension, Json};
 use sources::http_body::{BodyError, BodyKind, TextParams};
 
 use super::error::ApiError;
+use super::scope::Access;
 use super::AppState;
 
 pub async fn post_logs(
     State(state): State<AppState>,
+    access: Option<Extension<Access>>,
     Query(params): Query<TextParams>,
     headers: HeaderMap,
     body: Body,
@@ -59,6 +61,15 @@ pub async fn post_logs(
         metrics.error(err.reason());
         ApiError::bad_request(err.to_string())
     })?;
+    // An app token writes only its own sources.
+    if let Some(Extension(access)) = &access {
+        if let Some(e) = envelopes.iter().find(|e| !access.may_see(e)) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("this token may not write source {:?}", e.source_id),
+            ));
+        }
+    }
     let accepted = envelopes.len();
     metrics
         .ingress_counters(protocol)

@@ -28,6 +28,7 @@ pub mod read;
 pub mod render;
 pub mod rlp;
 pub mod routes;
+pub mod scope;
 pub mod stream;
 
 use std::sync::Arc;
@@ -63,6 +64,8 @@ pub struct AppState {
     /// When the server started (`/api/v1/info`).
     pub started: std::time::Instant,
     tokens: Arc<Vec<String>>,
+    /// App tokens and the sources each may see.
+    app_tokens: Arc<Vec<(String, Arc<Vec<String>>)>>,
     hosts: Arc<guard::HostPolicy>,
     bodies: body::BodyBudget,
 }
@@ -90,6 +93,14 @@ impl AppState {
             reads: Arc::new(Semaphore::new(read::MAX_CONCURRENT_READS)),
             started: std::time::Instant::now(),
             tokens: Arc::new(config.auth.tokens.clone()),
+            app_tokens: Arc::new(
+                config
+                    .auth
+                    .app_tokens
+                    .iter()
+                    .map(|a| (a.token.clone(), Arc::new(a.sources.clone())))
+                    .collect(),
+            ),
             hosts: Arc::new(guard::HostPolicy::new(
                 config.http.listen,
                 &config.http.allowed_hosts,
@@ -129,13 +140,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/routes", get(routes::list).post(routes::add))
         .route("/routes/{id}", get(routes::get).delete(routes::delete))
+        .route("/v1/health", get(ops::health_report))
         .layer(middleware::from_fn_with_state(state.clone(), body::bounded))
+        .layer(middleware::from_fn(scope::enforce))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ))
         .route("/health", get(ops::health))
-        .route("/v1/health", get(ops::health_report))
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard::check))
         .layer(middleware::from_fn(error::json_errors))

@@ -235,6 +235,7 @@ pub struct MetaQuery {
 /// ingest (the log answers `meta` off the async workers itself).
 pub async fn meta(
     State(state): State<AppState>,
+    access: Option<axum::Extension<super::scope::Access>>,
     axum::extract::Query(q): axum::extract::Query<MetaQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = q.limit.unwrap_or(MAX_META);
@@ -254,6 +255,13 @@ pub async fn meta(
             .flatten();
         let mut meta = serde_json::Map::new();
         for m in page {
+            // An app token sees its own sources only.
+            if access
+                .as_ref()
+                .is_some_and(|axum::Extension(a)| !a.may_read_source(&m.source_id))
+            {
+                continue;
+            }
             meta.insert(
                 m.source_id,
                 serde_json::json!({

@@ -32,6 +32,7 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use envelope::v2::EnvelopeType;
 use envelope::{tags, Entry, LogType, Selector};
 use router::{Delivery, Loss, Subscription};
@@ -41,6 +42,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::error::ApiError;
 use super::render::{Renderer, StreamFormat};
+use super::scope::Access;
 use super::AppState;
 
 /// Replayed entries at most (per-source history is 100,000 by default).
@@ -67,35 +69,39 @@ pub struct StreamQuery {
 
 pub async fn all(
     state: State<AppState>,
+    access: Option<Extension<Access>>,
     query: Query<StreamQuery>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    serve(state, None, query, headers, ws).await
+    serve(state, access, None, query, headers, ws).await
 }
 
 pub async fn filtered(
     state: State<AppState>,
+    access: Option<Extension<Access>>,
     Path(spec): Path<String>,
     query: Query<StreamQuery>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    serve(state, Some(spec), query, headers, ws).await
+    serve(state, access, Some(spec), query, headers, ws).await
 }
 
 async fn serve(
     State(state): State<AppState>,
+    access: Option<Extension<Access>>,
     spec: Option<String>,
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let access = access.map_or(Access::Admin, |Extension(a)| a);
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty());
-    match prepare(&state, spec.as_deref(), &query, resume).await {
+    match prepare(&state, &access, spec.as_deref(), &query, resume).await {
         Ok(stream) => match ws.ok() {
             // sluice reads nothing from a stream's socket but control
             // frames: anything bigger is refused, not buffered.
@@ -133,11 +139,13 @@ struct Prepared {
 
 async fn prepare(
     state: &AppState,
+    access: &Access,
     spec: Option<&str>,
     q: &StreamQuery,
     last_event_id: Option<&str>,
 ) -> Result<Prepared, ApiError> {
-    let selector = selector_for(spec, q)?;
+    let mut selector = selector_for(spec, q)?;
+    access.restrict(&mut selector)?;
     let after = q
         .after
         .as_deref()
