@@ -15,7 +15,7 @@ use futures_util::StreamExt as _;
 use reqwest::Url;
 use serde_json::Value;
 
-use crate::client::{self, auth_hint, endpoint, error_message, ServerArg};
+use crate::client::{self, endpoint, ServerArg};
 use crate::term::Stdout;
 use crate::zone::Zone;
 
@@ -132,21 +132,7 @@ async fn list_sources(client: &reqwest::Client, base: &Url, token: bool) -> Resu
         if let Some(after) = &after {
             url.query_pairs_mut().append_pair("after", after);
         }
-        let resp = client
-            .get(url)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the server at {base}"))?;
-        let status = resp.status();
-        let body = resp.bytes().await.context("reading the server's answer")?;
-        if !status.is_success() {
-            let msg = error_message(&body);
-            match auth_hint(status, token) {
-                Some(hint) => anyhow::bail!("{msg} ({status}; {hint})"),
-                None => anyhow::bail!("{msg} ({status})"),
-            }
-        }
-        let page: Value = serde_json::from_slice(&body).context("the server's meta is not JSON")?;
+        let page = client::get_json(client, base, url, token, "meta").await?;
         let before = sources.len();
         sources.extend(parse_meta(&page));
         match page["next"].as_str() {

@@ -126,6 +126,33 @@ pub fn auth_hint(status: reqwest::StatusCode, has_token: bool) -> Option<&'stati
     }
 }
 
+/// GETs `url` from the server at `base` and parses its JSON answer; an
+/// error answer says the server's message (and what to do about a token).
+/// `what` names the answer in errors ("meta", "health").
+pub async fn get_json(
+    client: &reqwest::Client,
+    base: &Url,
+    url: Url,
+    has_token: bool,
+    what: &str,
+) -> Result<serde_json::Value> {
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the server at {base}"))?;
+    let status = resp.status();
+    let body = resp.bytes().await.context("reading the server's answer")?;
+    if !status.is_success() {
+        let msg = error_message(&body);
+        match auth_hint(status, has_token) {
+            Some(hint) => anyhow::bail!("{msg} ({status}; {hint})"),
+            None => anyhow::bail!("{msg} ({status})"),
+        }
+    }
+    serde_json::from_slice(&body).with_context(|| format!("the server's {what} is not JSON"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,8 @@
 //! script or a monitor can act on it.
 
 use anyhow::{Context as _, Result};
-use serde_json::Value;
 
-use crate::client::{self, auth_hint, endpoint, error_message, ServerArg};
+use crate::client::{self, endpoint, ServerArg};
 
 #[derive(clap::Args)]
 #[command(
@@ -31,21 +30,9 @@ pub fn main(args: HealthArgs) -> Result<u8> {
 async fn health(args: HealthArgs) -> Result<u8> {
     let base = args.server.url()?;
     let client = client::http_client(args.server.token.as_deref())?;
-    let resp = client
-        .get(endpoint(&base, &["v1", "health"]))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the server at {base}"))?;
-    let status = resp.status();
-    let body = resp.bytes().await.context("reading the server's answer")?;
-    if !status.is_success() {
-        let msg = error_message(&body);
-        match auth_hint(status, args.server.token.is_some()) {
-            Some(hint) => anyhow::bail!("{msg} ({status}; {hint})"),
-            None => anyhow::bail!("{msg} ({status})"),
-        }
-    }
-    let report: Value = serde_json::from_slice(&body).context("the server's health is not JSON")?;
+    let url = endpoint(&base, &["v1", "health"]);
+    let has_token = args.server.token.is_some();
+    let report = client::get_json(&client, &base, url, has_token, "health").await?;
     let mut stdout = crate::term::Stdout::new();
     if args.json {
         stdout.json_line(&report.to_string())?;
