@@ -8,6 +8,10 @@ use tonic::Status;
 
 use crate::messages::{EgressBatchRequest, Selector, SelectorMessage};
 
+/// The most selectors one request may carry: every envelope is matched
+/// against each, so a request must not make that unbounded work.
+pub const MAX_SELECTORS: usize = 256;
+
 /// A request's selectors, checked.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Filter {
@@ -22,6 +26,11 @@ impl Filter {
         selectors.extend(request.legacy_selector.clone());
         if selectors.is_empty() {
             return Err(Status::invalid_argument("Selectors cannot be empty"));
+        }
+        if selectors.len() > MAX_SELECTORS {
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_SELECTORS} selectors per request"
+            )));
         }
         // A canonical order: shard groups are keyed by their selectors.
         selectors.sort_by_cached_key(|s| format!("{s:?}"));
@@ -149,6 +158,9 @@ mod tests {
         let mut legacy = request(vec![]);
         legacy.legacy_selector = Some(sel("a", None));
         assert!(Filter::from_request(&legacy).is_ok());
+        let many = (0..=MAX_SELECTORS).map(|i| sel(&i.to_string(), None)).collect();
+        let err = Filter::from_request(&request(many)).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
     }
 
     #[test]
