@@ -1,7 +1,7 @@
 //! Generates the `loggregator.v2` service glue with tonic-build's manual
 //! builder: services described in Rust, over the hand-written prost
 //! messages of `sluice-envelope` and `src/messages.rs`, so building sluice
-//! needs no `protoc` and no `.proto` file.
+//! needs no `protoc` and no `.proto` file. Servers and clients both.
 
 use tonic_build::manual::{Builder, Method, Service};
 
@@ -72,7 +72,6 @@ fn main() {
             Streams::Server,
         ))
         .build();
-    Builder::new()
-        .build_client(false)
-        .compile(&[ingress, egress]);
+    // Clients too: `sluice emit` sends with the Ingress client.
+    Builder::new().compile(&[ingress, egress]);
 }

@@ -25,7 +25,8 @@ pub mod ingress;
 pub mod messages;
 pub mod serve;
 
-/// The generated `loggregator.v2.Ingress` and `Egress` server glue.
+/// The generated `loggregator.v2.Ingress` and `Egress` glue: servers, and
+/// clients (`sluice emit`).
 #[allow(clippy::all, missing_docs)]
 pub mod ingress_server_glue {
     include!(concat!(env!("OUT_DIR"), "/loggregator.v2.Ingress.rs"));

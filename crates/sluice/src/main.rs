@@ -8,6 +8,7 @@
 //! - `sluice check`: verify a data directory offline;
 //! - `sluice certs DIR`: a CA and gRPC server/client certificates;
 //! - `sluice health`: ingress, egress and loss with alert levels;
+//! - `sluice emit`: numbered lines over gRPC or syslog, verified;
 //! - `sluice completions bash|zsh|fish`: a shell completion script.
 //!
 //! Output that may hold remote text is escaped on a terminal, and a closed
@@ -18,6 +19,7 @@ mod certs;
 mod check;
 mod client;
 mod drain;
+mod emit;
 mod health;
 mod logs;
 mod run;
@@ -63,6 +65,8 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Ingress, egress and loss over the last minute and hour, with alert levels.
     Health(health::HealthArgs),
+    /// Send numbered lines over gRPC or syslog, and verify they all arrived.
+    Emit(emit::EmitArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Install:
   sluice completions bash > /etc/bash_completion.d/sluice
@@ -86,6 +90,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(args) => check::main(args),
         Command::Certs(args) => certs::main(args),
         Command::Health(args) => health::main(args),
+        Command::Emit(args) => emit::main(args),
         Command::Completions { shell } => completions(shell),
     };
     match result {

@@ -158,7 +158,9 @@ mod tests {
         let mut legacy = request(vec![]);
         legacy.legacy_selector = Some(sel("a", None));
         assert!(Filter::from_request(&legacy).is_ok());
-        let many = (0..=MAX_SELECTORS).map(|i| sel(&i.to_string(), None)).collect();
+        let many = (0..=MAX_SELECTORS)
+            .map(|i| sel(&i.to_string(), None))
+            .collect();
         let err = Filter::from_request(&request(many)).unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
     }

@@ -1,0 +1,297 @@
+//! `sluice emit`: the seeds' "tools for testing performance and efficacy".
+//! Sends numbered logs, over gRPC (`Ingress.BatchSender`, as go-loggregator
+//! does) or syslog over TCP (octet-counted RFC 5424), at a set rate or as
+//! fast as the server takes them; with `--verify`, reads them back through
+//! the Log Cache API and reports sent, received, duplicates and loss.
+//!
+//! Each line's payload is `emit <run> <n>` padded with `x` to `--size`
+//! bytes, from source `--source` (with `--sources K`, cycling through
+//! `<source>-0` … `<source>-<K-1>`, which keeps each under the per-source
+//! cap when verifying many).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use bytes::Bytes;
+use envelope::v2::{Envelope, EnvelopeBatch, Message};
+use envelope::LogType;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::client::{self, endpoint, ServerArg};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Over {
+    Grpc,
+    Syslog,
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  sluice emit --over grpc --target 127.0.0.1:8082 --count 100000 --verify\n  sluice emit --over syslog --target 127.0.0.1:5514 --count 1000000 --rate 50000"
+)]
+pub struct EmitArgs {
+    /// How to send
+    #[arg(long, value_enum, default_value = "grpc")]
+    over: Over,
+    /// Where: HOST:PORT of the gRPC or syslog listener
+    #[arg(long, value_name = "HOST:PORT")]
+    target: String,
+    /// Lines to send
+    #[arg(long, default_value_t = 10_000)]
+    count: u64,
+    /// Lines per second (0: as fast as accepted)
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Source id of the lines
+    #[arg(long, default_value = "emit")]
+    source: String,
+    /// Cycle through this many sources (<source>-0 …)
+    #[arg(long, default_value_t = 1)]
+    sources: u64,
+    /// Bytes per payload
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Envelopes per gRPC batch (go-loggregator sends 100)
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// ca.crt, client.crt, client.key (from `sluice certs`) for mutual TLS
+    #[arg(long, value_name = "DIR")]
+    tls_dir: Option<PathBuf>,
+    /// Server name to check on the certificate
+    #[arg(long, default_value = "metron")]
+    server_name: String,
+    /// Read the lines back (through --server) and report loss and duplicates
+    #[arg(long)]
+    verify: bool,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+pub fn main(args: EmitArgs) -> Result<u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(emit(args))
+}
+
+/// This run's id, in every payload.
+fn run_id() -> String {
+    format!("{:x}", envelope::time::now_ns() as u64 & 0xffff_ffff)
+}
+
+fn source_of(args: &EmitArgs, n: u64) -> String {
+    if args.sources <= 1 {
+        args.source.clone()
+    } else {
+        format!("{}-{}", args.source, n % args.sources)
+    }
+}
+
+fn payload(run: &str, n: u64, size: usize) -> String {
+    let mut p = format!("emit {run} {n} ");
+    while p.len() < size {
+        p.push('x');
+    }
+    p
+}
+
+async fn emit(args: EmitArgs) -> Result<u8> {
+    if args.size > 64 * 1024 || args.batch == 0 || args.batch > 10_000 {
+        bail!("--size must be at most 65536 and --batch between 1 and 10000");
+    }
+    let run = run_id();
+    let start = Instant::now();
+    match args.over {
+        Over::Grpc => send_grpc(&args, &run).await?,
+        Over::Syslog => send_syslog(&args, &run).await?,
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "sent {} in {secs:.3}s ({:.0}/s) over {:?}, run {run}",
+        args.count,
+        args.count as f64 / secs.max(1e-9),
+        args.over
+    );
+    if args.verify {
+        return verify(&args, &run).await;
+    }
+    Ok(0)
+}
+
+/// Sleeps as needed to keep `sent` lines at `--rate`.
+async fn pace(rate: u64, start: Instant, sent: u64) {
+    if rate == 0 {
+        return;
+    }
+    let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+    if let Some(wait) = due.checked_sub(start.elapsed()) {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn send_grpc(args: &EmitArgs, run: &str) -> Result<()> {
+    use grpc::ingress_server_glue::ingress_client::IngressClient;
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let scheme = if args.tls_dir.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", args.target))
+        .context("--target")?
+        .tcp_nodelay(true);
+    if let Some(dir) = &args.tls_dir {
+        let read = |f: &str| {
+            std::fs::read(dir.join(f)).with_context(|| format!("reading {}", dir.join(f).display()))
+        };
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read("ca.crt")?))
+            .identity(Identity::from_pem(read("client.crt")?, read("client.key")?))
+            .domain_name(args.server_name.clone());
+        endpoint = endpoint.tls_config(tls).context("TLS")?;
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {}", args.target))?;
+    let mut client =
+        IngressClient::new(channel).max_encoding_message_size(grpc::serve::MAX_MESSAGE);
+    let (tx, rx) = tokio::sync::mpsc::channel::<EnvelopeBatch>(8);
+    let count = args.count;
+    let batch_size = args.batch as u64;
+    let started = Instant::now();
+    let producer = async {
+        let mut n = 0;
+        while n < count {
+            pace(args.rate, started, n).await;
+            let end = (n + batch_size).min(count);
+            let batch = (n..end)
+                .map(|i| {
+                    Envelope::log(
+                        envelope::time::now_ns(),
+                        source_of(args, i),
+                        "0",
+                        Bytes::from(payload(run, i, args.size)),
+                        LogType::Out,
+                    )
+                })
+                .collect();
+            if tx.send(EnvelopeBatch { batch }).await.is_err() {
+                break;
+            }
+            n = end;
+        }
+        drop(tx);
+    };
+    let stream = tokio_stream_from(rx);
+    let (_, sent) = tokio::join!(producer, client.batch_sender(stream));
+    sent.map_err(|s| anyhow::anyhow!("BatchSender: {}: {}", s.code(), s.message()))?;
+    Ok(())
+}
+
+/// A receiver as a stream, for a client-streaming call.
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<EnvelopeBatch>,
+) -> impl futures_util::Stream<Item = EnvelopeBatch> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn send_syslog(args: &EmitArgs, run: &str) -> Result<()> {
+    let mut conn = tokio::net::TcpStream::connect(&args.target)
+        .await
+        .with_context(|| format!("cannot connect to {}", args.target))?;
+    conn.set_nodelay(true).ok();
+    let started = Instant::now();
+    let mut buf = Vec::with_capacity(256 * 1024);
+    for n in 0..args.count {
+        if n % 1000 == 0 {
+            pace(args.rate, started, n).await;
+        }
+        let msg = format!(
+            "<14>1 - emit {} - - - {}",
+            source_of(args, n),
+            payload(run, n, args.size)
+        );
+        buf.extend_from_slice(format!("{} {msg}", msg.len()).as_bytes());
+        if buf.len() >= 192 * 1024 {
+            conn.write_all(&buf).await.context("sending")?;
+            buf.clear();
+        }
+    }
+    conn.write_all(&buf).await.context("sending")?;
+    conn.shutdown().await.ok();
+    Ok(())
+}
+
+/// Reads this run's lines back and reports; exit 1 when any is missing.
+async fn verify(args: &EmitArgs, run: &str) -> Result<u8> {
+    let base = args.server.url()?;
+    let http = client::http_client(args.server.token.as_deref())?;
+    let has_token = args.server.token.is_some();
+    let marker = format!("emit {run} ");
+    // Ingest is asynchronous to the sender: wait until the count settles.
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut received: u64;
+    let mut last = u64::MAX;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        seen.clear();
+        received = 0;
+        for s in 0..args.sources.max(1) {
+            let source = if args.sources <= 1 {
+                args.source.clone()
+            } else {
+                format!("{}-{s}", args.source)
+            };
+            let mut start_time = 0i64;
+            loop {
+                let mut url = endpoint(&base, &["api", "v1", "read", &source]);
+                url.query_pairs_mut()
+                    .append_pair("start_time", &start_time.to_string())
+                    .append_pair("limit", "1000");
+                let page = client::get_json(&http, &base, url, has_token, "read").await?;
+                let batch = page["envelopes"]["batch"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                for e in &batch {
+                    let json = e.to_string();
+                    let Ok(env) = envelope::json::from_json(json.as_bytes()) else {
+                        continue;
+                    };
+                    if let Some(Message::Log(l)) = &env.message {
+                        let text = String::from_utf8_lossy(&l.payload);
+                        if let Some(rest) = text.strip_prefix(&marker) {
+                            if let Some(n) = rest.split(' ').next().and_then(|n| n.parse().ok()) {
+                                received += 1;
+                                seen.insert(n);
+                            }
+                        }
+                    }
+                    start_time = start_time.max(env.timestamp.saturating_add(1));
+                }
+                if batch.len() < 1000 {
+                    break;
+                }
+            }
+        }
+        if seen.len() as u64 >= args.count || (received == last) || Instant::now() > deadline {
+            break;
+        }
+        last = received;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let unique = seen.len() as u64;
+    let lost = args.count.saturating_sub(unique);
+    println!(
+        "verify: sent {} received {received} unique {unique} duplicates {} lost {lost} ({:.3}%)",
+        args.count,
+        received - unique,
+        100.0 * lost as f64 / args.count.max(1) as f64
+    );
+    Ok(if lost == 0 { 0 } else { 1 })
+}
