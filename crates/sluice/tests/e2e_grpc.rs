@@ -64,6 +64,23 @@ fn certs(dir: &Path) {
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
 }
 
+/// A server whose gRPC wants client certificates from the CA in `pki`
+/// (written there by [`certs`]).
+fn mtls_server(pki: &Path) -> ServerProcess {
+    let config = pki.join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[grpc]\ntls_cert = {:?}\ntls_key = {:?}\ntls_client_ca = {:?}\n",
+            pki.join("server.crt"),
+            pki.join("server.key"),
+            pki.join("ca.crt"),
+        ),
+    )
+    .expect("config");
+    ServerProcess::start(&["--config", config.to_str().expect("utf-8 path")])
+}
+
 /// Runs the client; (exit code, stdout).
 fn client(server: &ServerProcess, tls: Option<(&Path, &str)>, args: &[&str]) -> (i32, String) {
     let python = require("python3");
@@ -170,18 +187,7 @@ fn every_envelope_type_over_mutual_tls_and_other_cas_are_refused() {
     let other = TempDir::new("grpc-other-pki");
     certs(&pki.0);
     certs(&other.0);
-    let config = pki.0.join("sluice.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[grpc]\ntls_cert = {:?}\ntls_key = {:?}\ntls_client_ca = {:?}\n",
-            pki.0.join("server.crt"),
-            pki.0.join("server.key"),
-            pki.0.join("ca.crt"),
-        ),
-    )
-    .expect("config");
-    let server = ServerProcess::start(&["--config", config.to_str().expect("utf-8 path")]);
+    let server = mtls_server(&pki.0);
     let tls = Some((pki.0.as_path(), "client"));
 
     for (mode, source, count) in [
@@ -531,18 +537,7 @@ fn self_metrics_reach_the_firehose_and_health_reports_loss_levels() {
 fn emit_sends_and_verifies_over_grpc_and_syslog() {
     let pki = TempDir::new("emit-pki");
     certs(&pki.0);
-    let config = pki.0.join("sluice.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[grpc]\ntls_cert = {:?}\ntls_key = {:?}\ntls_client_ca = {:?}\n",
-            pki.0.join("server.crt"),
-            pki.0.join("server.key"),
-            pki.0.join("ca.crt"),
-        ),
-    )
-    .expect("config");
-    let server = ServerProcess::start(&["--config", config.to_str().expect("utf-8")]);
+    let server = mtls_server(&pki.0);
     let grpc = server.grpc.expect("grpc").to_string();
     let syslog = server.syslog_tcp.to_string();
     for (over, target, extra) in [

@@ -84,13 +84,11 @@ impl Access {
             Access::Admin => true,
             Access::Apps(list) => {
                 let named: Vec<&String> = spec.apps.iter().chain(&spec.source_ids).collect();
-                !named.is_empty()
-                    && named.iter().all(|n| list.contains(n))
-                    && !spec
-                        .url
-                        .trim_start()
-                        .to_ascii_lowercase()
-                        .starts_with("file:")
+                // The scheme as the drain itself reads it; a URL that does
+                // not parse is refused here too (it could not be made).
+                let file_or_bad = drains::DrainUrl::parse(&spec.url)
+                    .map_or(true, |u| u.scheme() == drains::Scheme::File);
+                !named.is_empty() && named.iter().all(|n| list.contains(n)) && !file_or_bad
             }
         }
     }
@@ -145,10 +143,9 @@ pub async fn enforce(request: Request, next: Next) -> Response {
 }
 
 fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
