@@ -19,7 +19,7 @@ fn method(name: &str, route: &str, input: &str, output: &str, streams: Streams) 
         .route_name(route)
         .input_type(input)
         .output_type(output)
-        .codec_path("tonic_prost::ProstCodec");
+        .codec_path("crate::codec::BatchCodec");
     match streams {
         Streams::None => {}
         Streams::Client => m = m.client_streaming(),

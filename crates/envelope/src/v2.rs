@@ -43,10 +43,56 @@ pub enum Message {
     Event(Event),
 }
 
-#[derive(Clone, PartialEq, ::prost::Message)]
+/// `repeated Envelope batch = 1`. `prost::Message` is implemented by hand
+/// (the derive's encoding, field for field) for one reason: decoding
+/// reserves room for [`EnvelopeBatch::DECODE_HINT`] envelopes at the first
+/// one, where the derive grows the vector 4, 8, 16, … and moves every
+/// envelope decoded so far at each step; go-loggregator sends 100.
+#[derive(Clone, PartialEq, Default, Debug)]
 pub struct EnvelopeBatch {
-    #[prost(message, repeated, tag = "1")]
     pub batch: Vec<Envelope>,
+}
+
+impl EnvelopeBatch {
+    /// Room reserved when decoding a batch's first envelope.
+    pub const DECODE_HINT: usize = 100;
+}
+
+impl ::prost::Message for EnvelopeBatch {
+    fn encode_raw(&self, buf: &mut impl ::prost::bytes::BufMut) {
+        for env in &self.batch {
+            ::prost::encoding::message::encode(1, env, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: ::prost::encoding::WireType,
+        buf: &mut impl ::prost::bytes::Buf,
+        ctx: ::prost::encoding::DecodeContext,
+    ) -> Result<(), ::prost::DecodeError> {
+        if tag != 1 {
+            return ::prost::encoding::skip_field(wire_type, tag, buf, ctx);
+        }
+        if self.batch.capacity() == 0 {
+            self.batch.reserve(Self::DECODE_HINT);
+        }
+        ::prost::encoding::message::merge_repeated(wire_type, &mut self.batch, buf, ctx).map_err(
+            |mut e| {
+                e.push("EnvelopeBatch", "batch");
+                e
+            },
+        )
+    }
+
+    fn encoded_len(&self) -> usize {
+        ::prost::encoding::message::encoded_len_repeated(1, &self.batch)
+    }
+
+    fn clear(&mut self) {
+        self.batch.clear();
+    }
 }
 
 #[derive(Clone, PartialEq, ::prost::Message)]

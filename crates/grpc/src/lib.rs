@@ -20,6 +20,7 @@
 //! compatibility with Cloud Foundry's published definitions is proven by
 //! the end-to-end test, whose client is generated from them.
 
+pub mod codec;
 pub mod egress;
 pub mod ingress;
 pub mod messages;

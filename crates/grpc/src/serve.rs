@@ -5,7 +5,8 @@
 //!
 //! Bounds on what a client can make the server hold: messages up to
 //! [`MAX_MESSAGE`] (Loggregator's 10 MiB), [`MAX_STREAMS`] concurrent
-//! streams per connection, HTTP/2 keepalive pings so dead peers are
+//! streams per connection, HTTP/2 receive windows of [`STREAM_WINDOW`] and
+//! [`CONNECTION_WINDOW`], keepalive pings so dead peers are
 //! noticed, and the ingest context's own limits on every field.
 
 use std::future::Future;
@@ -25,6 +26,18 @@ use crate::ingress_server_glue::ingress_server::IngressServer;
 pub const MAX_MESSAGE: usize = 10 << 20;
 /// Concurrent streams per connection.
 pub const MAX_STREAMS: u32 = 100;
+/// HTTP/2 receive windows: what one stream, and one connection in all,
+/// may send before the server reads on. h2's default (64 KiB) lets a
+/// `BatchSender` client have about two batches of 100 in flight, so client
+/// and server take turns instead of working at once; these let a client
+/// keep a few dozen batches in flight while bounding what a connection can
+/// make the server buffer.
+pub const STREAM_WINDOW: u32 = 2 << 20;
+pub const CONNECTION_WINDOW: u32 = 4 << 20;
+/// The largest HTTP/2 frame a client may send: a batch of a hundred
+/// envelopes (~30 KB) goes in one DATA frame rather than two of h2's
+/// default 16 KiB, and is read in fewer, larger reads.
+pub const MAX_FRAME: u32 = 256 << 10;
 
 /// The server's certificate and key, and the CA client certificates must
 /// chain to (mutual TLS); all PEM.
@@ -61,6 +74,9 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let mut builder = Server::builder()
         .max_concurrent_streams(MAX_STREAMS)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .tcp_nodelay(true);

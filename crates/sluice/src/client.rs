@@ -4,6 +4,7 @@
 //! Nothing here talks to the network by itself; it only builds the pieces.
 
 mod backoff;
+pub mod grpc;
 
 use std::time::Duration;
 

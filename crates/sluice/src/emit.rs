@@ -1,8 +1,10 @@
 //! `sluice emit`: the seeds' "tools for testing performance and efficacy".
 //! Sends numbered logs, over gRPC (`Ingress.BatchSender`, as go-loggregator
-//! does) or syslog over TCP (octet-counted RFC 5424), at a set rate or as
-//! fast as the server takes them; with `--verify`, reads them back through
-//! the Log Cache API and reports sent, received, duplicates and loss.
+//! does), syslog over TCP (octet-counted RFC 5424) or HTTP (`POST /logs`,
+//! `application/logplex-1` batches of `--batch`, as Logplex's drains
+//! post), at a set rate or as fast as the server takes them; with
+//! `--verify`, reads them back through the Log Cache API and reports sent,
+//! received, duplicates and loss.
 //!
 //! Each line's payload is `emit <run> <n>` padded with `x` to `--size`
 //! bytes, from source `--source` (with `--sources K`, cycling through
@@ -10,7 +12,6 @@
 //! cap when verifying many).
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -19,25 +20,27 @@ use envelope::v2::{Envelope, EnvelopeBatch, Message};
 use envelope::LogType;
 use tokio::io::AsyncWriteExt as _;
 
+use crate::client::grpc::GrpcTarget;
 use crate::client::{self, endpoint, ServerArg};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Over {
     Grpc,
     Syslog,
+    Http,
 }
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  sluice emit --over grpc --target 127.0.0.1:8082 --count 100000 --verify\n  sluice emit --over syslog --target 127.0.0.1:5514 --count 1000000 --rate 50000"
+    after_help = "Examples:\n  sluice emit --over grpc --target 127.0.0.1:8082 --count 100000 --verify\n  sluice emit --over syslog --target 127.0.0.1:5514 --count 1000000 --rate 50000\n  sluice emit --over http --target 127.0.0.1:8000 --count 100000 --verify"
 )]
 pub struct EmitArgs {
     /// How to send
     #[arg(long, value_enum, default_value = "grpc")]
     over: Over,
-    /// Where: HOST:PORT of the gRPC or syslog listener
-    #[arg(long, value_name = "HOST:PORT")]
-    target: String,
+    /// Where (HOST:PORT of the gRPC, syslog or HTTP listener), and gRPC's TLS
+    #[command(flatten)]
+    target: GrpcTarget,
     /// Lines to send
     #[arg(long, default_value_t = 10_000)]
     count: u64,
@@ -53,15 +56,9 @@ pub struct EmitArgs {
     /// Bytes per payload
     #[arg(long, default_value_t = 256)]
     size: usize,
-    /// Envelopes per gRPC batch (go-loggregator sends 100)
+    /// Envelopes per gRPC batch or HTTP request (go-loggregator sends 100)
     #[arg(long, default_value_t = 100)]
     batch: usize,
-    /// ca.crt, client.crt, client.key (from `sluice certs`) for mutual TLS
-    #[arg(long, value_name = "DIR")]
-    tls_dir: Option<PathBuf>,
-    /// Server name to check on the certificate
-    #[arg(long, default_value = "metron")]
-    server_name: String,
     /// Read the lines back (through --server) and report loss and duplicates
     #[arg(long)]
     verify: bool,
@@ -91,10 +88,12 @@ fn source_of(args: &EmitArgs, n: u64) -> String {
     }
 }
 
-fn payload(run: &str, n: u64, size: usize) -> String {
-    let mut p = format!("emit {run} {n} ");
-    while p.len() < size {
-        p.push('x');
+fn payload(run: &str, n: u64, size: usize) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut p = Vec::with_capacity(size.max(48));
+    let _ = write!(p, "emit {run} {n} ");
+    if p.len() < size {
+        p.resize(size, b'x');
     }
     p
 }
@@ -108,6 +107,7 @@ async fn emit(args: EmitArgs) -> Result<u8> {
     match args.over {
         Over::Grpc => send_grpc(&args, &run).await?,
         Over::Syslog => send_syslog(&args, &run).await?,
+        Over::Http => send_http(&args, &run).await?,
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
@@ -135,29 +135,7 @@ async fn pace(rate: u64, start: Instant, sent: u64) {
 
 async fn send_grpc(args: &EmitArgs, run: &str) -> Result<()> {
     use grpc::ingress_server_glue::ingress_client::IngressClient;
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-    let scheme = if args.tls_dir.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", args.target))
-        .context("--target")?
-        .tcp_nodelay(true);
-    if let Some(dir) = &args.tls_dir {
-        let read = |f: &str| {
-            std::fs::read(dir.join(f)).with_context(|| format!("reading {}", dir.join(f).display()))
-        };
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read("ca.crt")?))
-            .identity(Identity::from_pem(read("client.crt")?, read("client.key")?))
-            .domain_name(args.server_name.clone());
-        endpoint = endpoint.tls_config(tls).context("TLS")?;
-    }
-    let channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {}", args.target))?;
+    let channel = args.target.connect().await?;
     let mut client =
         IngressClient::new(channel).max_encoding_message_size(grpc::serve::MAX_MESSAGE);
     let (tx, rx) = tokio::sync::mpsc::channel::<EnvelopeBatch>(8);
@@ -169,10 +147,12 @@ async fn send_grpc(args: &EmitArgs, run: &str) -> Result<()> {
         while n < count {
             pace(args.rate, started, n).await;
             let end = (n + batch_size).min(count);
+            // One clock reading per batch: its envelopes are made together.
+            let now = envelope::time::now_ns();
             let batch = (n..end)
                 .map(|i| {
                     Envelope::log(
-                        envelope::time::now_ns(),
+                        now,
                         source_of(args, i),
                         "0",
                         Bytes::from(payload(run, i, args.size)),
@@ -201,9 +181,10 @@ fn tokio_stream_from(
 }
 
 async fn send_syslog(args: &EmitArgs, run: &str) -> Result<()> {
-    let mut conn = tokio::net::TcpStream::connect(&args.target)
+    let target = &args.target.target;
+    let mut conn = tokio::net::TcpStream::connect(target)
         .await
-        .with_context(|| format!("cannot connect to {}", args.target))?;
+        .with_context(|| format!("cannot connect to {target}"))?;
     conn.set_nodelay(true).ok();
     let started = Instant::now();
     let mut buf = Vec::with_capacity(256 * 1024);
@@ -211,12 +192,7 @@ async fn send_syslog(args: &EmitArgs, run: &str) -> Result<()> {
         if n % 1000 == 0 {
             pace(args.rate, started, n).await;
         }
-        let msg = format!(
-            "<14>1 - emit {} - - - {}",
-            source_of(args, n),
-            payload(run, n, args.size)
-        );
-        buf.extend_from_slice(format!("{} {msg}", msg.len()).as_bytes());
+        push_syslog_frame(&mut buf, args, run, n);
         if buf.len() >= 192 * 1024 {
             conn.write_all(&buf).await.context("sending")?;
             buf.clear();
@@ -224,6 +200,49 @@ async fn send_syslog(args: &EmitArgs, run: &str) -> Result<()> {
     }
     conn.write_all(&buf).await.context("sending")?;
     conn.shutdown().await.ok();
+    Ok(())
+}
+
+/// Appends line `n` as one octet-counted RFC 5424 frame.
+fn push_syslog_frame(buf: &mut Vec<u8>, args: &EmitArgs, run: &str, n: u64) {
+    use std::io::Write as _;
+    let header = format!("<14>1 - emit {} - - - ", source_of(args, n));
+    let payload = payload(run, n, args.size);
+    let _ = write!(buf, "{} {header}", header.len() + payload.len());
+    buf.extend_from_slice(&payload);
+}
+
+/// `POST /logs` with `application/logplex-1` bodies of `--batch` frames,
+/// one request at a time (a Logplex drain's habit); a refused request
+/// (not 2xx) ends the run with the server's answer.
+async fn send_http(args: &EmitArgs, run: &str) -> Result<()> {
+    let base = client::parse_server_url(&args.target.target)?;
+    let url = endpoint(&base, &["logs"]);
+    let http = client::http_client(args.server.token.as_deref())?;
+    let started = Instant::now();
+    let mut n = 0;
+    while n < args.count {
+        pace(args.rate, started, n).await;
+        let end = (n + args.batch as u64).min(args.count);
+        let mut body = Vec::with_capacity((end - n) as usize * (args.size + 64));
+        for i in n..end {
+            push_syslog_frame(&mut body, args, run, i);
+        }
+        let response = http
+            .post(url.clone())
+            .header("content-type", "application/logplex-1")
+            .header("logplex-msg-count", (end - n).to_string())
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot POST to {url}"))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            bail!("POST {url}: {status}: {}", text.trim());
+        }
+        n = end;
+    }
     Ok(())
 }
 

@@ -22,6 +22,7 @@ mod drain;
 mod emit;
 mod health;
 mod logs;
+mod nozzle;
 mod run;
 mod serve;
 mod term;
@@ -65,8 +66,10 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Ingress, egress and loss over the last minute and hour, with alert levels.
     Health(health::HealthArgs),
-    /// Send numbered lines over gRPC or syslog, and verify they all arrived.
+    /// Send numbered lines over gRPC, syslog or HTTP, and verify they all arrived.
     Emit(emit::EmitArgs),
+    /// Read the firehose over gRPC (selectors, shard groups); print or measure it.
+    Nozzle(nozzle::NozzleArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Install:
   sluice completions bash > /etc/bash_completion.d/sluice
@@ -91,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Command::Certs(args) => certs::main(args),
         Command::Health(args) => health::main(args),
         Command::Emit(args) => emit::main(args),
+        Command::Nozzle(args) => nozzle::main(args),
         Command::Completions { shell } => completions(shell),
     };
     match result {

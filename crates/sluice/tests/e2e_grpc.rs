@@ -531,10 +531,138 @@ fn self_metrics_reach_the_firehose_and_health_reports_loss_levels() {
     );
 }
 
-/// `sluice emit` sends numbered lines over gRPC (mutual TLS) and syslog
-/// and `--verify` finds every one, once.
+/// A consumer that stops reading loses the oldest envelopes, never holds
+/// anything back, and is told exactly how many: every envelope sent is
+/// either received or counted in a `dropped` counter from `sluice`.
 #[test]
-fn emit_sends_and_verifies_over_grpc_and_syslog() {
+fn a_slow_firehose_consumer_is_told_exactly_what_it_lost() {
+    let server = ServerProcess::start(&[]);
+    let target = server.grpc.expect("grpc").to_string();
+    let sent = 100_000;
+    // Reads nothing for 4 s, while 100 MB arrive: far past its queue
+    // (10,000 envelopes) and what HTTP/2 windows hold.
+    let rx = receiver(
+        &server,
+        &[
+            "--selector",
+            "slow:log",
+            "--pause",
+            "4",
+            "--expect",
+            "1000000",
+            "--timeout",
+            "12",
+        ],
+    );
+    let out = Command::new(support::sluice_bin())
+        .args(["emit", "--over", "grpc", "--target", &target])
+        .args([
+            "--count",
+            &sent.to_string(),
+            "--size",
+            "1000",
+            "--source",
+            "slow",
+        ])
+        .output()
+        .expect("sluice emit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (envs, _) = received(rx);
+    let logs = envs.iter().filter(|e| e["source_id"] == "slow").count() as u64;
+    let told: u64 = envs
+        .iter()
+        .filter(|e| e["source_id"] == "sluice" && e["name"] == "dropped")
+        .map(|e| e["delta"].as_u64().expect("a delta"))
+        .sum();
+    assert!(told > 0 && logs > 0, "received {logs}, told dropped {told}");
+    assert_eq!(logs + told, sent, "received {logs} + told dropped {told}");
+    let metrics = server.get("/metrics");
+    assert!(
+        metrics.contains("sluice_drops_total{reason=\"queue_full\"}"),
+        "the loss is counted in /metrics too"
+    );
+
+    // The same stream through `sluice nozzle`, which keeps up: all of it.
+    let nozzle = Command::new(support::sluice_bin())
+        .args([
+            "nozzle",
+            "--target",
+            &target,
+            "--source-id",
+            "quick",
+            "--type",
+            "log",
+        ])
+        .args(["--stats", "--count", "20000", "--duration", "30"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sluice nozzle");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = Command::new(support::sluice_bin())
+        .args(["emit", "--over", "grpc", "--target", &target])
+        .args(["--count", "20000", "--source", "quick"])
+        .output()
+        .expect("sluice emit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = nozzle.wait_with_output().expect("nozzle ends");
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains("received 20000 ") && text.contains("dropped 0 "),
+        "{text}"
+    );
+}
+
+/// `sluice nozzle` prints the firehose as Log Cache JSON, one envelope a
+/// line, over mutual TLS, with selectors.
+#[test]
+fn nozzle_prints_what_its_selectors_select() {
+    let pki = TempDir::new("nozzle-pki");
+    certs(&pki.0);
+    let server = mtls_server(&pki.0);
+    let target = server.grpc.expect("grpc").to_string();
+    let tls = pki.0.to_str().expect("utf-8");
+    let nozzle = Command::new(support::sluice_bin())
+        .args(["nozzle", "--target", &target, "--tls-dir", tls])
+        .args(["--source-id", "mixed", "--type", "counter", "--count", "20"])
+        .args(["--duration", "30"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sluice nozzle");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (code, out) = client(
+        &server,
+        Some((&pki.0, "client")),
+        &["--mode", "batch", "--source", "mixed", "--count", "100"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let report = nozzle.wait_with_output().expect("nozzle ends");
+    assert!(report.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&report.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON envelope per line"))
+        .collect();
+    // Envelope i is a counter when i % 5 == 1: 20 of the 100.
+    assert_eq!(lines.len(), 20);
+    for (k, env) in lines.iter().enumerate() {
+        let i = 5 * k as u64 + 1;
+        assert_eq!(env["source_id"], "mixed");
+        assert_eq!(env["counter"]["name"], "requests");
+        assert_eq!(env["counter"]["delta"], i.to_string(), "{env}");
+    }
+}
+
+/// `sluice emit` sends numbered lines over gRPC (mutual TLS), syslog and
+/// HTTP, and `--verify` finds every one, once.
+#[test]
+fn emit_sends_and_verifies_over_grpc_syslog_and_http() {
     let pki = TempDir::new("emit-pki");
     certs(&pki.0);
     let server = mtls_server(&pki.0);
@@ -547,6 +675,7 @@ fn emit_sends_and_verifies_over_grpc_and_syslog() {
             vec!["--tls-dir", pki.0.to_str().expect("utf-8")],
         ),
         ("syslog", syslog.as_str(), vec!["--sources", "3"]),
+        ("http", server.http.as_str(), vec!["--batch", "250"]),
     ] {
         let out = Command::new(support::sluice_bin())
             .args([

@@ -9,11 +9,12 @@ Receiving (--mode receive, `Egress.BatchedReceiver`; with --single,
 `Egress.Receiver`): --selector SOURCE:TYPE[:NAMES] (repeatable; TYPE one of
 log, counter, gauge, timer, event, or empty for any; NAMES the counter's name
 or the gauge's comma-separated names), [--shard-id ID]
-[--deterministic-name N] [--no-preferred-tags], --expect N --timeout S.
-Prints "ready" once the server answered the call, then reads until N
-envelopes or S seconds, and prints one JSON line per envelope
-({"source_id", "type", "seq", "name", "deprecated"}: seq from the tag, or
-from the deprecated tag when tags were moved there) and "received N".
+[--deterministic-name N] [--no-preferred-tags], --expect N --timeout S
+[--pause P]. Prints "ready" once the server answered the call, waits P
+seconds without reading (a slow consumer), then reads until N envelopes or
+S seconds, and prints one JSON line per envelope ({"source_id", "type",
+"seq", "name", "delta", "deprecated"}: seq from the tag, or from the
+deprecated tag when tags were moved there) and "received N".
 
 Usage:
   loggregator_client.py --proto-dir DIR --target HOST:PORT
@@ -132,6 +133,7 @@ def receive(a, pb, egress_pb, egress_grpc, channel):
             call = stub.BatchedReceiver(egress_pb.EgressBatchRequest(**fields), timeout=a.timeout)
         call.initial_metadata()
         print("ready", flush=True)
+        time.sleep(a.pause)
         got = 0
         for item in call:
             envs = [item] if a.single else list(item.batch)
@@ -142,8 +144,10 @@ def receive(a, pb, egress_pb, egress_grpc, channel):
                     seq = e.deprecated_tags["seq"].text
                 kind = e.WhichOneof("message")
                 name = e.counter.name if kind == "counter" else None
+                delta = e.counter.delta if kind == "counter" else None
                 print(json.dumps({"source_id": e.source_id, "type": kind, "seq": seq,
-                                  "name": name, "deprecated": deprecated}), flush=True)
+                                  "name": name, "delta": delta, "deprecated": deprecated}),
+                      flush=True)
                 got += 1
             if got >= a.expect:
                 call.cancel()
@@ -173,6 +177,7 @@ def main():
     ap.add_argument("--single", action="store_true")
     ap.add_argument("--expect", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--pause", type=float, default=0.0)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--empty-source", action="store_true")
     a = ap.parse_args()
