@@ -71,3 +71,84 @@ impl<T: Message> Encoder for SizedEncoder<T> {
         settings()
     }
 }
+
+/// Sends messages already encoded (`Bytes` of a message's protobuf
+/// encoding) and decodes `U`: for a client that builds its messages as
+/// bytes, such as `sluice emit`, which writes each batch's envelopes
+/// straight into one buffer instead of building an `EnvelopeBatch` for
+/// tonic to encode.
+#[derive(Debug)]
+pub struct PreEncodedCodec<U>(PhantomData<U>);
+
+impl<U> Default for PreEncodedCodec<U> {
+    fn default() -> Self {
+        PreEncodedCodec(PhantomData)
+    }
+}
+
+impl<U> Codec for PreEncodedCodec<U>
+where
+    U: Message + Default + Send + 'static,
+{
+    type Encode = bytes::Bytes;
+    type Decode = U;
+    type Encoder = PreEncoded;
+    type Decoder = ProstDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        PreEncoded
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::new(settings())
+    }
+}
+
+/// Copies an encoded message into tonic's buffer.
+#[derive(Debug)]
+pub struct PreEncoded;
+
+impl Encoder for PreEncoded {
+    type Item = bytes::Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: bytes::Bytes, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        use bytes::BufMut as _;
+        buf.reserve(item.len());
+        buf.put_slice(&item);
+        Ok(())
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        settings()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envelope::v2::{Envelope, EnvelopeBatch};
+    use envelope::LogType;
+
+    /// Envelopes written one by one as field 1 are an `EnvelopeBatch`.
+    #[test]
+    fn envelopes_encoded_as_field_one_decode_as_a_batch() {
+        let envs: Vec<Envelope> = (0..3)
+            .map(|i| {
+                Envelope::log(
+                    i,
+                    "app",
+                    "0",
+                    bytes::Bytes::from(format!("line {i}")),
+                    LogType::Out,
+                )
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        for env in &envs {
+            prost::encoding::message::encode(1, env, &mut buf);
+        }
+        let decoded = EnvelopeBatch::decode(buf.freeze()).expect("decodes");
+        assert_eq!(decoded.batch, envs);
+    }
+}

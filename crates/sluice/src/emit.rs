@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
-use envelope::v2::{Envelope, EnvelopeBatch, Message};
+use envelope::v2::{Envelope, Message};
 use envelope::LogType;
 use tokio::io::AsyncWriteExt as _;
 
@@ -88,14 +88,14 @@ fn source_of(args: &EmitArgs, n: u64) -> String {
     }
 }
 
-fn payload(run: &str, n: u64, size: usize) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut p = Vec::with_capacity(size.max(48));
-    let _ = write!(p, "emit {run} {n} ");
-    if p.len() < size {
-        p.resize(size, b'x');
+/// Appends line `n`'s payload to `buf`.
+fn push_payload(buf: &mut bytes::BytesMut, run: &str, n: u64, size: usize) {
+    use std::fmt::Write as _;
+    let start = buf.len();
+    let _ = write!(buf, "emit {run} {n} ");
+    if buf.len() - start < size {
+        buf.resize(start + size, b'x');
     }
-    p
 }
 
 async fn emit(args: EmitArgs) -> Result<u8> {
@@ -133,50 +133,79 @@ async fn pace(rate: u64, start: Instant, sent: u64) {
     }
 }
 
+/// One `BatchSender` stream. Each batch is written straight into one
+/// buffer as its protobuf encoding (the envelopes of a source share one
+/// template whose timestamp and payload change; payloads are slices of one
+/// growing buffer), so the emitter costs the server's CPUs as little as a
+/// load generator may: on two CPUs the two share them.
 async fn send_grpc(args: &EmitArgs, run: &str) -> Result<()> {
-    use grpc::ingress_server_glue::ingress_client::IngressClient;
+    use grpc::codec::PreEncodedCodec;
+    use grpc::messages::BatchSenderResponse;
     let channel = args.target.connect().await?;
     let mut client =
-        IngressClient::new(channel).max_encoding_message_size(grpc::serve::MAX_MESSAGE);
-    let (tx, rx) = tokio::sync::mpsc::channel::<EnvelopeBatch>(8);
+        tonic::client::Grpc::new(channel).max_encoding_message_size(grpc::serve::MAX_MESSAGE);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let count = args.count;
     let batch_size = args.batch as u64;
     let started = Instant::now();
     let producer = async {
+        let mut templates: Vec<Envelope> = (0..args.sources.max(1))
+            .map(|s| Envelope::log(0, source_of(args, s), "0", Bytes::new(), LogType::Out))
+            .collect();
+        let mut payloads = bytes::BytesMut::new();
+        let mut out = bytes::BytesMut::new();
         let mut n = 0;
         while n < count {
             pace(args.rate, started, n).await;
             let end = (n + batch_size).min(count);
             // One clock reading per batch: its envelopes are made together.
             let now = envelope::time::now_ns();
-            let batch = (n..end)
-                .map(|i| {
-                    Envelope::log(
-                        now,
-                        source_of(args, i),
-                        "0",
-                        Bytes::from(payload(run, i, args.size)),
-                        LogType::Out,
-                    )
-                })
-                .collect();
-            if tx.send(EnvelopeBatch { batch }).await.is_err() {
+            // Room for the whole batch at once, not grown line by line.
+            let lines = (end - n) as usize;
+            payloads.reserve(lines * (args.size + 32));
+            out.reserve(lines * (args.size + 64 + args.source.len()));
+            for i in n..end {
+                push_payload(&mut payloads, run, i, args.size);
+                let env = &mut templates[(i % args.sources.max(1)) as usize];
+                env.timestamp = now;
+                if let Some(Message::Log(log)) = env.message.as_mut() {
+                    log.payload = payloads.split().freeze();
+                }
+                // `EnvelopeBatch` is `repeated Envelope batch = 1`.
+                prost::encoding::message::encode(1, &*env, &mut out);
+            }
+            if tx.send(out.split().freeze()).await.is_err() {
                 break;
             }
             n = end;
         }
         drop(tx);
     };
-    let stream = tokio_stream_from(rx);
-    let (_, sent) = tokio::join!(producer, client.batch_sender(stream));
+    let call = async {
+        client
+            .ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/loggregator.v2.Ingress/BatchSender",
+        );
+        client
+            .client_streaming::<_, Bytes, BatchSenderResponse, _>(
+                tonic::Request::new(tokio_stream_from(rx)),
+                path,
+                PreEncodedCodec::default(),
+            )
+            .await
+    };
+    let (_, sent) = tokio::join!(producer, call);
     sent.map_err(|s| anyhow::anyhow!("BatchSender: {}: {}", s.code(), s.message()))?;
     Ok(())
 }
 
 /// A receiver as a stream, for a client-streaming call.
 fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<EnvelopeBatch>,
-) -> impl futures_util::Stream<Item = EnvelopeBatch> {
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> impl futures_util::Stream<Item = Bytes> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -207,7 +236,8 @@ async fn send_syslog(args: &EmitArgs, run: &str) -> Result<()> {
 fn push_syslog_frame(buf: &mut Vec<u8>, args: &EmitArgs, run: &str, n: u64) {
     use std::io::Write as _;
     let header = format!("<14>1 - emit {} - - - ", source_of(args, n));
-    let payload = payload(run, n, args.size);
+    let mut payload = bytes::BytesMut::with_capacity(args.size.max(48));
+    push_payload(&mut payload, run, n, args.size);
     let _ = write!(buf, "{} {header}", header.len() + payload.len());
     buf.extend_from_slice(&payload);
 }

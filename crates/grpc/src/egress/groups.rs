@@ -9,8 +9,10 @@
 //! metric names when the group has a `deterministic_name` (so one metric
 //! always reaches one consumer), round-robin otherwise. Each member has its
 //! own drop-oldest queue ([`MemberQueue`]), so a slow consumer loses its
-//! own oldest envelopes and holds back no one; the loss (and any at the
-//! group's bus queue) is counted and told on that stream.
+//! own oldest envelopes and holds back no one; the loss is counted and
+//! told on that stream. A loss at the group's bus queue (before the split)
+//! is told to one member, in turn, so what a group is told adds up to what
+//! it lost.
 //!
 //! The last member to leave ends the group: its subscription goes, and a
 //! later stream with the same id starts a new one.
@@ -249,9 +251,10 @@ async fn dispatch(
             break;
         }
         if let Some(loss) = delivery.loss {
-            for m in &members {
-                m.note_loss(loss.count);
-            }
+            // The group lost these before they were split: one member is
+            // told, so what a group's members are told adds up to its loss.
+            let i = group.next.fetch_add(1, Ordering::Relaxed) % members.len();
+            members[i].note_loss(loss.count);
         }
         let mut per_member: Vec<Vec<Arc<Entry>>> = vec![Vec::new(); members.len()];
         for entry in delivery.entries {
