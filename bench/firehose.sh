@@ -86,6 +86,8 @@ NOZZLES=()
 for ((i = 0; i < FULL; i++)); do nozzle "full-$i" fanout; done
 for ((i = 0; i < SHARDS; i++)); do nozzle "shard-$i" fanout --shard-id bench-group; done
 sleep 1 # every stream subscribed before the first message
+children_ticks k0
+s0=$(cpu_ticks "$SERVER")
 before=$(ingested)
 t0=$(now_us)
 emit "$MSGS" 0 fanout >/dev/null
@@ -93,7 +95,10 @@ after=$(wait_ingested $((before + MSGS)))
 t1=$(now_us)
 FANOUT_RATE=$(awk -v n=$((after - before)) -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / ((b - a) / 1e6) }')
 for pid in "${NOZZLES[@]}"; do wait "$pid" || true; done
+children_ticks k1
+s1=$(cpu_ticks "$SERVER")
 sent=$((after - before))
+FANOUT_CPU=$(awk -v s=$((s1 - s0)) -v k=$((k1 - k0)) -v hz="$CLK_TCK" 'BEGIN { printf "server %.1f cpu-s, nozzles and emitter %.1f cpu-s", s / hz, k / hz }')
 
 # 3. Latency at half the max ingest rate.
 NOZZLES=()
@@ -117,6 +122,7 @@ for f in "$WORK"/nozzle-full-* "$WORK"/nozzle-shard-*; do
     "$(awk -v g="${got:-0}" -v s="$sent" 'BEGIN { printf "%.3f", (s > 0) ? g / s : 0 }')"
   [[ $name == shard-* ]] && group=$((group + ${got:-0})) gdrop=$((gdrop + ${drop:-0}))
 done
+echo "  CPU in this step: $FANOUT_CPU"
 echo "  shard group together: delivered $group, dropped $gdrop, delivered/ingested $(awk -v g="$group" -v s="$sent" 'BEGIN { printf "%.3f", (s > 0) ? g / s : 0 }')"
 echo "latency at $half msg/s (half of max), $((MSGS / 2)) messages: $(sed -n 's/.*latency_ms/latency_ms/p' "$WORK/nozzle-latency")" \
   "(received $(field "$WORK/nozzle-latency" received), dropped $(field "$WORK/nozzle-latency" dropped))"
