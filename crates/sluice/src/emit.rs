@@ -9,14 +9,16 @@
 //! Each line's payload is `emit <run> <n>` padded with `x` to `--size`
 //! bytes, from source `--source` (with `--sources K`, cycling through
 //! `<source>-0` … `<source>-<K-1>`, which keeps each under the per-source
-//! cap when verifying many).
+//! cap when verifying many). Over gRPC `--kind counter` or `gauge` sends
+//! metrics instead: counter `emit_<run>` with `delta` 1 and `total` n, or
+//! gauge metric `emit_<run>` with value n (unit `count`).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
-use envelope::v2::{Envelope, Message};
+use envelope::v2::{Counter, Envelope, Gauge, GaugeValue, Log, Message};
 use envelope::LogType;
 use tokio::io::AsyncWriteExt as _;
 
@@ -28,6 +30,14 @@ pub enum Over {
     Grpc,
     Syslog,
     Http,
+}
+
+/// What each numbered envelope is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Log,
+    Counter,
+    Gauge,
 }
 
 #[derive(clap::Args)]
@@ -56,6 +66,9 @@ pub struct EmitArgs {
     /// Bytes per payload
     #[arg(long, default_value_t = 256)]
     size: usize,
+    /// Numbered logs, or (over gRPC) counters or gauges
+    #[arg(long, value_enum, default_value = "log")]
+    kind: Kind,
     /// Envelopes per gRPC batch or HTTP request (go-loggregator sends 100)
     #[arg(long, default_value_t = 100)]
     batch: usize,
@@ -101,6 +114,9 @@ fn push_payload(buf: &mut bytes::BytesMut, run: &str, n: u64, size: usize) {
 async fn emit(args: EmitArgs) -> Result<u8> {
     if args.size > 64 * 1024 || args.batch == 0 || args.batch > 10_000 {
         bail!("--size must be at most 65536 and --batch between 1 and 10000");
+    }
+    if args.kind != Kind::Log && args.over != Over::Grpc {
+        bail!("--kind counter and gauge need --over grpc: syslog and HTTP carry logs");
     }
     let run = run_id();
     let start = Instant::now();
@@ -165,11 +181,17 @@ async fn send_grpc(args: &EmitArgs, run: &str) -> Result<()> {
             payloads.reserve(lines * (args.size + 32));
             out.reserve(lines * (args.size + 64 + args.source.len()));
             for i in n..end {
-                push_payload(&mut payloads, run, i, args.size);
                 let env = &mut templates[(i % args.sources.max(1)) as usize];
                 env.timestamp = now;
-                if let Some(Message::Log(log)) = env.message.as_mut() {
-                    log.payload = payloads.split().freeze();
+                match args.kind {
+                    Kind::Log => {
+                        push_payload(&mut payloads, run, i, args.size);
+                        env.message = Some(Message::Log(Log {
+                            payload: payloads.split().freeze(),
+                            r#type: LogType::Out as i32,
+                        }));
+                    }
+                    Kind::Counter | Kind::Gauge => env.message = Some(metric(args.kind, run, i)),
                 }
                 // `EnvelopeBatch` is `repeated Envelope batch = 1`.
                 prost::encoding::message::encode(1, &*env, &mut out);
@@ -276,12 +298,48 @@ async fn send_http(args: &EmitArgs, run: &str) -> Result<()> {
     Ok(())
 }
 
+/// Envelope `n` as a counter or a gauge.
+fn metric(kind: Kind, run: &str, n: u64) -> Message {
+    let name = format!("emit_{run}");
+    match kind {
+        Kind::Gauge => Message::Gauge(Gauge {
+            metrics: [(
+                name,
+                GaugeValue {
+                    unit: "count".into(),
+                    value: n as f64,
+                },
+            )]
+            .into(),
+        }),
+        _ => Message::Counter(Counter {
+            name,
+            delta: 1,
+            total: n,
+        }),
+    }
+}
+
+/// The number of one of this run's envelopes (log, counter or gauge).
+fn number_of(env: &Envelope, marker: &str, metric_name: &str) -> Option<u64> {
+    match env.message.as_ref()? {
+        Message::Log(l) => {
+            let text = String::from_utf8_lossy(&l.payload);
+            text.strip_prefix(marker)?.split(' ').next()?.parse().ok()
+        }
+        Message::Counter(c) => (c.name == metric_name).then_some(c.total),
+        Message::Gauge(g) => g.metrics.get(metric_name).map(|v| v.value as u64),
+        _ => None,
+    }
+}
+
 /// Reads this run's lines back and reports; exit 1 when any is missing.
 async fn verify(args: &EmitArgs, run: &str) -> Result<u8> {
     let base = args.server.url()?;
     let http = client::http_client(args.server.token.as_deref())?;
     let has_token = args.server.token.is_some();
     let marker = format!("emit {run} ");
+    let metric_name = format!("emit_{run}");
     // Ingest is asynchronous to the sender: wait until the count settles.
     let mut seen: HashSet<u64> = HashSet::new();
     let mut received: u64;
@@ -312,14 +370,9 @@ async fn verify(args: &EmitArgs, run: &str) -> Result<u8> {
                     let Ok(env) = envelope::json::from_json(json.as_bytes()) else {
                         continue;
                     };
-                    if let Some(Message::Log(l)) = &env.message {
-                        let text = String::from_utf8_lossy(&l.payload);
-                        if let Some(rest) = text.strip_prefix(&marker) {
-                            if let Some(n) = rest.split(' ').next().and_then(|n| n.parse().ok()) {
-                                received += 1;
-                                seen.insert(n);
-                            }
-                        }
+                    if let Some(n) = number_of(&env, &marker, &metric_name) {
+                        received += 1;
+                        seen.insert(n);
                     }
                     start_time = start_time.max(env.timestamp.saturating_add(1));
                 }

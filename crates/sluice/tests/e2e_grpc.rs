@@ -660,7 +660,8 @@ fn nozzle_prints_what_its_selectors_select() {
 }
 
 /// `sluice emit` sends numbered lines over gRPC (mutual TLS), syslog and
-/// HTTP, and `--verify` finds every one, once.
+/// HTTP, and numbered counters and gauges over gRPC, and `--verify` finds
+/// every one, once.
 #[test]
 fn emit_sends_and_verifies_over_grpc_syslog_and_http() {
     let pki = TempDir::new("emit-pki");
@@ -676,6 +677,26 @@ fn emit_sends_and_verifies_over_grpc_syslog_and_http() {
         ),
         ("syslog", syslog.as_str(), vec!["--sources", "3"]),
         ("http", server.http.as_str(), vec!["--batch", "250"]),
+        (
+            "grpc",
+            grpc.as_str(),
+            vec![
+                "--tls-dir",
+                pki.0.to_str().expect("utf-8"),
+                "--kind",
+                "counter",
+            ],
+        ),
+        (
+            "grpc",
+            grpc.as_str(),
+            vec![
+                "--kind",
+                "gauge",
+                "--tls-dir",
+                pki.0.to_str().expect("utf-8"),
+            ],
+        ),
     ] {
         let out = Command::new(support::sluice_bin())
             .args([
