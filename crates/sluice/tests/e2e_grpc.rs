@@ -35,18 +35,28 @@ fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/loggregator_client.py")
 }
 
-/// `sluice certs DIR`, checked.
-fn certs(dir: &Path) {
+/// Runs `sluice ARGS…` to its end, checked; its stdout.
+fn sluice_ok(args: &[&str]) -> String {
     let out = Command::new(support::sluice_bin())
-        .args(["certs", "--san", "grpc.test"])
-        .arg(dir)
+        .args(args)
         .output()
-        .expect("run sluice certs");
+        .expect("run sluice");
     assert!(
         out.status.success(),
-        "{}",
+        "sluice {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `sluice certs DIR`, checked.
+fn certs(dir: &Path) {
+    sluice_ok(&[
+        "certs",
+        "--san",
+        "grpc.test",
+        dir.to_str().expect("utf-8 path"),
+    ]);
     for key in ["ca.key", "server.key", "client.key"] {
         let mode = std::fs::metadata(dir.join(key))
             .expect(key)
@@ -554,23 +564,11 @@ fn a_slow_firehose_consumer_is_told_exactly_what_it_lost() {
             "12",
         ],
     );
-    let out = Command::new(support::sluice_bin())
-        .args(["emit", "--over", "grpc", "--target", &target])
-        .args([
-            "--count",
-            &sent.to_string(),
-            "--size",
-            "1000",
-            "--source",
-            "slow",
-        ])
-        .output()
-        .expect("sluice emit");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let count = sent.to_string();
+    sluice_ok(&[
+        "emit", "--over", "grpc", "--target", &target, "--count", &count, "--size", "1000",
+        "--source", "slow",
+    ]);
     let (envs, _) = received(rx);
     let logs = envs.iter().filter(|e| e["source_id"] == "slow").count() as u64;
     let told: u64 = envs
@@ -602,16 +600,9 @@ fn a_slow_firehose_consumer_is_told_exactly_what_it_lost() {
         .spawn()
         .expect("sluice nozzle");
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let out = Command::new(support::sluice_bin())
-        .args(["emit", "--over", "grpc", "--target", &target])
-        .args(["--count", "20000", "--source", "quick"])
-        .output()
-        .expect("sluice emit");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sluice_ok(&[
+        "emit", "--over", "grpc", "--target", &target, "--count", "20000", "--source", "quick",
+    ]);
     let report = nozzle.wait_with_output().expect("nozzle ends");
     let text = String::from_utf8_lossy(&report.stdout);
     assert!(
