@@ -115,6 +115,9 @@ async fn emit(args: EmitArgs) -> Result<u8> {
     if args.size > 64 * 1024 || args.batch == 0 || args.batch > 10_000 {
         bail!("--size must be at most 65536 and --batch between 1 and 10000");
     }
+    if args.sources > 1_000_000 {
+        bail!("--sources must be at most 1000000");
+    }
     if args.kind != Kind::Log && args.over != Over::Grpc {
         bail!("--kind counter and gauge need --over grpc: syslog and HTTP carry logs");
     }
