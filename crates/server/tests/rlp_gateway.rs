@@ -152,3 +152,84 @@ async fn selected_batches_then_heartbeats_then_closing() {
         "int64 as strings: {text}"
     );
 }
+
+/// `/v2/read` and gRPC `BatchedReceiver` with the same `shard_id` and
+/// selectors are one shard group: each envelope reaches one of them, and
+/// together they see all.
+#[tokio::test]
+async fn a_shard_group_spans_the_gateway_and_grpc() {
+    use grpc::ingress_server_glue::egress_client::EgressClient;
+    use grpc::messages::{EgressBatchRequest, LogSelector, Selector, SelectorMessage};
+
+    let s = common::start(|_| {}).await;
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}/v2/read?log&source_id=split&shard_id=both",
+            s.http
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut sse = resp.bytes_stream();
+    let grpc_addr = s.server.grpc_addr.expect("gRPC listens");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("gRPC connects");
+    let mut client = EgressClient::new(channel);
+    let mut stream = client
+        .batched_receiver(EgressBatchRequest {
+            shard_id: "both".into(),
+            legacy_selector: None,
+            use_preferred_tags: true,
+            selectors: vec![Selector {
+                source_id: "split".into(),
+                message: Some(SelectorMessage::Log(LogSelector {})),
+            }],
+            deterministic_name: String::new(),
+        })
+        .await
+        .expect("BatchedReceiver")
+        .into_inner();
+    // Both answered, so both joined the group: publish.
+    let lines: Vec<Envelope> = (0..200).map(|i| log("split", &format!("{i}"))).collect();
+    s.server.publish(lines).await.expect("published");
+
+    let number = |e: &Envelope| -> u32 {
+        match &e.message {
+            Some(Message::Log(l)) => String::from_utf8_lossy(&l.payload).parse().expect("n"),
+            other => panic!("not a log: {other:?}"),
+        }
+    };
+    let mut over_grpc = Vec::new();
+    let mut over_sse = Vec::new();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while over_grpc.len() + over_sse.len() < 200 {
+        tokio::select! {
+            m = stream.message() => {
+                over_grpc.extend(m.expect("stream").expect("open").batch.iter().map(number));
+            }
+            Some(chunk) = sse.next() => {
+                let chunk: Bytes = chunk.expect("the SSE stream");
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = text.find("\n\n") {
+                    let event: String = text.drain(..end + 2).collect();
+                    if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                        let batch = envelope::json::batch_from_json(data.as_bytes()).expect("batch");
+                        over_sse.extend(batch.batch.iter().map(number));
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => panic!(
+                "only {} over gRPC and {} over SSE", over_grpc.len(), over_sse.len()
+            ),
+        }
+    }
+    assert!(!over_grpc.is_empty() && !over_sse.is_empty(), "both busy");
+    let mut all: Vec<u32> = over_grpc.iter().chain(&over_sse).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..200).collect::<Vec<u32>>(), "disjoint and complete");
+}
