@@ -186,7 +186,19 @@ impl Stats {
     }
 }
 
+/// `--duration`/`--idle` seconds as a duration; `None` for 0.
+fn seconds(flag: &str, secs: f64) -> Result<Option<Duration>> {
+    if secs == 0.0 {
+        return Ok(None);
+    }
+    Duration::try_from_secs_f64(secs)
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("{flag} must be a number of seconds, 0 or more (got {secs})"))
+}
+
 async fn nozzle(args: NozzleArgs) -> Result<u8> {
+    let duration = seconds("--duration", args.duration)?;
+    let idle = seconds("--idle", args.idle)?;
     let channel = args.target.connect().await?;
     let mut client = EgressClient::new(channel).max_decoding_message_size(grpc::serve::MAX_MESSAGE);
     let request = EgressBatchRequest {
@@ -202,18 +214,16 @@ async fn nozzle(args: NozzleArgs) -> Result<u8> {
         .map_err(|s| anyhow::anyhow!("BatchedReceiver: {}: {}", s.code(), s.message()))?
         .into_inner();
     let started = Instant::now();
-    let deadline = (args.duration > 0.0)
-        .then(|| tokio::time::Instant::now() + Duration::from_secs_f64(args.duration));
+    let deadline = duration.and_then(|d| tokio::time::Instant::now().checked_add(d));
     let mut stats = Stats::default();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut line = Vec::new();
     let mut seen = 0u64;
-    let idle = (args.idle > 0.0).then(|| Duration::from_secs_f64(args.idle));
     loop {
         // The sooner of the deadline and, once anything arrived, the idle limit.
         let idle_at = idle
             .filter(|_| seen > 0)
-            .map(|d| tokio::time::Instant::now() + d);
+            .and_then(|d| tokio::time::Instant::now().checked_add(d));
         let wait_until = match (deadline, idle_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
