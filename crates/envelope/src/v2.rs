@@ -45,17 +45,22 @@ pub enum Message {
 
 /// `repeated Envelope batch = 1`. `prost::Message` is implemented by hand
 /// (the derive's encoding, field for field) for one reason: decoding
-/// reserves room for [`EnvelopeBatch::DECODE_HINT`] envelopes at the first
-/// one, where the derive grows the vector 4, 8, 16, … and moves every
-/// envelope decoded so far at each step; go-loggregator sends 100.
+/// reserves room for up to [`EnvelopeBatch::DECODE_HINT`] envelopes at the
+/// first one, where the derive grows the vector 4, 8, 16, … and moves every
+/// envelope decoded so far at each step; go-loggregator sends 100. The room
+/// is bounded by what the rest of the message could hold (an envelope
+/// takes at least [`EnvelopeBatch::MIN_ENVELOPE_BYTES`] in practice), so a
+/// message of one small envelope does not reserve room for a hundred.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct EnvelopeBatch {
     pub batch: Vec<Envelope>,
 }
 
 impl EnvelopeBatch {
-    /// Room reserved when decoding a batch's first envelope.
+    /// The most room reserved when decoding a batch's first envelope.
     pub const DECODE_HINT: usize = 100;
+    /// Bytes per envelope assumed when sizing that room from the message.
+    pub const MIN_ENVELOPE_BYTES: usize = 16;
 }
 
 impl ::prost::Message for EnvelopeBatch {
@@ -76,7 +81,8 @@ impl ::prost::Message for EnvelopeBatch {
             return ::prost::encoding::skip_field(wire_type, tag, buf, ctx);
         }
         if self.batch.capacity() == 0 {
-            self.batch.reserve(Self::DECODE_HINT);
+            let fits = buf.remaining() / Self::MIN_ENVELOPE_BYTES + 1;
+            self.batch.reserve(Self::DECODE_HINT.min(fits));
         }
         ::prost::encoding::message::merge_repeated(wire_type, &mut self.batch, buf, ctx).map_err(
             |mut e| {
@@ -401,6 +407,22 @@ mod tests {
             let bytes = batch.encode_to_vec();
             assert_eq!(EnvelopeBatch::decode(bytes.as_slice()).unwrap(), batch);
         }
+    }
+
+    #[test]
+    fn a_batch_reserves_room_by_what_its_message_can_hold() {
+        let one = EnvelopeBatch {
+            batch: vec![sample()],
+        };
+        let decoded = EnvelopeBatch::decode(one.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(decoded, one);
+        assert!(decoded.batch.capacity() < EnvelopeBatch::DECODE_HINT);
+        let hundred = EnvelopeBatch {
+            batch: vec![sample(); 100],
+        };
+        let decoded = EnvelopeBatch::decode(hundred.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(decoded, hundred);
+        assert_eq!(decoded.batch.capacity(), EnvelopeBatch::DECODE_HINT);
     }
 
     #[test]

@@ -63,8 +63,11 @@ impl<T: Message> Encoder for SizedEncoder<T> {
 
     fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
         buf.reserve(item.encoded_len());
-        item.encode(buf)
-            .map_err(|e| Status::internal(format!("encoding a message: {e}")))
+        // `encode` would compute the length a second time, only to check
+        // the room just made; `encode_raw` writes (and tonic's buffer grows
+        // on its own, so it cannot run out of room).
+        item.encode_raw(buf);
+        Ok(())
     }
 
     fn buffer_settings(&self) -> BufferSettings {
@@ -114,7 +117,6 @@ impl Encoder for PreEncoded {
 
     fn encode(&mut self, item: bytes::Bytes, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
         use bytes::BufMut as _;
-        buf.reserve(item.len());
         buf.put_slice(&item);
         Ok(())
     }

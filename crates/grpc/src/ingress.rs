@@ -114,6 +114,29 @@ fn origin(env: &Envelope) -> Option<&str> {
     tag.or_else(deprecated).filter(|o| !o.is_empty())
 }
 
+/// `first` and whatever has already arrived after it on `stream`, up to
+/// [`GATHER`] envelopes (`envelopes` counts a message's), and the error
+/// that ended the stream if one did.
+fn gather<T>(
+    stream: &mut Streaming<T>,
+    first: T,
+    envelopes: impl Fn(&T) -> usize,
+) -> (Vec<T>, Option<Status>) {
+    let mut gathered = envelopes(&first);
+    let mut messages = vec![first];
+    while gathered < GATHER {
+        match stream.message().now_or_never() {
+            Some(Ok(Some(more))) => {
+                gathered += envelopes(&more);
+                messages.push(more);
+            }
+            Some(Ok(None)) | None => break,
+            Some(Err(status)) => return (messages, Some(status)),
+        }
+    }
+    (messages, None)
+}
+
 /// Maps a stream's read error to what the RPC answers.
 fn read_failed(status: Status) -> Status {
     tracing::debug!(%status, "gRPC ingress stream ended with an error");
@@ -128,20 +151,12 @@ impl Ingress for IngressService {
     ) -> Result<Response<IngressResponse>, Status> {
         let mut stream = request.into_inner();
         while let Some(first) = stream.message().await.map_err(read_failed)? {
-            let mut batch = vec![first];
-            // Whatever has already arrived goes in the same append.
-            while batch.len() < GATHER {
-                match stream.message().now_or_never() {
-                    Some(Ok(Some(env))) => batch.push(env),
-                    Some(Ok(None)) | None => break,
-                    Some(Err(status)) => {
-                        let _ = self.submit(vec![batch]).await;
-                        return Err(read_failed(status));
-                    }
-                }
-            }
+            let (batch, failed) = gather(&mut stream, first, |_| 1);
             // Refusals are counted by the ingest context; the stream goes on.
             let _ = self.submit(vec![batch]).await;
+            if let Some(status) = failed {
+                return Err(read_failed(status));
+            }
         }
         Ok(Response::new(IngressResponse {}))
     }
@@ -155,23 +170,8 @@ impl Ingress for IngressService {
         let result = loop {
             match stream.message().await {
                 Ok(Some(first)) => {
-                    let mut gathered = first.batch.len();
-                    let mut batches = vec![first.batch];
-                    // Whatever has already arrived goes in the same append.
-                    let mut failed = None;
-                    while gathered < GATHER {
-                        match stream.message().now_or_never() {
-                            Some(Ok(Some(more))) => {
-                                gathered += more.batch.len();
-                                batches.push(more.batch);
-                            }
-                            Some(Ok(None)) | None => break,
-                            Some(Err(status)) => {
-                                failed = Some(status);
-                                break;
-                            }
-                        }
-                    }
+                    let (batches, failed) = gather(&mut stream, first, |b| b.batch.len());
+                    let batches = batches.into_iter().map(|b| b.batch).collect();
                     if in_flight.len() == IN_FLIGHT {
                         if let Some(oldest) = in_flight.pop_front() {
                             // Refusals are counted by the ingest context.
