@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The one command that runs every check sluice has, on a fresh machine:
 # installs the test peers (Debian packages: logger, rsyslog with its TLS
-# driver, redis-server, nc; PyPI's grpcio-tools) when missing, then runs
-# cargo fmt --check, clippy with -D warnings, a check that the fuzz targets
-# still build, and all tests (unit, in-process servers, end-to-end against
-# logger, rsyslog, redis-server and a gRPC client generated from
-# ../shared/proto/loggregator-v2).
+# driver, redis-server, nc, docker.io, busybox-static; PyPI's grpcio-tools)
+# when missing, starts dockerd when none answers, then runs cargo fmt
+# --check, clippy with -D warnings, a check that the fuzz targets still
+# build, and all tests (unit, in-process servers, end-to-end against
+# logger, rsyslog, redis-server, a Docker engine and a gRPC client
+# generated from ../shared/proto/loggregator-v2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v nc >/dev/null 2>&1 || need_pkgs+=(netcat-openbsd)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_pkgs+=(redis-server)
+command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || need_pkgs+=(docker.io)
+dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing test peers: ${need_pkgs[*]}"
@@ -30,6 +33,22 @@ export PATH="$PATH:/usr/sbin:/sbin"
 if ! python3 -c "import grpc, grpc_tools" >/dev/null 2>&1; then
   echo "==> installing grpcio-tools (PyPI)"
   python3 -m pip install -q --disable-pip-version-check grpcio-tools
+fi
+
+# The agent's tests run containers on a real Docker engine: start dockerd
+# when none answers (its log in target/dockerd.log). The test image is
+# imported from busybox-static by the tests themselves.
+if ! docker info >/dev/null 2>&1; then
+  echo "==> starting dockerd"
+  mkdir -p target
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO sh -c 'nohup dockerd >target/dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see target/dockerd.log"; tail -20 target/dockerd.log; exit 1; }
 fi
 
 echo "==> cargo fmt --check"

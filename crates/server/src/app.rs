@@ -300,6 +300,12 @@ impl Server {
         self.ingest.publish(batch).await
     }
 
+    /// The door every source publishes through, for collectors that run
+    /// beside the server (`sluice agent`).
+    pub fn ingest(&self) -> IngestContext {
+        self.ingest.clone()
+    }
+
     /// Fires the shutdown token.
     pub fn shutdown(&self) {
         self.shutdown.cancel();

@@ -14,6 +14,7 @@
 //! Output that may hold remote text is escaped on a terminal, and a closed
 //! stdout ends a client command quietly with 0 (see [`term`]).
 
+mod agent;
 mod apps;
 mod certs;
 mod check;
@@ -50,6 +51,8 @@ struct Cli {
 enum Command {
     /// Run the server (ingest, the durable log, streams, drains, HTTP API).
     Server(serve::ServerArgs),
+    /// Run the server and collect this host's logs: every Docker container's stdout/stderr.
+    Agent(agent::AgentArgs),
     /// Run a command and ship its stdout/stderr to the server.
     Run(run::RunArgs),
     /// Tail live logs, or dump recent ones, as `cf logs` or `heroku logs` show them.
@@ -85,6 +88,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => serve::main(args),
+        Command::Agent(args) => agent::main(args),
         Command::Run(args) => run::main(args),
         Command::Logs(args) => logs::main(args),
         Command::Drain(args) => drain::drain_main(args),

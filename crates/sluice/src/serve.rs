@@ -203,6 +203,13 @@ pub enum LogBackendArg {
 }
 
 pub fn main(args: ServerArgs) -> Result<u8> {
+    init_tracing();
+    let config = args.resolve()?;
+    run_with(config, |_, _| Ok(Vec::new()))
+}
+
+/// Logs to stderr, filtered by `$SLUICE_LOG` (default `info`).
+pub fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
@@ -211,25 +218,59 @@ pub fn main(args: ServerArgs) -> Result<u8> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = args.config(
-        tokens_from_env(std::env::var_os(SERVER_TOKENS_ENV))?,
-        routes_from_env(std::env::var_os(ROUTES_ENV))?,
-    )?;
-    if config.auth.tokens.is_empty() && std::env::var_os("SLUICE_TOKEN").is_some() {
-        tracing::warn!(
-            "SLUICE_TOKEN is the client commands' token and is not read by the server; \
-             use --token or {SERVER_TOKENS_ENV} to require one"
-        );
+}
+
+impl ServerArgs {
+    /// The config: the file, then flags, then the environment's tokens and
+    /// routes.
+    pub fn resolve(self) -> Result<Config> {
+        let config = self.config(
+            tokens_from_env(std::env::var_os(SERVER_TOKENS_ENV))?,
+            routes_from_env(std::env::var_os(ROUTES_ENV))?,
+        )?;
+        if config.auth.tokens.is_empty() && std::env::var_os("SLUICE_TOKEN").is_some() {
+            tracing::warn!(
+                "SLUICE_TOKEN is the client commands' token and is not read by the server; \
+                 use --token or {SERVER_TOKENS_ENV} to require one"
+            );
+        }
+        Ok(config)
     }
+}
+
+/// Runs the server until SIGTERM/SIGINT. `beside` starts what runs with
+/// it (`sluice agent`'s collectors): tasks that end once shutdown fires,
+/// awaited before the server closes its log, each with a banner line.
+pub fn run_with(
+    config: Config,
+    beside: impl FnOnce(
+        &Server,
+        CancellationToken,
+    ) -> Result<Vec<(tokio::task::JoinHandle<()>, String)>>,
+) -> Result<u8> {
     let data_dir = config.data_dir.clone();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let server = Server::start(config, shutdown.clone()).await?;
+        let started = match beside(&server, shutdown.clone()) {
+            Ok(started) => started,
+            Err(err) => {
+                server.shutdown();
+                server.wait(Duration::from_secs(5)).await;
+                return Err(err);
+            }
+        };
         // Written, not println!: a closed stdout must not stop the server.
         let mut banner = format!(
-            "sluice server listening\n  http    http://{}  (try: curl -N http://{}/logs)\n",
-            server.http_addr, server.http_addr
+            "sluice {} listening\n  http    http://{}  (try: curl -N http://{}/logs)\n",
+            if started.is_empty() {
+                "server"
+            } else {
+                "agent"
+            },
+            server.http_addr,
+            server.http_addr
         );
         if let Some(addr) = server.syslog_tcp_addr {
             banner.push_str(&format!("  syslog  tcp {addr}\n"));
@@ -243,6 +284,9 @@ pub fn main(args: ServerArgs) -> Result<u8> {
         if let Some(addr) = server.statsd_addr {
             banner.push_str(&format!("  statsd  udp {addr}\n"));
         }
+        for (_, line) in &started {
+            banner.push_str(&format!("  {line}\n"));
+        }
         banner.push_str(&format!("  data    {}\n", data_dir.display()));
         use std::io::Write as _;
         let mut stdout = std::io::stdout().lock();
@@ -253,6 +297,9 @@ pub fn main(args: ServerArgs) -> Result<u8> {
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown();
+        for (task, _) in started {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
         server.wait(Duration::from_secs(5)).await;
         Ok::<_, anyhow::Error>(())
     })?;

@@ -76,20 +76,32 @@ impl IngestContext {
     /// submitted them.
     pub fn submit(
         &self,
-        mut batch: Vec<envelope::Envelope>,
+        batch: Vec<envelope::Envelope>,
     ) -> impl std::future::Future<Output = Result<(), ApiError>> + Send + '_ {
+        let stored = self.store(batch);
+        async move { stored.await.map(drop) }
+    }
+
+    /// [`submit`](Self::submit) that tells where the batch landed: each
+    /// entry's log position (a collector that records how far it got, as
+    /// the agent's Docker followers do, keeps the newest).
+    pub fn store(
+        &self,
+        mut batch: Vec<envelope::Envelope>,
+    ) -> impl std::future::Future<Output = Result<Vec<sluice_log::Position>, ApiError>> + Send + '_
+    {
         let appended = (!batch.is_empty()).then(|| {
             self.bound(&mut batch);
             (batch.len() as u64, self.log.append(batch))
         });
         async move {
             let Some((n, appended)) = appended else {
-                return Ok(());
+                return Ok(Vec::new());
             };
             match appended.await {
-                Ok(_) => {
+                Ok(positions) => {
                     self.metrics.log_appended.inc_by(n);
-                    Ok(())
+                    Ok(positions)
                 }
                 Err(err) => {
                     self.metrics.count_drop(drop_reason(&err), n);

@@ -80,9 +80,31 @@ impl ServerProcess {
         extra: &[&str],
         envs: &[(&str, &str)],
     ) -> Self {
+        Self::spawn("server", http, syslog, data_dir, extra, envs)
+    }
+
+    /// `sluice agent` (the server plus Docker collection) at given
+    /// addresses.
+    pub fn start_agent_at(
+        http: &str,
+        syslog: &str,
+        data_dir: &std::path::Path,
+        extra: &[&str],
+    ) -> Self {
+        Self::spawn("agent", http, syslog, data_dir, extra, &[])
+    }
+
+    fn spawn(
+        command: &str,
+        http: &str,
+        syslog: &str,
+        data_dir: &std::path::Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(sluice_bin())
             .args([
-                "server",
+                command,
                 "--http",
                 http,
                 "--syslog",

@@ -1,0 +1,402 @@
+//! One container's log, followed from where it was left until the
+//! container stops (or is removed, or the agent stops).
+//!
+//! The loop: ask the daemon for the logs from the saved position
+//! ([`Resume::since`]), pass over the entries seen before ([`Replay`]),
+//! join pieces into lines, store each read's lines as one batch, record
+//! the new position with the log position of the batch's last line. When
+//! the stream ends, inspect the container: stopped means done (the last
+//! unfinished line is stored); running means the daemon's follow ended
+//! early (it is known to stop after a json-file rotation), so reconnect
+//! from the position. A stream silent for the silence period while the
+//! container's log file changed is reconnected the same way.
+//!
+//! After a `kill -9` the saved position may be up to a second behind the
+//! log: at start the follower reads the log after the saved log position
+//! for this container's entries and passes over as many lines.
+//!
+//! One case is Docker's own: the daemon stamps stdout and stderr in two
+//! copiers, so entries of the two streams can be stored microseconds out
+//! of timestamp order, and `since` cannot ask for an entry older than the
+//! newest one seen. A piece of a long line still waiting for its end when
+//! the agent is killed is read again only if it is at or after the
+//! position.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use envelope::v2::Envelope;
+use envelope::Selector;
+use http_body_util::BodyExt;
+use sluice_log::{Cursor, Position};
+use sources::IngestContext;
+use tokio_util::sync::CancellationToken;
+
+use super::engine::{Engine, EngineError};
+use super::frames::FrameDecoder;
+use super::identity::Identity;
+use super::lines::{Line, LineJoiner};
+use super::positions::{Positions, Replay, Resume, Saved};
+use super::status::ContainerStatus;
+
+/// Most lines stored as one batch.
+const BATCH_LINES: usize = 1000;
+/// Waits between reconnects after an error (doubling up to the last).
+const BACKOFF: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+];
+
+/// How a follow ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The container stopped and everything it wrote is stored.
+    Stopped,
+    /// The container no longer exists.
+    Removed,
+    /// The agent is stopping.
+    Shutdown,
+}
+
+/// Everything one follower needs.
+pub struct Follower {
+    pub engine: Engine,
+    pub ingest: IngestContext,
+    pub positions: Arc<Positions>,
+    pub status: Arc<ContainerStatus>,
+    pub container_id: String,
+    pub tty: bool,
+    pub log_path: String,
+    pub identity: Identity,
+    /// Where to start when no position is saved.
+    pub start: Resume,
+    /// How long a stream may be silent while the log file changes.
+    pub silence: Duration,
+    /// Told when the daemon reports the container died: a follow the
+    /// daemon registered while the container was stopping is never closed,
+    /// so the follower stops waiting for more a moment after this.
+    pub died: Arc<tokio::sync::Notify>,
+    pub shutdown: CancellationToken,
+}
+
+/// How long a stream may be quiet after the container died before the
+/// follower stops waiting for its end.
+const AFTER_DEATH: Duration = Duration::from_secs(1);
+
+/// Where the follower stands: the live position and the lines of an
+/// earlier run that the log already has.
+struct Progress {
+    resume: Resume,
+    /// Log positions of lines stored before a crash that the saved position
+    /// does not cover, oldest first: that many lines are passed over.
+    already_stored: std::collections::VecDeque<Position>,
+    log_position: Option<Position>,
+    joiner: LineJoiner,
+}
+
+impl Follower {
+    pub async fn run(self) -> Ended {
+        let mut progress = match self.positions.get(&self.container_id) {
+            Some(saved) => {
+                let already_stored = self.stored_since(&saved).await;
+                Progress {
+                    resume: saved.resume,
+                    already_stored: already_stored.into(),
+                    log_position: saved.log_position,
+                    joiner: LineJoiner::new(self.ingest.limits.max_message),
+                }
+            }
+            None => Progress {
+                resume: self.start,
+                already_stored: Default::default(),
+                log_position: None,
+                joiner: LineJoiner::new(self.ingest.limits.max_message),
+            },
+        };
+        if !progress.already_stored.is_empty() {
+            tracing::info!(
+                container = %self.identity.instance_id,
+                lines = progress.already_stored.len(),
+                "lines stored before the agent stopped are not read again"
+            );
+        }
+        let mut failures = 0usize;
+        let mut last_read = false;
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Ended::Shutdown;
+            }
+            let streamed = self.stream_once(&mut progress).await;
+            match streamed {
+                Ok(StreamEnd::Shutdown) => return Ended::Shutdown,
+                Ok(StreamEnd::Silent) => continue,
+                Ok(StreamEnd::Eof) => failures = 0,
+                Err(err) => {
+                    if matches!(err, FollowError::Engine(EngineError::NotFound { .. })) {
+                        self.finish(&mut progress).await;
+                        return Ended::Removed;
+                    }
+                    self.status.set_error(err.to_string());
+                    tracing::debug!(container = %self.identity.instance_id, error = %err, "log stream failed");
+                    let wait = BACKOFF[failures.min(BACKOFF.len() - 1)];
+                    failures += 1;
+                    if self.sleep(wait).await {
+                        return Ended::Shutdown;
+                    }
+                    continue;
+                }
+            }
+            match self.engine.inspect(&self.container_id).await {
+                Ok(c) if c.state.running => {
+                    // The daemon ended the follow early: reconnect.
+                    if self.sleep(BACKOFF[0]).await {
+                        return Ended::Shutdown;
+                    }
+                }
+                Ok(_) if !last_read => {
+                    // The daemon closes a follow when the container stops,
+                    // sometimes before its last output reached the log
+                    // file: one more read (of a stopped container, which
+                    // the daemon ends by itself) takes what came after.
+                    last_read = true;
+                }
+                Ok(_) => {
+                    self.finish(&mut progress).await;
+                    return Ended::Stopped;
+                }
+                Err(EngineError::NotFound { .. }) => {
+                    self.finish(&mut progress).await;
+                    return Ended::Removed;
+                }
+                Err(err) => {
+                    self.status.set_error(err.to_string());
+                    if self.sleep(BACKOFF[BACKOFF.len() - 1]).await {
+                        return Ended::Shutdown;
+                    }
+                }
+            }
+        }
+    }
+
+    /// True when shutdown came first.
+    async fn sleep(&self, wait: Duration) -> bool {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => true,
+            _ = tokio::time::sleep(wait) => false,
+        }
+    }
+
+    /// One connection to the logs endpoint, read until it ends.
+    async fn stream_once(&self, progress: &mut Progress) -> Result<StreamEnd, FollowError> {
+        let mut body = self
+            .engine
+            .logs(&self.container_id, &progress.resume.since())
+            .await?;
+        let mut decoder = FrameDecoder::new(self.tty);
+        let mut replay = Replay::new(progress.resume);
+        let mut file_seen = file_state(&self.log_path);
+        let mut died = false;
+        loop {
+            let wait = if died { AFTER_DEATH } else { self.silence };
+            let frame = tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
+                _ = self.died.notified(), if !died => {
+                    died = true;
+                    continue;
+                }
+                frame = tokio::time::timeout(wait, body.frame()) => frame,
+            };
+            match frame {
+                Err(_) if died => return self.ended(&mut decoder, &mut replay, progress).await,
+                Err(_silent) => {
+                    let now = file_state(&self.log_path);
+                    if now.is_none() || now != file_seen {
+                        return Ok(StreamEnd::Silent);
+                    }
+                    file_seen = now;
+                    // An unchanged file: the follow may have missed the
+                    // container's end.
+                    if matches!(self.engine.inspect(&self.container_id).await, Ok(c) if !c.state.running)
+                    {
+                        return self.ended(&mut decoder, &mut replay, progress).await;
+                    }
+                }
+                Ok(None) => return self.ended(&mut decoder, &mut replay, progress).await,
+                Ok(Some(Err(err))) => return Err(FollowError::Stream(err.to_string())),
+                Ok(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    self.status.add_bytes(data.len());
+                    decoder.push(&data);
+                    self.read_entries(&mut decoder, &mut replay, progress)
+                        .await?;
+                }
+            }
+        }
+    }
+
+    /// The end of a stream: a raw stream's last entry is stored.
+    async fn ended(
+        &self,
+        decoder: &mut FrameDecoder,
+        replay: &mut Replay,
+        progress: &mut Progress,
+    ) -> Result<StreamEnd, FollowError> {
+        let mut lines = Vec::new();
+        if let Some(chunk) = decoder.finish().map_err(FollowError::Frame)? {
+            if !replay.seen(chunk.timestamp_ns) {
+                progress.resume.advance(chunk.timestamp_ns);
+                lines.extend(progress.joiner.push(chunk));
+            }
+        }
+        self.store(progress, lines).await;
+        Ok(StreamEnd::Eof)
+    }
+
+    /// Turns every whole entry in the decoder into lines and stores them.
+    async fn read_entries(
+        &self,
+        decoder: &mut FrameDecoder,
+        replay: &mut Replay,
+        progress: &mut Progress,
+    ) -> Result<(), FollowError> {
+        let mut lines = Vec::new();
+        while let Some(chunk) = decoder.next_chunk().map_err(FollowError::Frame)? {
+            if replay.seen(chunk.timestamp_ns) {
+                continue;
+            }
+            progress.resume.advance(chunk.timestamp_ns);
+            if let Some(line) = progress.joiner.push(chunk) {
+                lines.push(line);
+                if lines.len() >= BATCH_LINES {
+                    self.store(progress, std::mem::take(&mut lines)).await;
+                }
+            }
+        }
+        self.store(progress, lines).await;
+        Ok(())
+    }
+
+    /// Stores the last unfinished lines of a stopped container.
+    async fn finish(&self, progress: &mut Progress) {
+        let lines = progress.joiner.flush();
+        self.store(progress, lines).await;
+    }
+
+    /// Stores lines (passing over those a crashed run already stored) and
+    /// records the position they reach.
+    async fn store(&self, progress: &mut Progress, lines: Vec<Line>) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut batch = Vec::with_capacity(lines.len());
+        let mut cut = 0u64;
+        for line in lines {
+            if let Some(position) = progress.already_stored.pop_front() {
+                progress.log_position = Some(position);
+                continue;
+            }
+            cut += u64::from(line.cut);
+            batch.push(self.envelope(line));
+        }
+        if cut > 0 {
+            self.ingest.metrics.count_drop("truncated", cut);
+        }
+        let n = batch.len() as u64;
+        if n > 0 {
+            match self.ingest.store(batch).await {
+                Ok(positions) => {
+                    progress.log_position = positions.last().copied().or(progress.log_position);
+                    self.status.add_lines(n);
+                }
+                // Counted by the ingest context as every source's refusals
+                // are; the position moves on (the agent never blocks on
+                // a full disk).
+                Err(err) => self.status.set_error(err.to_string()),
+            }
+        }
+        self.positions.set(
+            &self.container_id,
+            Saved {
+                source_id: self.identity.source_id.clone(),
+                instance_id: self.identity.instance_id.clone(),
+                resume: progress.resume,
+                log_position: progress.log_position,
+            },
+        );
+        self.status.set_resume(progress.resume);
+    }
+
+    fn envelope(&self, line: Line) -> Envelope {
+        let mut env = Envelope::log(
+            line.timestamp_ns,
+            self.identity.source_id.clone(),
+            self.identity.instance_id.clone(),
+            line.text,
+            line.stream,
+        );
+        env.tags = self.identity.tags.clone();
+        env
+    }
+
+    /// Log positions of this container's entries after the saved log
+    /// position: what a run killed before its next save stored.
+    async fn stored_since(&self, saved: &Saved) -> Vec<Position> {
+        let Some(after) = saved.log_position else {
+            return Vec::new();
+        };
+        let selector = Selector {
+            source_ids: vec![saved.source_id.clone()],
+            ..Selector::all()
+        };
+        let mut cursor = Cursor::after(after);
+        let mut found = Vec::new();
+        loop {
+            let page = match self.ingest.log.read_from(cursor, &selector, 10_000).await {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the log to resume a container exactly; lines may repeat");
+                    return found;
+                }
+            };
+            found.extend(
+                page.entries
+                    .iter()
+                    .filter(|e| e.entry.envelope.instance_id == saved.instance_id)
+                    .map(|e| e.position),
+            );
+            if page.caught_up || page.next_cursor == cursor {
+                return found;
+            }
+            cursor = page.next_cursor;
+        }
+    }
+}
+
+enum StreamEnd {
+    Eof,
+    Silent,
+    Shutdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the log stream broke: {0}")]
+    Stream(String),
+    #[error("bad log stream: {0}")]
+    Frame(super::frames::FrameError),
+}
+
+/// The log file's length and modification time, if it can be read.
+fn file_state(path: &str) -> Option<(u64, SystemTime)> {
+    if path.is_empty() {
+        return None;
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
