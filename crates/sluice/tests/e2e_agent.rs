@@ -8,186 +8,10 @@
 
 mod support;
 
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use support::docker::*;
 use support::*;
-
-const IMAGE: &str = "sluice-test-busybox:1";
-
-/// Runs the docker CLI; panics with its stderr when it fails.
-fn docker(args: &[&str]) -> String {
-    let out = Command::new(require("docker"))
-        .args(args)
-        .output()
-        .expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// The test image: a static busybox and a few applet links, imported once.
-fn ensure_image() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let present = Command::new(require("docker"))
-            .args(["image", "inspect", IMAGE])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if present {
-            return;
-        }
-        let busybox = std::path::Path::new("/bin/busybox");
-        assert!(
-            busybox.exists(),
-            "/bin/busybox is missing: install Debian's busybox-static (scripts/test.sh does)"
-        );
-        let root = TempDir::new("rootfs");
-        let bin = root.0.join("bin");
-        std::fs::create_dir_all(&bin).expect("rootfs bin");
-        std::fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
-        for applet in [
-            "sh", "echo", "seq", "sleep", "usleep", "head", "tr", "cat", "yes",
-        ] {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
-        }
-        let tar = root.0.join("rootfs.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(&root.0)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("bin")
-            .status()
-            .expect("tar");
-        assert!(status.success(), "tar of the test rootfs failed");
-        docker(&["import", &tar.to_string_lossy(), IMAGE]);
-    });
-}
-
-/// Containers a test started, removed when it ends.
-struct Containers {
-    label: String,
-    ids: Vec<String>,
-}
-
-impl Containers {
-    fn new(tag: &str) -> Self {
-        ensure_image();
-        let n = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        Containers {
-            label: format!("{tag}-{}-{n}", std::process::id()),
-            ids: Vec::new(),
-        }
-    }
-
-    /// The agent flag that follows only this test's containers.
-    fn include(&self) -> String {
-        format!("sluice.test:{}", self.label)
-    }
-
-    /// `docker run -d` of a shell script; returns the container id.
-    fn run(&mut self, name: &str, options: &[&str], script: &str) -> String {
-        let full_name = format!("{name}-{}", self.label);
-        let label = format!("sluice.test={}", self.label);
-        let mut args = vec![
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--name",
-            &full_name,
-            "--label",
-            &label,
-        ];
-        args.extend_from_slice(options);
-        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
-        let id = docker(&args);
-        self.ids.push(id.clone());
-        id
-    }
-
-    fn name(&self, name: &str) -> String {
-        format!("{name}-{}", self.label)
-    }
-}
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        for id in &self.ids {
-            let _ = Command::new("docker").args(["rm", "-f", id]).output();
-        }
-    }
-}
-
-/// Every log entry stored for `source`, oldest first: (type, payload,
-/// envelope), read in pages by time.
-fn all_entries(server: &ServerProcess, source: &str) -> Vec<envelope::v2::Envelope> {
-    let mut out: Vec<envelope::v2::Envelope> = Vec::new();
-    let mut start = 0i64;
-    loop {
-        let body = server.get(&format!(
-            "/api/v1/read/{source}?start_time={start}&limit=1000"
-        ));
-        let batch = envelope::json::batch_from_json(body.as_bytes()).expect("a read answer");
-        let n = batch.batch.len();
-        if let Some(last) = batch.batch.last() {
-            start = last.timestamp + 1;
-        }
-        out.extend(batch.batch);
-        if n < 1000 {
-            return out;
-        }
-    }
-}
-
-fn payload(e: &envelope::v2::Envelope) -> String {
-    String::from_utf8_lossy(&e.as_log().expect("a log envelope").payload).into_owned()
-}
-
-/// Polls until `source` holds `n` entries (or `secs` pass); returns them.
-fn wait_entries(
-    server: &ServerProcess,
-    source: &str,
-    n: usize,
-    secs: u64,
-) -> Vec<envelope::v2::Envelope> {
-    let mut last = Vec::new();
-    eventually(secs, || {
-        last = all_entries(server, source);
-        (last.len() >= n).then_some(())
-    });
-    last
-}
-
-fn start_agent(data: &std::path::Path, containers: &Containers) -> ServerProcess {
-    ServerProcess::start_agent_at(
-        "127.0.0.1:0",
-        "127.0.0.1:0",
-        data,
-        &["--include-label", &containers.include()],
-    )
-}
-
-/// The numbers in lines `<prefix> <n>`, in the order stored.
-fn numbers(entries: &[envelope::v2::Envelope], prefix: &str) -> Vec<u64> {
-    entries
-        .iter()
-        .filter_map(|e| {
-            payload(e)
-                .strip_prefix(prefix)
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .collect()
-}
 
 #[test]
 fn every_line_arrives_once_in_order_with_its_stream_and_tags() {
@@ -319,8 +143,41 @@ fn kill9_of_the_agent_loses_and_repeats_nothing() {
     docker(&["wait", &id]);
     agent = restart(&containers);
     let entries = wait_entries(&agent, &name, N as usize, 30);
-    let got = numbers(&entries, "n ");
-    assert_eq!(got.len(), N as usize, "every line exactly once");
-    assert_eq!(got, (1..=N).collect::<Vec<_>>(), "in order");
+    assert_exactly_once(&numbers(&entries, "n "), N, "across two kill -9");
     agent.stop();
+}
+
+#[test]
+fn lines_survive_json_file_rotation() {
+    // The daemon's follow is known to stop after a json-file rotation; the
+    // agent notices the silence while the file changes and reconnects.
+    let data = TempDir::new("agent-rotate");
+    let mut containers = Containers::new("rotate");
+    let agent = ServerProcess::start_agent_at(
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &data.0,
+        &[
+            "--include-label",
+            &containers.include(),
+            "--docker-silence",
+            "2",
+        ],
+    );
+    const N: u64 = 4000;
+    let id = containers.run(
+        "rotating",
+        &[
+            "--log-driver",
+            "json-file",
+            "--log-opt",
+            "max-size=16k",
+            "--log-opt",
+            "max-file=200",
+        ],
+        &format!("i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo \"r $i\"; usleep 200; done"),
+    );
+    docker(&["wait", &id]);
+    let entries = wait_entries(&agent, &containers.name("rotating"), N as usize, 30);
+    assert_exactly_once(&numbers(&entries, "r "), N, "across about 50 rotations");
 }

@@ -77,6 +77,9 @@ pub struct ContainerInspect {
     pub state: ContainerState,
     #[serde(rename = "LogPath", default)]
     pub log_path: String,
+    /// RFC 3339 with nanoseconds.
+    #[serde(rename = "Created", default)]
+    pub created: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

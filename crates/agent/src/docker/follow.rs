@@ -36,7 +36,7 @@ use super::engine::{Engine, EngineError};
 use super::frames::FrameDecoder;
 use super::identity::Identity;
 use super::lines::{Line, LineJoiner};
-use super::positions::{Positions, Replay, Resume, Saved};
+use super::positions::{Positions, Recent, Replay, Resume, Saved};
 use super::status::ContainerStatus;
 
 /// Most lines stored as one batch.
@@ -69,6 +69,8 @@ pub struct Follower {
     pub container_id: String,
     pub tty: bool,
     pub log_path: String,
+    /// When the container was created (ns; 0 if unknown).
+    pub created_ns: i64,
     pub identity: Identity,
     /// Where to start when no position is saved.
     pub start: Resume,
@@ -94,6 +96,7 @@ struct Progress {
     already_stored: std::collections::VecDeque<Position>,
     log_position: Option<Position>,
     joiner: LineJoiner,
+    recent: Recent,
 }
 
 impl Follower {
@@ -106,14 +109,25 @@ impl Follower {
                     already_stored: already_stored.into(),
                     log_position: saved.log_position,
                     joiner: LineJoiner::new(self.ingest.limits.max_message),
+                    recent: Recent::default(),
                 }
             }
-            None => Progress {
-                resume: self.start,
-                already_stored: Default::default(),
-                log_position: None,
-                joiner: LineJoiner::new(self.ingest.limits.max_message),
-            },
+            None => {
+                // Read from its first line: a run killed before it saved
+                // this container's position may have stored some already.
+                let already_stored = if self.start == Resume::default() {
+                    self.stored_from(self.created_ns).await
+                } else {
+                    Vec::new()
+                };
+                Progress {
+                    resume: self.start,
+                    already_stored: already_stored.into(),
+                    log_position: None,
+                    joiner: LineJoiner::new(self.ingest.limits.max_message),
+                    recent: Recent::default(),
+                }
+            }
         };
         if !progress.already_stored.is_empty() {
             tracing::info!(
@@ -268,6 +282,26 @@ impl Follower {
             if replay.seen(chunk.timestamp_ns) {
                 continue;
             }
+            let again = progress.recent.seen_again(
+                chunk.timestamp_ns,
+                chunk.stream == envelope::v2::LogType::Err,
+                chunk.text.len(),
+            );
+            // At the newest timestamp only a whole line counts: equal
+            // pieces of one long line share timestamp, stream and length.
+            let resent = again
+                && (chunk.timestamp_ns < progress.resume.timestamp_ns
+                    || (chunk.timestamp_ns == progress.resume.timestamp_ns
+                        && chunk.complete
+                        && !progress.joiner.has_pending()));
+            if resent {
+                // The daemon sends old entries again (a rotation): pass
+                // over everything up to the position, as after a reconnect.
+                self.ingest.metrics.error("docker_resent");
+                *replay = Replay::new(progress.resume);
+                replay.seen(chunk.timestamp_ns);
+                continue;
+            }
             progress.resume.advance(chunk.timestamp_ns);
             if let Some(line) = progress.joiner.push(chunk) {
                 lines.push(line);
@@ -342,11 +376,48 @@ impl Follower {
         env
     }
 
+    /// Log positions of this container's entries stamped `from_ns` or
+    /// later, for a container whose saved position has no log position
+    /// (or that has none at all): what a run killed before saving one
+    /// stored. The log only moves timestamps forward, so entries read from
+    /// the daemon at or after `from_ns` are stored at or after it.
+    async fn stored_from(&self, from_ns: i64) -> Vec<Position> {
+        let source = &self.identity.source_id;
+        let mut start = from_ns;
+        let mut found = Vec::new();
+        loop {
+            let page = match self
+                .ingest
+                .log
+                .read_source(source, start, i64::MAX, 1000, false)
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the log to resume a container exactly; lines may repeat");
+                    return found;
+                }
+            };
+            let Some(last) = page.last() else {
+                return found;
+            };
+            start = last.entry.envelope.timestamp.saturating_add(1);
+            found.extend(
+                page.iter()
+                    .filter(|e| e.entry.envelope.instance_id == self.identity.instance_id)
+                    .map(|e| e.position),
+            );
+            if page.len() < 1000 {
+                return found;
+            }
+        }
+    }
+
     /// Log positions of this container's entries after the saved log
     /// position: what a run killed before its next save stored.
     async fn stored_since(&self, saved: &Saved) -> Vec<Position> {
         let Some(after) = saved.log_position else {
-            return Vec::new();
+            return self.stored_from(saved.resume.timestamp_ns).await;
         };
         let selector = Selector {
             source_ids: vec![saved.source_id.clone()],

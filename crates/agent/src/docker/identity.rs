@@ -178,6 +178,7 @@ mod tests {
             },
             state: ContainerState { running: true },
             log_path: String::new(),
+            created: String::new(),
         }
     }
 

@@ -195,6 +195,14 @@ impl Collector {
             for id in ids {
                 self.ensure(&id, start).await;
             }
+            if first_round {
+                // Written now, not at the first tick: a run killed within
+                // its first second must leave the next one a file (or it
+                // would start from "now" again, leaving a gap).
+                if let Err(err) = self.positions.save() {
+                    tracing::warn!(error = %err, "cannot save the Docker positions");
+                }
+            }
             first_round = false;
             self.follow_events(since).await;
         }
@@ -317,6 +325,19 @@ impl Collector {
             .entry(&container.id, &identity.source_id, &identity.instance_id);
         status.set_following(true);
         tracing::info!(container = %identity.instance_id, source_id = %identity.source_id, tty = container.config.tty, "following a container");
+        if start != Resume::default() && self.positions.get(&container.id).is_none() {
+            // Read from now on (a first start): that is its position until
+            // it has one of its own.
+            self.positions.set(
+                &container.id,
+                positions::Saved {
+                    source_id: identity.source_id.clone(),
+                    instance_id: identity.instance_id.clone(),
+                    resume: start,
+                    log_position: None,
+                },
+            );
+        }
         let died = Arc::new(Notify::new());
         let follower = Follower {
             engine: self.engine.clone(),
@@ -326,6 +347,7 @@ impl Collector {
             container_id: container.id.clone(),
             tty: container.config.tty,
             log_path: container.log_path,
+            created_ns: codec::timestamp::parse_rfc3339(container.created.as_bytes()).unwrap_or(0),
             identity,
             start,
             silence: self.config.silence,

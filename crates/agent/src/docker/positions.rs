@@ -79,6 +79,46 @@ impl Replay {
     }
 }
 
+/// The last entries read from one container, to spot the daemon sending
+/// them again: after a json-file rotation its follow re-sends the last
+/// entries of the old file (seen here with Docker 20.10: seven lines again
+/// at every rotation). An entry older than the position that is among
+/// these is such a re-send, and the follower passes over everything up to
+/// the position as after a reconnect. An older entry that is not among
+/// them is new (stdout and stderr out of order) and kept.
+///
+/// An entry is known by its timestamp, stream and length: two different
+/// entries share all three only as equal pieces of one long line, and
+/// those are never out of order.
+#[derive(Debug, Default)]
+pub struct Recent {
+    order: std::collections::VecDeque<EntryKey>,
+    keys: std::collections::HashSet<EntryKey>,
+}
+
+type EntryKey = (i64, bool, usize);
+
+/// Entries remembered per container (about 12 KiB).
+const RECENT_ENTRIES: usize = 512;
+
+impl Recent {
+    /// Whether an entry was read lately; remembers it if not.
+    pub fn seen_again(&mut self, timestamp_ns: i64, stderr: bool, len: usize) -> bool {
+        let key = (timestamp_ns, stderr, len);
+        if self.keys.contains(&key) {
+            return true;
+        }
+        if self.order.len() == RECENT_ENTRIES {
+            if let Some(old) = self.order.pop_front() {
+                self.keys.remove(&old);
+            }
+        }
+        self.order.push_back(key);
+        self.keys.insert(key);
+        false
+    }
+}
+
 /// One container's saved state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Saved {
@@ -235,6 +275,19 @@ mod tests {
         let mut replay = Replay::new(r);
         let seen: Vec<bool> = [7, 7, 7, 7, 8].iter().map(|&t| replay.seen(t)).collect();
         assert_eq!(seen, [true, true, true, false, false]);
+    }
+
+    #[test]
+    fn recent_spots_an_entry_read_again_and_forgets_old_ones() {
+        let mut recent = Recent::default();
+        assert!(!recent.seen_again(5, false, 10));
+        assert!(!recent.seen_again(5, true, 10), "the other stream");
+        assert!(!recent.seen_again(5, false, 11), "another length");
+        assert!(recent.seen_again(5, false, 10));
+        for ts in 0..RECENT_ENTRIES as i64 {
+            recent.seen_again(100 + ts, false, 1);
+        }
+        assert!(!recent.seen_again(5, false, 10), "forgotten");
     }
 
     #[test]
