@@ -63,6 +63,7 @@ pub struct Server {
     pub log: Arc<dyn Log>,
     pub drains: DrainManager,
     ingest: IngestContext,
+    agent_status: Arc<std::sync::OnceLock<http::AgentStatus>>,
     /// The disk log, closed (synced, unlocked) after every task ended.
     disk: Option<DiskLog>,
     shutdown: CancellationToken,
@@ -248,6 +249,7 @@ impl Server {
             egress,
             Arc::clone(&health),
         );
+        let agent_status = Arc::clone(&state.agent_status);
         let app = http::router(state);
         let limits = http::listener::ListenerLimits {
             max_connections: config.http.max_connections.max(1),
@@ -286,6 +288,7 @@ impl Server {
             log,
             drains,
             ingest: state_ingest,
+            agent_status,
             disk: opened.disk,
             shutdown,
             tasks,
@@ -304,6 +307,11 @@ impl Server {
     /// beside the server (`sluice agent`).
     pub fn ingest(&self) -> IngestContext {
         self.ingest.clone()
+    }
+
+    /// Serves `report` at `GET /v1/agent` (once; later calls are ignored).
+    pub fn set_agent_status(&self, report: http::AgentStatus) {
+        let _ = self.agent_status.set(report);
     }
 
     /// Fires the shutdown token.

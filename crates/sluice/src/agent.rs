@@ -10,12 +10,37 @@ use std::time::Duration;
 
 use agent::docker::identity::LabelMatch;
 use agent::docker::{self, DockerConfig};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 
+use crate::client::{self, endpoint, ServerArg};
 use crate::serve::{self, ServerArgs};
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AgentArgs {
+    #[command(subcommand)]
+    command: Option<AgentCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(clap::Subcommand)]
+enum AgentCommand {
+    /// What a running agent follows: containers with lines, bytes, position and last error.
+    Status(StatusArgs),
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    /// Print the agent's JSON (`GET /v1/agent`) as it is.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
     #[command(flatten)]
     server: ServerArgs,
     /// The Docker daemon: `unix:///PATH`, a socket path, or `off`
@@ -46,6 +71,13 @@ pub struct AgentArgs {
 }
 
 pub fn main(args: AgentArgs) -> Result<u8> {
+    match args.command {
+        Some(AgentCommand::Status(status)) => status_main(status),
+        None => run(args.run),
+    }
+}
+
+fn run(args: RunArgs) -> Result<u8> {
     serve::init_tracing();
     if !(1..=3600).contains(&args.docker_silence) {
         bail!("--docker-silence must be 1 to 3600 seconds");
@@ -65,11 +97,89 @@ pub fn main(args: AgentArgs) -> Result<u8> {
         if let Some(d) = docker_config {
             let line = format!("docker  {}", d.socket.display());
             let status = Arc::new(docker::status::DockerStatus::default());
+            let reported = Arc::clone(&status);
+            let socket = d.socket.display().to_string();
+            server.set_agent_status(Arc::new(move || {
+                serde_json::json!({
+                    "docker": {
+                        "socket": socket,
+                        "containers": reported.report(),
+                    }
+                })
+            }));
             let task = tokio::spawn(docker::run(d, server.ingest(), status, shutdown));
             started.push((task, line));
         }
         Ok(started)
     })
+}
+
+fn status_main(args: StatusArgs) -> Result<u8> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(status(args))
+}
+
+/// `sluice agent status`: one line per container the agent followed.
+async fn status(args: StatusArgs) -> Result<u8> {
+    let base = args.server.url()?;
+    let client = client::http_client(args.server.token.as_deref())?;
+    let url = endpoint(&base, &["v1", "agent"]);
+    let has_token = args.server.token.is_some();
+    let report = client::get_json(&client, &base, url, has_token, "agent status").await?;
+    let mut stdout = crate::term::Stdout::new();
+    if args.json {
+        stdout.json_line(&report.to_string())?;
+        return Ok(0);
+    }
+    let docker = &report["docker"];
+    let mut out = format!(
+        "docker {}\n{:<12}  {:<24}  {:<9}  {:>10}  {:>12}  {:<30}  last error\n",
+        docker["socket"].as_str().unwrap_or("-"),
+        "container",
+        "source",
+        "state",
+        "lines",
+        "bytes",
+        "position"
+    );
+    let empty = Vec::new();
+    let containers = docker["containers"].as_array().unwrap_or(&empty);
+    for c in containers {
+        let ns = c["position_ns"].as_i64().unwrap_or(0);
+        let position = if ns == 0 {
+            "-".to_owned()
+        } else {
+            let mut stamp = Vec::new();
+            codec::timestamp::push_rfc3339_nanos(&mut stamp, ns);
+            format!(
+                "{} +{}",
+                String::from_utf8_lossy(&stamp),
+                c["position_count"].as_u64().unwrap_or(0)
+            )
+        };
+        out.push_str(&format!(
+            "{:<12}  {:<24}  {:<9}  {:>10}  {:>12}  {:<30}  {}\n",
+            c["instance_id"].as_str().unwrap_or("?"),
+            crate::term::escape_controls(c["source_id"].as_str().unwrap_or("?")),
+            if c["following"].as_bool().unwrap_or(false) {
+                "following"
+            } else {
+                "stopped"
+            },
+            c["lines"].as_u64().unwrap_or(0),
+            c["bytes"].as_u64().unwrap_or(0),
+            position,
+            crate::term::escape_controls(c["last_error"].as_str().unwrap_or("-")),
+        ));
+    }
+    if containers.is_empty() {
+        out.push_str("(no containers followed yet)\n");
+    }
+    stdout.line(out.trim_end())?;
+    Ok(0)
 }
 
 /// The daemon socket from `--docker`, else `$DOCKER_HOST`, else the

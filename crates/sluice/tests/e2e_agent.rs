@@ -8,6 +8,7 @@
 
 mod support;
 
+use std::process::Command;
 use std::time::Duration;
 
 use support::docker::*;
@@ -101,6 +102,36 @@ fn every_line_arrives_once_in_order_with_its_stream_and_tags() {
         ignored.is_empty(),
         "LOGSPOUT=ignore is skipped: {ignored:?}"
     );
+
+    // What the agent reports: each followed container with its lines.
+    let report: serde_json::Value =
+        serde_json::from_str(&agent.get("/v1/agent")).expect("GET /v1/agent is JSON");
+    let followed = report["docker"]["containers"]
+        .as_array()
+        .expect("containers");
+    let plain_report = followed
+        .iter()
+        .find(|c| c["container_id"] == plain.as_str())
+        .expect("the plain container is reported");
+    assert_eq!(plain_report["lines"], 2202);
+    assert_eq!(plain_report["source_id"], plain_name.as_str());
+    assert!(
+        followed
+            .iter()
+            .all(|c| c["source_id"] != containers.name("ignored").as_str()),
+        "the ignored container is not followed"
+    );
+    let out = Command::new(sluice_bin())
+        .args(["agent", "status", "--server", &agent.http])
+        .output()
+        .expect("sluice agent status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "agent status: {text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&plain[..12]))
+        .unwrap_or_else(|| panic!("a row for the container in:\n{text}"));
+    assert!(row.contains(" 2202 ") && row.contains("stopped"), "{row}");
 }
 
 #[test]

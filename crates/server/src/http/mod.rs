@@ -63,6 +63,8 @@ pub struct AppState {
     pub reads: Arc<Semaphore>,
     /// When the server started (`/api/v1/info`).
     pub started: std::time::Instant,
+    /// What `GET /v1/agent` reports, set by `sluice agent` (404 without).
+    pub agent_status: Arc<std::sync::OnceLock<AgentStatus>>,
     tokens: Arc<Vec<String>>,
     /// App tokens and the sources each may see.
     app_tokens: Arc<Vec<(String, Arc<Vec<String>>)>>,
@@ -92,6 +94,7 @@ impl AppState {
             health,
             reads: Arc::new(Semaphore::new(read::MAX_CONCURRENT_READS)),
             started: std::time::Instant::now(),
+            agent_status: Arc::default(),
             tokens: Arc::new(config.auth.tokens.clone()),
             app_tokens: Arc::new(
                 config
@@ -113,6 +116,10 @@ impl AppState {
         }
     }
 }
+
+/// The collectors' report for `GET /v1/agent` (a JSON value): the server
+/// does not know what the agent collects, only how to serve its report.
+pub type AgentStatus = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -141,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/routes", get(routes::list).post(routes::add))
         .route("/routes/{id}", get(routes::get).delete(routes::delete))
         .route("/v1/health", get(ops::health_report))
+        .route("/v1/agent", get(ops::agent_report))
         .layer(middleware::from_fn_with_state(state.clone(), body::bounded))
         .layer(middleware::from_fn(scope::enforce))
         .layer(middleware::from_fn_with_state(

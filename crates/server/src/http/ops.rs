@@ -39,6 +39,18 @@ pub async fn health_report(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.health.report(state.bus.metrics()))
 }
 
+/// `/v1/agent`: what `sluice agent` follows (containers with positions,
+/// lines, bytes, last error); 404 on a plain server.
+pub async fn agent_report(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    match state.agent_status.get() {
+        Some(report) => Json(report()).into_response(),
+        None => super::error::not_found(uri).await.into_response(),
+    }
+}
+
 fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -6,7 +6,8 @@
 //! the RLP gateway do, so a token cannot probe which sources exist.
 //!
 //! [`enforce`] runs after the token check on every authenticated route:
-//! admin-only routes (`/metrics`, `/routes`, formats changes, `/v1/health`)
+//! admin-only routes (`/metrics`, `/routes`, formats changes, `/v1/health`,
+//! `/v1/agent`)
 //! are 404 for an app token, a Log Cache read or a `/v2/read` naming a
 //! source outside its scope is 404, and a `/v2/read` without a source id
 //! (the firehose) needs admin. Handlers that see many sources narrow what
@@ -103,6 +104,7 @@ pub fn not_found() -> ApiError {
 fn admin_only(method: &Method, path: &str) -> bool {
     path == "/metrics"
         || path == "/v1/health"
+        || path == "/v1/agent"
         || path == "/routes"
         || path.starts_with("/routes/")
         || (path.starts_with("/v1/formats/") && method != Method::GET)
