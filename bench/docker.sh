@@ -18,7 +18,7 @@
 # behaviour is in bench/README.md.
 #
 # Usage: bench/docker.sh [--no-build] [--rounds N]
-# Env:   CONTAINERS=10 LINES=100000 SIZE=100 ROUNDS=3 BUILD=1 SLUICE_BIN=target/release/sluice
+# Env:   CONTAINERS=10 LINES=100000 SIZE=256 ROUNDS=3 BUILD=1 SLUICE_BIN=target/release/sluice
 set -euo pipefail
 LOG_TAG=docker
 # shellcheck source=bench/lib.sh
@@ -26,7 +26,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CONTAINERS=${CONTAINERS:-10}
 LINES=${LINES:-100000}
-SIZE=${SIZE:-100}
 ROUNDS=${ROUNDS:-3}
 IMAGE=sluice-test-busybox:1
 while (($#)); do

@@ -73,6 +73,11 @@ impl FrameDecoder {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Bytes held that are not an entry yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The next whole entry, if the bytes so far hold one.
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>, FrameError> {
         if self.tty {

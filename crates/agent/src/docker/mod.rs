@@ -344,6 +344,7 @@ impl Collector {
             ingest: self.ingest.clone(),
             positions: Arc::clone(&self.positions),
             status,
+            counters: self.ingest.metrics.ingress_counters("docker"),
             container_id: container.id.clone(),
             tty: container.config.tty,
             log_path: container.log_path,
