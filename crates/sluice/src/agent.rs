@@ -92,7 +92,7 @@ fn run(args: RunArgs) -> Result<u8> {
         d.backlog = args.docker_backlog;
         d.silence = Duration::from_secs(args.docker_silence);
     }
-    serve::run_with(config, move |server, shutdown| {
+    serve::run_with("agent", config, move |server, shutdown| {
         let mut started = Vec::new();
         if let Some(d) = docker_config {
             let line = format!("docker  {}", d.socket.display());

@@ -205,7 +205,7 @@ pub enum LogBackendArg {
 pub fn main(args: ServerArgs) -> Result<u8> {
     init_tracing();
     let config = args.resolve()?;
-    run_with(config, |_, _| Ok(Vec::new()))
+    run_with("server", config, |_, _| Ok(Vec::new()))
 }
 
 /// Logs to stderr, filtered by `$SLUICE_LOG` (default `info`).
@@ -242,6 +242,7 @@ impl ServerArgs {
 /// it (`sluice agent`'s collectors): tasks that end once shutdown fires,
 /// awaited before the server closes its log, each with a banner line.
 pub fn run_with(
+    command: &str,
     config: Config,
     beside: impl FnOnce(
         &Server,
@@ -264,13 +265,7 @@ pub fn run_with(
         // Written, not println!: a closed stdout must not stop the server.
         let mut banner = format!(
             "sluice {} listening\n  http    http://{}  (try: curl -N http://{}/logs)\n",
-            if started.is_empty() {
-                "server"
-            } else {
-                "agent"
-            },
-            server.http_addr,
-            server.http_addr
+            command, server.http_addr, server.http_addr
         );
         if let Some(addr) = server.syslog_tcp_addr {
             banner.push_str(&format!("  syslog  tcp {addr}\n"));

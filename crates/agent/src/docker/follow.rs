@@ -170,7 +170,9 @@ impl Follower {
             }
             match self.engine.inspect(&self.container_id).await {
                 Ok(c) if c.state.running => {
-                    // The daemon ended the follow early: reconnect.
+                    // The daemon ended the follow early (or the container
+                    // started again): reconnect.
+                    last_read = false;
                     if self.sleep(BACKOFF[0]).await {
                         return Ended::Shutdown;
                     }
