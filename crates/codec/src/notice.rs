@@ -40,6 +40,12 @@ pub fn lost_for_drain(
     text
 }
 
+/// A collector dropped an app's lines over its rate limit (apptail's
+/// words): `sluice: N lines dropped for app X: over R lines/s`.
+pub fn rate_limited(count: u64, app: &str, per_second: u32) -> String {
+    format!("sluice: {count} lines dropped for app {app}: over {per_second} lines/s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +57,14 @@ mod tests {
         assert_eq!(
             dropped(1234, T),
             "sluice: 1234 messages dropped since 2026-11-27T13:14:58Z"
+        );
+    }
+
+    #[test]
+    fn rate_limited_text() {
+        assert_eq!(
+            rate_limited(19000, "web", 100),
+            "sluice: 19000 lines dropped for app web: over 100 lines/s"
         );
     }
 

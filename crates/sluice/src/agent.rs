@@ -68,6 +68,14 @@ struct RunArgs {
     /// rotation) [default: 30].
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     docker_silence: u64,
+    /// Lines per second a container may log before lines are dropped
+    /// (counted, and told in its stream once a second); 0 turns the limit
+    /// off [default: 1000].
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_lines_per_second: u32,
+    /// Lines a container may log at once above the rate [default: 10000].
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_lines_burst: u32,
 }
 
 pub fn main(args: AgentArgs) -> Result<u8> {
@@ -91,6 +99,10 @@ fn run(args: RunArgs) -> Result<u8> {
         d.rules.label_tags = args.label_tags;
         d.backlog = args.docker_backlog;
         d.silence = Duration::from_secs(args.docker_silence);
+        d.rate = sources::rate::RateLimit {
+            lines_per_second: args.max_lines_per_second,
+            burst: args.max_lines_burst,
+        };
     }
     serve::run_with("agent", config, move |server, shutdown| {
         let mut started = Vec::new();
@@ -136,12 +148,13 @@ async fn status(args: StatusArgs) -> Result<u8> {
     }
     let docker = &report["docker"];
     let mut out = format!(
-        "docker {}\n{:<12}  {:<24}  {:<9}  {:>10}  {:>12}  {:<30}  last error\n",
+        "docker {}\n{:<12}  {:<24}  {:<9}  {:>10}  {:>8}  {:>12}  {:<30}  last error\n",
         docker["socket"].as_str().unwrap_or("-"),
         "container",
         "source",
         "state",
         "lines",
+        "dropped",
         "bytes",
         "position"
     );
@@ -161,7 +174,7 @@ async fn status(args: StatusArgs) -> Result<u8> {
             )
         };
         out.push_str(&format!(
-            "{:<12}  {:<24}  {:<9}  {:>10}  {:>12}  {:<30}  {}\n",
+            "{:<12}  {:<24}  {:<9}  {:>10}  {:>8}  {:>12}  {:<30}  {}\n",
             c["instance_id"].as_str().unwrap_or("?"),
             crate::term::escape_controls(c["source_id"].as_str().unwrap_or("?")),
             if c["following"].as_bool().unwrap_or(false) {
@@ -170,6 +183,7 @@ async fn status(args: StatusArgs) -> Result<u8> {
                 "stopped"
             },
             c["lines"].as_u64().unwrap_or(0),
+            c["dropped"].as_u64().unwrap_or(0),
             c["bytes"].as_u64().unwrap_or(0),
             position,
             crate::term::escape_controls(c["last_error"].as_str().unwrap_or("-")),

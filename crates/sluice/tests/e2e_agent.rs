@@ -212,3 +212,77 @@ fn lines_survive_json_file_rotation() {
     let entries = wait_entries(&agent, &containers.name("rotating"), N as usize, 30);
     assert_exactly_once(&numbers(&entries, "r "), N, "across about 50 rotations");
 }
+
+#[test]
+fn a_noisy_container_is_limited_and_told() {
+    let data = TempDir::new("agent-noisy");
+    let mut containers = Containers::new("noisy");
+    let agent = ServerProcess::start_agent_at(
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &data.0,
+        &[
+            "--include-label",
+            &containers.include(),
+            "--max-lines-per-second",
+            "100",
+            "--max-lines-burst",
+            "1000",
+        ],
+    );
+    const N: u64 = 20_000;
+    let id = containers.run(
+        "noisy",
+        &[],
+        &format!("i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo \"q $i\"; done"),
+    );
+    docker(&["wait", &id]);
+    let name = containers.name("noisy");
+    let is_notice = |e: &envelope::v2::Envelope| e.tag("source_type") == Some("SLUICE");
+    // Every line is either stored or counted in a notice.
+    let mut entries = Vec::new();
+    let settled = eventually(30, || {
+        entries = all_entries(&agent, &name);
+        let lines = entries.iter().filter(|e| !is_notice(e)).count() as u64;
+        let told: u64 = entries
+            .iter()
+            .filter(|e| is_notice(e))
+            .filter_map(|e| payload(e).split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        (lines + told == N).then_some((lines, told))
+    });
+    let (lines, told) = settled.unwrap_or_else(|| {
+        panic!(
+            "stored lines and told drops never added up to {N}: {} entries",
+            entries.len()
+        )
+    });
+    assert!(
+        (1000..=1000 + 100 * 30).contains(&lines),
+        "the burst and the rate: {lines} lines"
+    );
+    let notice = entries.iter().find(|e| is_notice(e)).map(payload);
+    assert!(
+        notice.as_deref().is_some_and(
+            |t| t.ends_with(&format!("lines dropped for app {name}: over 100 lines/s"))
+        ),
+        "{notice:?}"
+    );
+    // The stored lines are the first ones, in order (the burst).
+    let stored = numbers(&entries, "q ");
+    assert!(stored.windows(2).all(|w| w[0] < w[1]), "in order");
+    assert_eq!(stored.first(), Some(&1));
+    // Counted where operators look.
+    assert_eq!(
+        agent.metric("sluice_drops_total{reason=\"rate_limited\"}"),
+        told
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&agent.get("/v1/agent")).expect("GET /v1/agent is JSON");
+    let row = report["docker"]["containers"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["container_id"] == id.as_str()).cloned())
+        .expect("the container is reported");
+    assert_eq!(row["dropped"], told);
+    assert_eq!(row["lines"], lines);
+}

@@ -7,6 +7,8 @@
 //! - [`statsd`]: statsd lines over UDP, as statsd-injector takes them;
 //! - [`mapping`]: how a syslog message becomes a Loggregator envelope;
 //! - [`limits`]: every ingest limit with its default;
+//! - [`rate`]: noisy-neighbour limits (a leaky bucket of lines per
+//!   second per app, drops told in the app's stream);
 //! - [`connections`]: the open connections of a listener, and which one to
 //!   close at the limit (syslog TCP here, HTTP in the server).
 //!
@@ -25,6 +27,7 @@ pub mod connections;
 pub mod http_body;
 pub mod limits;
 pub mod mapping;
+pub mod rate;
 pub mod statsd;
 pub mod syslog_tcp;
 pub mod syslog_udp;

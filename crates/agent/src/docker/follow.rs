@@ -23,12 +23,13 @@
 //! position.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use envelope::v2::Envelope;
 use envelope::Selector;
 use http_body_util::BodyExt;
 use sluice_log::{Cursor, Position};
+use sources::rate::{Bucket, DropNotice, RateLimit};
 use sources::IngestContext;
 use tokio_util::sync::CancellationToken;
 
@@ -82,6 +83,8 @@ pub struct Follower {
     pub start: Resume,
     /// How long a stream may be silent while the log file changes.
     pub silence: Duration,
+    /// Lines per second and burst for this container.
+    pub rate: RateLimit,
     /// Told when the daemon reports the container died: a follow the
     /// daemon registered while the container was stopping is never closed,
     /// so the follower stops waiting for more a moment after this.
@@ -97,9 +100,16 @@ const AFTER_DEATH: Duration = Duration::from_secs(1);
 /// earlier run that the log already has.
 struct Progress {
     resume: Resume,
-    /// Log positions of lines stored before a crash that the saved position
-    /// does not cover, oldest first: that many lines are passed over.
-    already_stored: std::collections::VecDeque<Position>,
+    /// Lines a run killed before its next save stored (log position and
+    /// payload), oldest first: the lines read again are passed over until
+    /// each of these is matched (lines it dropped over the rate limit are
+    /// passed over too: they were counted and told then).
+    already_stored: std::collections::VecDeque<StoredLine>,
+    /// Lines passed over while matching `already_stored`.
+    replayed: u64,
+    /// The rate limit's bucket and the drops not told yet.
+    bucket: Bucket,
+    drops: DropNotice,
     log_position: Option<Position>,
     joiner: LineJoiner,
     recent: Recent,
@@ -116,6 +126,9 @@ impl Follower {
                     log_position: saved.log_position,
                     joiner: LineJoiner::new(self.ingest.limits.max_message),
                     recent: Recent::default(),
+                    replayed: 0,
+                    bucket: Bucket::new(self.rate, Instant::now()),
+                    drops: DropNotice::default(),
                 }
             }
             None => {
@@ -132,6 +145,9 @@ impl Follower {
                     log_position: None,
                     joiner: LineJoiner::new(self.ingest.limits.max_message),
                     recent: Recent::default(),
+                    replayed: 0,
+                    bucket: Bucket::new(self.rate, Instant::now()),
+                    drops: DropNotice::default(),
                 }
             }
         };
@@ -300,7 +316,7 @@ impl Follower {
                 lines.extend(progress.joiner.push(chunk));
             }
         }
-        self.store(progress, lines).await;
+        self.store(progress, lines, false).await;
         Ok(StreamEnd::Eof)
     }
 
@@ -340,31 +356,36 @@ impl Follower {
             if let Some(line) = progress.joiner.push(chunk) {
                 lines.push(line);
                 if lines.len() >= BATCH_LINES {
-                    self.store(progress, std::mem::take(&mut lines)).await;
+                    self.store(progress, std::mem::take(&mut lines), false)
+                        .await;
                 }
             }
         }
-        self.store(progress, lines).await;
+        self.store(progress, lines, false).await;
         Ok(())
     }
 
-    /// Stores the last unfinished lines of a stopped container.
+    /// Stores the last unfinished lines of a stopped container, and tells
+    /// its drops.
     async fn finish(&self, progress: &mut Progress) {
         let lines = progress.joiner.flush();
-        self.store(progress, lines).await;
+        self.store(progress, lines, true).await;
     }
 
-    /// Stores lines (passing over those a crashed run already stored) and
-    /// records the position they reach.
-    async fn store(&self, progress: &mut Progress, lines: Vec<Line>) {
-        if lines.is_empty() {
-            return;
-        }
-        let mut batch = Vec::with_capacity(lines.len());
-        let mut cut = 0u64;
+    /// Stores lines (passing over those a crashed run already stored, and
+    /// dropping those over the rate limit) and records the position they
+    /// reach. `at_end`: the stream ended, so pending drops are told now.
+    async fn store(&self, progress: &mut Progress, lines: Vec<Line>, at_end: bool) {
+        let now = Instant::now();
+        let mut batch = Vec::with_capacity(lines.len() + 1);
+        let (mut cut, mut dropped) = (0u64, 0u64);
+        let had_lines = !lines.is_empty();
         for line in lines {
-            if let Some(position) = progress.already_stored.pop_front() {
-                progress.log_position = Some(position);
+            if self.already_stored(progress, &line) {
+                continue;
+            }
+            if !progress.bucket.admit(now) {
+                dropped += 1;
                 continue;
             }
             cut += u64::from(line.cut);
@@ -373,12 +394,28 @@ impl Follower {
         if cut > 0 {
             self.ingest.metrics.count_drop("truncated", cut);
         }
+        if dropped > 0 {
+            self.ingest.metrics.count_drop("rate_limited", dropped);
+            self.status.add_dropped(dropped);
+            progress.drops.dropped(dropped);
+        }
         let n = batch.len() as u64;
-        if n > 0 {
+        if let Some(told) = progress.drops.due(now, at_end) {
+            batch.push(self.notice(told, progress.bucket.limit().lines_per_second));
+        }
+        if !had_lines && batch.is_empty() {
+            return;
+        }
+        if !batch.is_empty() {
             self.counters.envelopes.inc_by(n);
             match self.ingest.store(batch).await {
                 Ok(positions) => {
-                    progress.log_position = positions.last().copied().or(progress.log_position);
+                    // The newest of this container's lines (a notice is
+                    // not one of them: it has no instance id).
+                    let lines_end = (n as usize)
+                        .checked_sub(1)
+                        .and_then(|last| positions.get(last).copied());
+                    progress.log_position = lines_end.or(progress.log_position);
                     self.status.add_lines(n);
                 }
                 // Counted by the ingest context as every source's refusals
@@ -399,6 +436,52 @@ impl Follower {
         self.status.set_resume(progress.resume);
     }
 
+    /// Whether a line read again was stored (or dropped) by a run killed
+    /// before its next save: passed over until every line that run stored
+    /// is matched by payload. Without a rate limit nothing was dropped, so
+    /// a line that does not match ends the matching (the log lost what the
+    /// saved position covered: the machine crashed, not the agent).
+    fn already_stored(&self, progress: &mut Progress, line: &Line) -> bool {
+        let Some(next) = progress.already_stored.front() else {
+            return false;
+        };
+        if next.payload == line.text {
+            progress.log_position = Some(next.position);
+            progress.already_stored.pop_front();
+            progress.replayed += 1;
+            return true;
+        }
+        if self.rate.is_off() || progress.replayed > MAX_REPLAY {
+            tracing::warn!(
+                container = %self.identity.instance_id,
+                unmatched = progress.already_stored.len(),
+                "lines read again do not match what the log holds; storing from here"
+            );
+            progress.already_stored.clear();
+            return false;
+        }
+        progress.replayed += 1;
+        true
+    }
+
+    /// The in-band notice of drops over the rate limit, in the app's own
+    /// stream (no instance id: it is sluice's line, not the container's).
+    fn notice(&self, count: u64, per_second: u32) -> Envelope {
+        let text = codec::notice::rate_limited(count, &self.identity.source_id, per_second);
+        let mut env = Envelope::log(
+            envelope::time::now_ns(),
+            self.identity.source_id.clone(),
+            String::new(),
+            bytes::Bytes::from(text),
+            envelope::v2::LogType::Err,
+        );
+        env.tags.insert(
+            "source_type".to_owned(),
+            codec::notice::SOURCE_TYPE.to_owned(),
+        );
+        env
+    }
+
     fn envelope(&self, line: Line) -> Envelope {
         let mut env = Envelope::log(
             line.timestamp_ns,
@@ -416,7 +499,7 @@ impl Follower {
     /// (or that has none at all): what a run killed before saving one
     /// stored. The log only moves timestamps forward, so entries read from
     /// the daemon at or after `from_ns` are stored at or after it.
-    async fn stored_from(&self, from_ns: i64) -> Vec<Position> {
+    async fn stored_from(&self, from_ns: i64) -> Vec<StoredLine> {
         let source = &self.identity.source_id;
         let mut start = from_ns;
         let mut found = Vec::new();
@@ -440,7 +523,7 @@ impl Follower {
             found.extend(
                 page.iter()
                     .filter(|e| e.entry.envelope.instance_id == self.identity.instance_id)
-                    .map(|e| e.position),
+                    .filter_map(StoredLine::of),
             );
             if page.len() < 1000 {
                 return found;
@@ -450,7 +533,7 @@ impl Follower {
 
     /// Log positions of this container's entries after the saved log
     /// position: what a run killed before its next save stored.
-    async fn stored_since(&self, saved: &Saved) -> Vec<Position> {
+    async fn stored_since(&self, saved: &Saved) -> Vec<StoredLine> {
         let Some(after) = saved.log_position else {
             return self.stored_from(saved.resume.timestamp_ns).await;
         };
@@ -472,7 +555,7 @@ impl Follower {
                 page.entries
                     .iter()
                     .filter(|e| e.entry.envelope.instance_id == saved.instance_id)
-                    .map(|e| e.position),
+                    .filter_map(StoredLine::of),
             );
             if page.caught_up || page.next_cursor == cursor {
                 return found;
@@ -481,6 +564,26 @@ impl Follower {
         }
     }
 }
+
+/// A line the log holds from an earlier run.
+#[derive(Debug)]
+struct StoredLine {
+    position: Position,
+    payload: bytes::Bytes,
+}
+
+impl StoredLine {
+    fn of(entry: &sluice_log::StoredEntry) -> Option<Self> {
+        Some(StoredLine {
+            position: entry.position,
+            payload: entry.entry.envelope.as_log()?.payload.clone(),
+        })
+    }
+}
+
+/// Most lines passed over while matching what an earlier run stored (its
+/// stored lines and the ones it dropped in the second before it died).
+const MAX_REPLAY: u64 = 1_000_000;
 
 enum StreamEnd {
     Eof,

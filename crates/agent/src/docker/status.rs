@@ -18,6 +18,7 @@ pub struct ContainerStatus {
     pub instance_id: String,
     lines: AtomicU64,
     bytes: AtomicU64,
+    dropped: AtomicU64,
     state: Mutex<Mutable>,
 }
 
@@ -39,6 +40,10 @@ impl ContainerStatus {
 
     pub fn add_lines(&self, n: u64) {
         self.lines.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn add_bytes(&self, n: usize) {
@@ -73,6 +78,8 @@ pub struct ContainerReport {
     pub following: bool,
     pub lines: u64,
     pub bytes: u64,
+    /// Lines dropped over the rate limit.
+    pub dropped: u64,
     /// The newest entry timestamp read (ns) and the entries read at it.
     pub position_ns: i64,
     pub position_count: u64,
@@ -117,6 +124,7 @@ impl DockerStatus {
                     following: state.following,
                     lines: s.lines.load(Ordering::Relaxed),
                     bytes: s.bytes.load(Ordering::Relaxed),
+                    dropped: s.dropped.load(Ordering::Relaxed),
                     position_ns: state.resume.timestamp_ns,
                     position_count: state.resume.seen_at_timestamp,
                     last_error: state.last_error,
