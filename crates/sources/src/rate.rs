@@ -71,7 +71,7 @@ impl Bucket {
 }
 
 /// Drops not told yet, and when the app was last told.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct DropNotice {
     pending: u64,
     told: Option<Instant>,
@@ -79,15 +79,6 @@ pub struct DropNotice {
 
 /// How often an app is told about its drops.
 pub const NOTICE_EVERY: Duration = Duration::from_secs(1);
-
-impl Default for DropNotice {
-    fn default() -> Self {
-        DropNotice {
-            pending: 0,
-            told: None,
-        }
-    }
-}
 
 impl DropNotice {
     pub fn dropped(&mut self, n: u64) {
