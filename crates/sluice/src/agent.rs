@@ -45,7 +45,7 @@ struct RunArgs {
     server: ServerArgs,
     /// The Docker daemon: `unix:///PATH`, a socket path, or `off`
     /// [default: $DOCKER_HOST when it is unix://, else
-    /// /var/run/docker.sock].
+    /// /var/run/docker.sock when it exists].
     #[arg(long, value_name = "SOCKET")]
     docker: Option<String>,
     /// Follow only containers with this label (KEY or KEY:VALUE;
@@ -90,7 +90,18 @@ fn run(args: RunArgs) -> Result<u8> {
     if !(1..=3600).contains(&args.docker_silence) {
         bail!("--docker-silence must be 1 to 3600 seconds");
     }
-    let socket = docker_socket(args.docker.as_deref(), std::env::var("DOCKER_HOST").ok())?;
+    let mut socket = docker_socket(args.docker.as_deref(), std::env::var("DOCKER_HOST").ok())?;
+    let chose_default =
+        args.docker.is_none() && socket.as_deref() == Some(docker::DEFAULT_SOCKET.as_ref());
+    if chose_default && !std::path::Path::new(docker::DEFAULT_SOCKET).exists() {
+        // No Docker on this host, and none asked for: collect nothing
+        // from it (an explicit --docker waits for the daemon instead).
+        tracing::info!(
+            socket = docker::DEFAULT_SOCKET,
+            "no Docker daemon socket; Docker collection is off"
+        );
+        socket = None;
+    }
     let config = args.server.resolve()?;
     let mut docker_config = socket.map(|socket| DockerConfig::new(socket, &config.data_dir));
     if let Some(d) = docker_config.as_mut() {
