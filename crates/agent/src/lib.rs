@@ -1,7 +1,8 @@
 //! `sluice agent`'s collection on a host: [`docker`] follows every
 //! container's stdout and stderr through the Engine API and stores each
 //! line once, resuming exactly where it left off after a restart of the
-//! agent or the daemon.
+//! agent or the daemon; [`files`] follows host files (Logyard's systail)
+//! across rotations with exact byte offsets.
 //!
 //! Collectors write through [`sources::IngestContext`], the door every
 //! source goes through, so agent lines get the same bounds, stamping and
@@ -9,3 +10,6 @@
 //! must never depend on the server, drains or router.
 
 pub mod docker;
+pub mod files;
+mod persist;
+mod stored;

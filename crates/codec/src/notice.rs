@@ -46,6 +46,13 @@ pub fn rate_limited(count: u64, app: &str, per_second: u32) -> String {
     format!("sluice: {count} lines dropped for app {app}: over {per_second} lines/s")
 }
 
+/// A host file grew more than the read limit while it was not followed
+/// (Logyard's systail warned the same way):
+/// `sluice: skipping much of a large log file: N bytes of PATH not read`.
+pub fn skipped_file(bytes: u64, path: &str) -> String {
+    format!("sluice: skipping much of a large log file: {bytes} bytes of {path} not read")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,18 @@ struct RunArgs {
     /// Lines a container may log at once above the rate [default: 10000].
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_lines_burst: u32,
+    /// A host file to follow into `systail.NAME.<host>` (repeatable; the
+    /// file name may be a glob: /var/log/*.log).
+    #[arg(long = "file", value_name = "NAME=PATH")]
+    files: Vec<agent::files::FileSpec>,
+    /// Read files seen for the first time from their start (default: from
+    /// their end, as `tail -F`).
+    #[arg(long)]
+    from_start: bool,
+    /// At most this much of a file that grew while the agent was away is
+    /// read; the rest is skipped and told in-band [default: 16].
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    file_read_limit_mb: u64,
 }
 
 pub fn main(args: AgentArgs) -> Result<u8> {
@@ -115,8 +127,19 @@ fn run(args: RunArgs) -> Result<u8> {
             burst: args.max_lines_burst,
         };
     }
+    let files_config = (!args.files.is_empty()).then(|| {
+        let mut f = agent::files::FilesConfig::new(args.files, &config.data_dir);
+        f.from_start = args.from_start;
+        f.read_limit = args.file_read_limit_mb.saturating_mul(1 << 20).max(1);
+        f
+    });
     serve::run_with("agent", config, move |server, shutdown| {
         let mut started = Vec::new();
+        if let Some(f) = files_config {
+            let line = format!("files   {}", f.files.len());
+            let task = tokio::spawn(agent::files::run(f, server.ingest(), shutdown.clone()));
+            started.push((task, line));
+        }
         if let Some(d) = docker_config {
             let line = format!("docker  {}", d.socket.display());
             let status = Arc::new(docker::status::DockerStatus::default());

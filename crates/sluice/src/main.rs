@@ -51,8 +51,8 @@ struct Cli {
 enum Command {
     /// Run the server (ingest, the durable log, streams, drains, HTTP API).
     Server(serve::ServerArgs),
-    /// Run the server and collect this host's logs: every Docker container's stdout/stderr.
-    Agent(agent::AgentArgs),
+    /// Run the server and collect this host's logs: Docker containers' stdout/stderr, host files.
+    Agent(Box<agent::AgentArgs>),
     /// Run a command and ship its stdout/stderr to the server.
     Run(run::RunArgs),
     /// Tail live logs, or dump recent ones, as `cf logs` or `heroku logs` show them.
@@ -88,7 +88,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => serve::main(args),
-        Command::Agent(args) => agent::main(args),
+        Command::Agent(args) => agent::main(*args),
         Command::Run(args) => run::main(args),
         Command::Logs(args) => logs::main(args),
         Command::Drain(args) => drain::drain_main(args),

@@ -33,9 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use envelope::v2::Envelope;
-use envelope::Selector;
 use http_body_util::BodyExt;
-use sluice_log::{Cursor, Position};
+use sluice_log::Position;
 use sources::rate::{Bucket, DropNotice, RateLimit};
 use sources::IngestContext;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +45,7 @@ use super::identity::Identity;
 use super::lines::{Line, LineJoiner};
 use super::positions::{Positions, Recent, Replay, Resume, Saved};
 use super::status::ContainerStatus;
+use crate::stored::{self, AlreadyStored, StoredLine, Verdict};
 
 /// Most lines stored as one batch.
 const BATCH_LINES: usize = 1000;
@@ -107,13 +107,9 @@ const AFTER_DEATH: Duration = Duration::from_secs(1);
 /// earlier run that the log already has.
 struct Progress {
     resume: Resume,
-    /// Lines a run killed before its next save stored (log position and
-    /// payload), oldest first: the lines read again are passed over until
-    /// each of these is matched (lines it dropped over the rate limit are
-    /// passed over too: they were counted and told then).
-    already_stored: std::collections::VecDeque<StoredLine>,
-    /// Lines passed over while matching `already_stored`.
-    replayed: u64,
+    /// Lines a run killed before its next save stored, passed over when
+    /// read again.
+    already_stored: AlreadyStored,
     /// The rate limit's bucket and the drops not told yet.
     bucket: Bucket,
     drops: DropNotice,
@@ -129,11 +125,10 @@ impl Follower {
                 let already_stored = self.stored_since(&saved).await;
                 Progress {
                     resume: saved.resume,
-                    already_stored: already_stored.into(),
+                    already_stored: AlreadyStored::new(already_stored),
                     log_position: saved.log_position,
                     joiner: LineJoiner::new(self.ingest.limits.max_message),
                     recent: Recent::default(),
-                    replayed: 0,
                     bucket: Bucket::new(self.rate, Instant::now()),
                     drops: DropNotice::default(),
                 }
@@ -148,11 +143,10 @@ impl Follower {
                 };
                 Progress {
                     resume: self.start,
-                    already_stored: already_stored.into(),
+                    already_stored: AlreadyStored::new(already_stored),
                     log_position: None,
                     joiner: LineJoiner::new(self.ingest.limits.max_message),
                     recent: Recent::default(),
-                    replayed: 0,
                     bucket: Bucket::new(self.rate, Instant::now()),
                     drops: DropNotice::default(),
                 }
@@ -443,31 +437,18 @@ impl Follower {
     }
 
     /// Whether a line read again was stored (or dropped) by a run killed
-    /// before its next save: passed over until every line that run stored
-    /// is matched by payload. Without a rate limit nothing was dropped, so
-    /// a line that does not match ends the matching (the log lost what the
-    /// saved position covered: the machine crashed, not the agent).
+    /// before its next save.
     fn already_stored(&self, progress: &mut Progress, line: &Line) -> bool {
-        let Some(next) = progress.already_stored.front() else {
-            return false;
-        };
-        if next.payload == line.text {
-            progress.log_position = Some(next.position);
-            progress.already_stored.pop_front();
-            progress.replayed += 1;
-            return true;
+        match progress
+            .already_stored
+            .check(&line.text, !self.rate.is_off())
+        {
+            Verdict::New => false,
+            Verdict::Stored(position) => {
+                progress.log_position = position.or(progress.log_position);
+                true
+            }
         }
-        if self.rate.is_off() || progress.replayed > MAX_REPLAY {
-            tracing::warn!(
-                container = %self.identity.instance_id,
-                unmatched = progress.already_stored.len(),
-                "lines read again do not match what the log holds; storing from here"
-            );
-            progress.already_stored.clear();
-            return false;
-        }
-        progress.replayed += 1;
-        true
     }
 
     /// The in-band notice of drops over the rate limit, in the app's own
@@ -500,96 +481,24 @@ impl Follower {
         env
     }
 
-    /// Log positions of this container's entries stamped `from_ns` or
-    /// later, for a container whose saved position has no log position
-    /// (or that has none at all): what a run killed before saving one
-    /// stored. The log only moves timestamps forward, so entries read from
-    /// the daemon at or after `from_ns` are stored at or after it.
+    /// What a run killed before saving this container's log position
+    /// stored: its lines stamped `from_ns` or later.
     async fn stored_from(&self, from_ns: i64) -> Vec<StoredLine> {
-        let source = &self.identity.source_id;
-        let mut start = from_ns;
-        let mut found = Vec::new();
-        loop {
-            let page = match self
-                .ingest
-                .log
-                .read_source(source, start, i64::MAX, 1000, false)
-                .await
-            {
-                Ok(page) => page,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot read the log to resume a container exactly; lines may repeat");
-                    return found;
-                }
-            };
-            let Some(last) = page.last() else {
-                return found;
-            };
-            start = last.entry.envelope.timestamp.saturating_add(1);
-            found.extend(
-                page.iter()
-                    .filter(|e| e.entry.envelope.instance_id == self.identity.instance_id)
-                    .filter_map(StoredLine::of),
-            );
-            if page.len() < 1000 {
-                return found;
-            }
-        }
+        let id = &self.identity;
+        let ours = |e: &Envelope| e.instance_id == id.instance_id;
+        stored::stored_from(&self.ingest, &id.source_id, ours, from_ns).await
     }
 
-    /// Log positions of this container's entries after the saved log
-    /// position: what a run killed before its next save stored.
+    /// What a run killed before its next save stored: this container's
+    /// lines after the saved log position.
     async fn stored_since(&self, saved: &Saved) -> Vec<StoredLine> {
         let Some(after) = saved.log_position else {
             return self.stored_from(saved.resume.timestamp_ns).await;
         };
-        let selector = Selector {
-            source_ids: vec![saved.source_id.clone()],
-            ..Selector::all()
-        };
-        let mut cursor = Cursor::after(after);
-        let mut found = Vec::new();
-        loop {
-            let page = match self.ingest.log.read_from(cursor, &selector, 10_000).await {
-                Ok(page) => page,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot read the log to resume a container exactly; lines may repeat");
-                    return found;
-                }
-            };
-            found.extend(
-                page.entries
-                    .iter()
-                    .filter(|e| e.entry.envelope.instance_id == saved.instance_id)
-                    .filter_map(StoredLine::of),
-            );
-            if page.caught_up || page.next_cursor == cursor {
-                return found;
-            }
-            cursor = page.next_cursor;
-        }
+        let ours = |e: &Envelope| e.instance_id == saved.instance_id;
+        stored::stored_after(&self.ingest, &saved.source_id, ours, after).await
     }
 }
-
-/// A line the log holds from an earlier run.
-#[derive(Debug)]
-struct StoredLine {
-    position: Position,
-    payload: bytes::Bytes,
-}
-
-impl StoredLine {
-    fn of(entry: &sluice_log::StoredEntry) -> Option<Self> {
-        Some(StoredLine {
-            position: entry.position,
-            payload: entry.entry.envelope.as_log()?.payload.clone(),
-        })
-    }
-}
-
-/// Most lines passed over while matching what an earlier run stored (its
-/// stored lines and the ones it dropped in the second before it died).
-const MAX_REPLAY: u64 = 1_000_000;
 
 enum StreamEnd {
     Eof,

@@ -15,7 +15,6 @@
 //! new one.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
@@ -233,26 +232,12 @@ impl Positions {
             };
             serde_json::to_vec(&form).map_err(std::io::Error::other)?
         };
-        let written = write_atomically(&self.path, &bytes);
+        let written = crate::persist::write_atomically(&self.path, &bytes);
         if written.is_err() {
             self.state.lock().dirty = true;
         }
         written
     }
-}
-
-/// Replaces `path` with `bytes`: a temp file beside it, fsynced, renamed
-/// over it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), std::io::Error> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -1,0 +1,179 @@
+//! End to end: `sluice agent --file` following a host file across real
+//! logrotate runs (`create` and `copytruncate`), a `kill -9` of the agent
+//! and a rotation while it was down: every line exactly once, in order.
+
+mod support;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::docker::{all_entries, assert_exactly_once, numbers, payload, wait_entries};
+use support::*;
+
+fn append(path: &Path, from: u64, to: u64) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open the log file");
+    for n in from..=to {
+        writeln!(file, "f {n}").expect("append a line");
+        if n % 200 == 0 {
+            file.flush().expect("flush");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Runs the real logrotate once, forced, with `directive` (`create` or
+/// `copytruncate`).
+fn logrotate(dir: &Path, file: &Path, directive: &str) {
+    let conf = dir.join(format!("rotate-{directive}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "{} {{\n  rotate 10\n  {directive}\n  missingok\n}}\n",
+            file.display()
+        ),
+    )
+    .expect("logrotate config");
+    let out = Command::new(require("logrotate"))
+        .arg("-f")
+        .arg("-s")
+        .arg(dir.join("logrotate.state"))
+        .arg(&conf)
+        .output()
+        .expect("run logrotate");
+    assert!(
+        out.status.success(),
+        "logrotate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_file_is_followed_exactly_across_rotations_and_kill9() {
+    let data = TempDir::new("agent-files");
+    let logs = TempDir::new("agent-files-logs");
+    let file = logs.0.join("app.log");
+    std::fs::write(&file, "before the agent 1\nbefore the agent 2\n").expect("seed");
+    let spec = format!("app={}", file.display());
+    let args = ["--docker", "off", "--file", spec.as_str()];
+    let mut agent = ServerProcess::start_agent_at("127.0.0.1:0", "127.0.0.1:0", &data.0, &args);
+    let http = agent.http.trim_start_matches("http://").to_owned();
+    let syslog = agent.syslog_tcp.to_string();
+
+    // The first line written after the agent follows (it starts at the end).
+    let marker = eventually(10, || {
+        append(&file, 0, 0);
+        let got = all_entries(&agent, "app");
+        (!got.is_empty()).then_some(got)
+    })
+    .expect("the agent follows the file");
+    assert!(
+        marker.iter().all(|e| payload(e) == "f 0"),
+        "old lines are not read"
+    );
+    let zeros = marker.len() as u64;
+
+    append(&file, 1, 1000);
+    logrotate(&logs.0, &file, "create");
+    append(&file, 1001, 2000);
+    wait_entries(&agent, "app", (zeros + 2000) as usize, 20);
+    logrotate(&logs.0, &file, "copytruncate");
+    // copytruncate's own race: lines written before the tailer's next poll
+    // saw the truncation and past the old size are indistinguishable.
+    std::thread::sleep(Duration::from_millis(600));
+    append(&file, 2001, 3000);
+    std::thread::sleep(Duration::from_millis(300));
+    agent.kill9();
+    append(&file, 3001, 3500);
+    logrotate(&logs.0, &file, "create");
+    append(&file, 3501, 4000);
+    agent = ServerProcess::start_agent_at(&http, &syslog, &data.0, &args);
+    let entries = wait_entries(&agent, "app", (zeros + 4000) as usize, 30);
+    std::thread::sleep(Duration::from_millis(600));
+    let entries = if entries.len() as u64 == zeros + 4000 {
+        all_entries(&agent, "app")
+    } else {
+        entries
+    };
+    let got: Vec<u64> = numbers(&entries, "f ")
+        .into_iter()
+        .filter(|&n| n > 0)
+        .collect();
+    assert_exactly_once(
+        &got,
+        4000,
+        "across create, copytruncate, kill -9 and a rotation while down",
+    );
+    let first = &entries[0];
+    assert_eq!(first.tag("systail"), Some("app"));
+    assert_eq!(first.tag("source_type"), Some("SYSTAIL"));
+    assert_eq!(first.tag("path"), Some(file.display().to_string().as_str()));
+    agent.stop();
+}
+
+#[test]
+fn a_file_that_grew_too_much_while_away_is_skipped_and_told() {
+    let data = TempDir::new("agent-files-limit");
+    let logs = TempDir::new("agent-files-limit-logs");
+    let file = logs.0.join("big.log");
+    std::fs::write(&file, "").expect("create");
+    let spec = format!("big={}", file.display());
+    let args = [
+        "--docker",
+        "off",
+        "--file",
+        spec.as_str(),
+        "--file-read-limit-mb",
+        "1",
+    ];
+    let mut agent = ServerProcess::start_agent_at("127.0.0.1:0", "127.0.0.1:0", &data.0, &args);
+    let http = agent.http.trim_start_matches("http://").to_owned();
+    let syslog = agent.syslog_tcp.to_string();
+    eventually(10, || {
+        append(&file, 0, 0);
+        (!all_entries(&agent, "big").is_empty()).then_some(())
+    })
+    .expect("the agent follows the file");
+    std::thread::sleep(Duration::from_millis(1500)); // its position is saved
+    agent.stop();
+    // About 3.9 MB while the agent is away.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .expect("open");
+    let line = "x".repeat(90);
+    for n in 1..=40_000 {
+        writeln!(f, "f {n} {line}").expect("append");
+    }
+    drop(f);
+    let agent = ServerProcess::start_agent_at(&http, &syslog, &data.0, &args);
+    let notice = eventually(15, || {
+        all_entries(&agent, "big")
+            .iter()
+            .map(payload)
+            .find(|p| p.starts_with("sluice: skipping much of a large log file"))
+    })
+    .expect("the skip is told in-band");
+    assert!(notice.contains(&file.display().to_string()), "{notice}");
+    // The newest megabyte is read: the last line, and not the first ones.
+    let last = eventually(15, || {
+        let all = all_entries(&agent, "big");
+        let nums: Vec<u64> = all
+            .iter()
+            .filter_map(|e| payload(e).split_whitespace().nth(1)?.parse().ok())
+            .collect();
+        nums.contains(&40_000).then_some(nums)
+    })
+    .expect("the end of the file is read");
+    assert!(!last.contains(&1), "the start of what grew is skipped");
+    let read = last.iter().filter(|&&n| n > 0).count();
+    assert!(
+        (10_000..=12_000).contains(&read),
+        "about 1 MiB of 98-byte lines: {read}"
+    );
+}
