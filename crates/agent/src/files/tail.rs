@@ -270,6 +270,14 @@ impl Tailer {
         if batch.is_empty() {
             return;
         }
+        let counters = self.ingest.metrics.ingress_counters("file");
+        counters.envelopes.inc_by(batch.len() as u64);
+        counters.bytes.inc_by(
+            batch
+                .iter()
+                .map(|e| e.as_log().map_or(0, |l| l.payload.len() as u64 + 1))
+                .sum(),
+        );
         if let Ok(positions) = self.ingest.store(batch).await {
             *log_position = positions.last().copied().or(*log_position);
         }
