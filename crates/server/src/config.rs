@@ -38,6 +38,9 @@ pub struct Config {
     pub grpc: GrpcConfig,
     pub statsd: StatsdConfig,
     pub metrics: MetricsConfig,
+    /// `[agent]`: read by `sluice agent` (files, sieve rules), which checks
+    /// it; `sluice server` ignores it, so one file serves both.
+    pub agent: toml::Table,
 }
 
 impl Default for Config {
@@ -54,6 +57,7 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             statsd: StatsdConfig::default(),
             metrics: MetricsConfig::default(),
+            agent: toml::Table::new(),
         }
     }
 }

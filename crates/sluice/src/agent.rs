@@ -127,10 +127,32 @@ fn run(args: RunArgs) -> Result<u8> {
             burst: args.max_lines_burst,
         };
     }
-    let files_config = (!args.files.is_empty()).then(|| {
-        let mut f = agent::files::FilesConfig::new(args.files, &config.data_dir);
+    let section: agent::files::AgentSection = config
+        .agent
+        .clone()
+        .try_into()
+        .context("the [agent] section of the config")?;
+    let mut files = args.files;
+    for entry in &section.files {
+        files.push(
+            entry
+                .spec()
+                .map_err(|e| anyhow::anyhow!("[[agent.files]]: {e}"))?,
+        );
+    }
+    let mut rules = if section.sieve_defaults {
+        agent::sieve::default_rules()
+    } else {
+        Vec::new()
+    };
+    rules.extend(section.sieve);
+    let sieve =
+        agent::sieve::Sieve::new(rules).map_err(|e| anyhow::anyhow!("[[agent.sieve]]: {e}"))?;
+    let files_config = (!files.is_empty()).then(|| {
+        let mut f = agent::files::FilesConfig::new(files, &config.data_dir);
         f.from_start = args.from_start;
         f.read_limit = args.file_read_limit_mb.saturating_mul(1 << 20).max(1);
+        f.sieve = (!sieve.is_empty()).then(|| Arc::new(sieve));
         f
     });
     serve::run_with("agent", config, move |server, shutdown| {

@@ -177,3 +177,100 @@ fn a_file_that_grew_too_much_while_away_is_skipped_and_told() {
         "about 1 MiB of 98-byte lines: {read}"
     );
 }
+
+#[test]
+fn sieve_rules_turn_lines_into_events() {
+    let data = TempDir::new("agent-sieve");
+    let logs = TempDir::new("agent-sieve-logs");
+    let file = logs.0.join("syslog");
+    std::fs::write(&file, "").expect("create");
+    let conf = logs.0.join("sluice.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"
+[[agent.files]]
+name = "syslog"
+path = "{}"
+
+[[agent.sieve]]
+process = "deployer"
+type = "deploy"
+substring = "deployed"
+regex = 'deployed (\S+) version (\S+)'
+severity = "INFO"
+format = "$1 is at version $2"
+app_group = 1
+"#,
+            file.display()
+        ),
+    )
+    .expect("config");
+    let conf_arg = conf.display().to_string();
+    let agent = ServerProcess::start_agent_at(
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &data.0,
+        &["--docker", "off", "-c", &conf_arg],
+    );
+    eventually(10, || {
+        append_text(&file, "Dec  2 10:00:00 vm cron[5]: (root) CMD (true)\n");
+        (!all_entries(&agent, "syslog").is_empty()).then_some(())
+    })
+    .expect("the agent follows the file");
+    append_text(
+        &file,
+        "Dec  2 10:00:01 vm deployer[7]: deployed shop version 42\n\
+         Dec  2 10:00:02 vm kernel: [99.1] Out of memory: Killed process 4242 (java) total-vm:1kB\n",
+    );
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_owned();
+    let events = eventually(10, || {
+        let got = all_entries(&agent, &node);
+        (got.len() >= 2).then_some(got)
+    })
+    .expect("two events on the host's source");
+    let event_of = |e: &envelope::v2::Envelope| match &e.message {
+        Some(envelope::v2::Message::Event(ev)) => Some((ev.title.clone(), ev.body.clone())),
+        _ => None,
+    };
+    let deploy = events
+        .iter()
+        .find(|e| e.tag("event_type") == Some("deploy"))
+        .expect("the deploy event");
+    assert_eq!(
+        event_of(deploy),
+        Some(("deploy".into(), "shop is at version 42".into()))
+    );
+    assert_eq!(deploy.tag("process"), Some("deployer"));
+    assert_eq!(deploy.tag("severity"), Some("INFO"));
+    assert_eq!(deploy.tag("app"), Some("shop"));
+    let oom = events
+        .iter()
+        .find(|e| e.tag("event_type") == Some("oom_kill"))
+        .expect("the default OOM rule's event");
+    assert_eq!(oom.tag("severity"), Some("ERROR"));
+    // The same event in the app's own stream.
+    let in_app = eventually(10, || {
+        let got = all_entries(&agent, "shop");
+        (!got.is_empty()).then_some(got)
+    })
+    .expect("the event in the app's stream");
+    assert_eq!(
+        event_of(&in_app[0]),
+        Some(("deploy".into(), "shop is at version 42".into()))
+    );
+    // The lines themselves are in the file's stream.
+    let lines = all_entries(&agent, "syslog");
+    assert!(lines.iter().any(|e| payload(e).contains("deployed shop")));
+}
+
+fn append_text(path: &Path, text: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open the log file");
+    file.write_all(text.as_bytes()).expect("append");
+}

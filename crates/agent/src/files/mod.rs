@@ -74,6 +74,42 @@ impl std::str::FromStr for FileSpec {
     }
 }
 
+/// The `[agent]` section of sluice.toml (`sluice server` ignores it):
+/// `[[agent.files]]` (`name`, `path`), `[[agent.sieve]]` rules and
+/// `sieve_defaults` (Logyard's rules for common cases; on by default).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSection {
+    pub files: Vec<FileEntry>,
+    pub sieve: Vec<crate::sieve::SieveRule>,
+    pub sieve_defaults: bool,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            files: Vec::new(),
+            sieve: Vec::new(),
+            sieve_defaults: true,
+        }
+    }
+}
+
+/// One `[[agent.files]]`.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub name: String,
+    pub path: String,
+}
+
+impl FileEntry {
+    /// Checked as `--file NAME=PATH` is.
+    pub fn spec(&self) -> Result<FileSpec, String> {
+        format!("{}={}", self.name, self.path).parse()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct FilesConfig {
     pub files: Vec<FileSpec>,
@@ -82,6 +118,8 @@ pub struct FilesConfig {
     pub read_limit: u64,
     pub node: String,
     pub positions_file: PathBuf,
+    /// Rules that turn lines into events (none: no events).
+    pub sieve: Option<Arc<crate::sieve::Sieve>>,
 }
 
 impl FilesConfig {
@@ -92,6 +130,7 @@ impl FilesConfig {
             read_limit: DEFAULT_READ_LIMIT,
             node: crate::docker::identity::host_name(),
             positions_file: data_dir.join("agent").join("files.positions"),
+            sieve: None,
         }
     }
 }
@@ -125,6 +164,7 @@ pub async fn run(config: FilesConfig, ingest: IngestContext, shutdown: Cancellat
                                 poll: POLL,
                                 ingest: ingest.clone(),
                                 positions: Arc::clone(&positions),
+                                sieve: config.sieve.clone(),
                                 shutdown: shutdown.clone(),
                             }.run());
                         }

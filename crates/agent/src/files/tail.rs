@@ -11,7 +11,8 @@
 //! rotated file found by its inode next to it). A file that grew by more
 //! than `read_limit` while the agent was away is read from `read_limit`
 //! before its end, and the skip is told in-band (Logyard's "Skipping much
-//! of a large log file").
+//! of a large log file"). With a [sieve](crate::sieve), a line's events
+//! are stored in the same append as the line.
 
 use std::io::SeekFrom;
 use std::os::unix::fs::MetadataExt as _;
@@ -43,6 +44,8 @@ pub struct Tailer {
     pub poll: Duration,
     pub ingest: IngestContext,
     pub positions: Arc<FilePositions>,
+    /// Rules that turn lines into events.
+    pub sieve: Option<Arc<crate::sieve::Sieve>>,
     pub shutdown: CancellationToken,
 }
 
@@ -263,7 +266,15 @@ impl Tailer {
         let mut batch = Vec::with_capacity(lines.len());
         for line in lines {
             match already.check(&line, false) {
-                Verdict::New => batch.push(self.envelope(line)),
+                Verdict::New => {
+                    // Events go with their line, in the same append.
+                    let events = self
+                        .sieve
+                        .as_ref()
+                        .map(|s| s.events(&line, &self.node, envelope::time::now_ns()));
+                    batch.push(self.envelope(line));
+                    batch.extend(events.into_iter().flatten());
+                }
                 Verdict::Stored(position) => *log_position = position.or(*log_position),
             }
         }
@@ -271,7 +282,9 @@ impl Tailer {
             return;
         }
         let counters = self.ingest.metrics.ingress_counters("file");
-        counters.envelopes.inc_by(batch.len() as u64);
+        counters
+            .envelopes
+            .inc_by(batch.iter().filter(|e| e.as_log().is_some()).count() as u64);
         counters.bytes.inc_by(
             batch
                 .iter()
