@@ -1,0 +1,19 @@
+//! A host log line (anyone who can write to syslog chooses it) through the
+//! agent's sieve with its default rules: no panic, events bounded, every
+//! event typed and tagged.
+#![no_main]
+
+use agent::sieve::{default_rules, Sieve};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let sieve = Sieve::new(default_rules()).expect("the default rules compile");
+    for event in sieve.events(data, "node", 1) {
+        assert!(event.tag("severity").is_some());
+        if let Some(envelope::v2::Message::Event(e)) = &event.message {
+            assert!(e.body.len() <= 4096);
+        } else {
+            panic!("the sieve made something other than an event");
+        }
+    }
+});
