@@ -157,27 +157,40 @@ fn run(args: RunArgs) -> Result<u8> {
     });
     serve::run_with("agent", config, move |server, shutdown| {
         let mut started = Vec::new();
-        if let Some(f) = files_config {
+        let mut docker_status = None;
+        let file_positions = files_config
+            .as_ref()
+            .map(|f| Arc::new(agent::files::FilePositions::open(&f.positions_file)));
+        if let (Some(f), Some(positions)) = (files_config, &file_positions) {
             let line = format!("files   {}", f.files.len());
-            let task = tokio::spawn(agent::files::run(f, server.ingest(), shutdown.clone()));
+            let task = tokio::spawn(agent::files::run(
+                f,
+                Arc::clone(positions),
+                server.ingest(),
+                shutdown.clone(),
+            ));
             started.push((task, line));
         }
         if let Some(d) = docker_config {
             let line = format!("docker  {}", d.socket.display());
             let status = Arc::new(docker::status::DockerStatus::default());
-            let reported = Arc::clone(&status);
-            let socket = d.socket.display().to_string();
-            server.set_agent_status(Arc::new(move || {
-                serde_json::json!({
-                    "docker": {
-                        "socket": socket,
-                        "containers": reported.report(),
-                    }
-                })
-            }));
+            docker_status = Some((Arc::clone(&status), d.socket.display().to_string()));
             let task = tokio::spawn(docker::run(d, server.ingest(), status, shutdown));
             started.push((task, line));
         }
+        server.set_agent_status(Arc::new(move || {
+            let mut report = serde_json::Map::new();
+            if let Some((status, socket)) = &docker_status {
+                report.insert(
+                    "docker".into(),
+                    serde_json::json!({"socket": socket, "containers": status.report()}),
+                );
+            }
+            if let Some(positions) = &file_positions {
+                report.insert("files".into(), serde_json::json!(positions.report()));
+            }
+            serde_json::Value::Object(report)
+        }));
         Ok(started)
     })
 }
@@ -202,7 +215,30 @@ async fn status(args: StatusArgs) -> Result<u8> {
         stdout.json_line(&report.to_string())?;
         return Ok(0);
     }
-    let docker = &report["docker"];
+    let mut out = String::new();
+    if report.get("docker").is_some() {
+        out.push_str(&docker_table(&report["docker"]));
+    }
+    if let Some(files) = report.get("files").and_then(|f| f.as_array()) {
+        out.push_str(&format!("files\n{:<12}  {:>14}  path\n", "inode", "offset"));
+        for f in files {
+            out.push_str(&format!(
+                "{:<12}  {:>14}  {}\n",
+                f["inode"].as_u64().unwrap_or(0),
+                f["offset"].as_u64().unwrap_or(0),
+                crate::term::escape_controls(f["path"].as_str().unwrap_or("?")),
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("(the agent collects nothing: no Docker, no files)\n");
+    }
+    stdout.line(out.trim_end())?;
+    Ok(0)
+}
+
+/// One line per container the agent followed.
+fn docker_table(docker: &serde_json::Value) -> String {
     let mut out = format!(
         "docker {}\n{:<12}  {:<24}  {:<9}  {:>10}  {:>8}  {:>12}  {:<30}  last error\n",
         docker["socket"].as_str().unwrap_or("-"),
@@ -248,8 +284,7 @@ async fn status(args: StatusArgs) -> Result<u8> {
     if containers.is_empty() {
         out.push_str("(no containers followed yet)\n");
     }
-    stdout.line(out.trim_end())?;
-    Ok(0)
+    out
 }
 
 /// The daemon socket from `--docker`, else `$DOCKER_HOST`, else the

@@ -113,6 +113,26 @@ fn a_file_is_followed_exactly_across_rotations_and_kill9() {
     assert_eq!(first.tag("systail"), Some("app"));
     assert_eq!(first.tag("source_type"), Some("SYSTAIL"));
     assert_eq!(first.tag("path"), Some(file.display().to_string().as_str()));
+    // Reported with its position: the whole current file is read.
+    let report: serde_json::Value =
+        serde_json::from_str(&agent.get("/v1/agent")).expect("GET /v1/agent is JSON");
+    let size = std::fs::metadata(&file).expect("the file").len();
+    let path = file.display().to_string();
+    let ours = report["files"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["path"] == path.as_str()).cloned())
+        .expect("the file is reported");
+    assert_eq!(ours["offset"], size);
+    let out = Command::new(sluice_bin())
+        .args(["agent", "status", "--server", &agent.http])
+        .output()
+        .expect("sluice agent status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.ends_with(&path) && l.contains(&size.to_string())),
+        "{text}"
+    );
     agent.stop();
 }
 

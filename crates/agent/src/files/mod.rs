@@ -5,7 +5,7 @@
 //! appear (the directory is listed every few seconds), each followed on
 //! its own ([`tail`]). Positions live in `<data-dir>/agent/files.positions`.
 
-mod positions;
+pub mod positions;
 pub mod tail;
 
 use std::collections::HashSet;
@@ -17,7 +17,7 @@ use sources::IngestContext;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use positions::FilePositions;
+pub use positions::FilePositions;
 use tail::Tailer;
 
 /// Logyard's `read_limit`: at most this much of a file that grew while the
@@ -136,8 +136,14 @@ impl FilesConfig {
 }
 
 /// Follows every configured file until `shutdown`, then saves positions.
-pub async fn run(config: FilesConfig, ingest: IngestContext, shutdown: CancellationToken) {
-    let positions = Arc::new(FilePositions::open(&config.positions_file));
+/// `positions`: [`FilePositions::open`] of `config.positions_file`, shared
+/// with whoever reports them (`GET /v1/agent`).
+pub async fn run(
+    config: FilesConfig,
+    positions: Arc<FilePositions>,
+    ingest: IngestContext,
+    shutdown: CancellationToken,
+) {
     let mut tailers = JoinSet::new();
     let mut followed: HashSet<PathBuf> = HashSet::new();
     let mut save = tokio::time::interval(SAVE_EVERY);

@@ -18,6 +18,15 @@ pub struct FileSaved {
     pub log_position: Option<u64>,
 }
 
+/// A file's position as `GET /v1/agent` reports it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct FileReport {
+    pub path: String,
+    pub inode: u64,
+    /// Bytes read into whole lines.
+    pub offset: u64,
+}
+
 #[derive(Default, Serialize, Deserialize)]
 struct FileForm {
     version: u32,
@@ -64,6 +73,20 @@ impl FilePositions {
             state.0.insert(file.to_owned(), saved);
             state.1 = true;
         }
+    }
+
+    /// Every file read so far with its position, for status reports.
+    pub fn report(&self) -> Vec<FileReport> {
+        self.state
+            .lock()
+            .0
+            .iter()
+            .map(|(path, saved)| FileReport {
+                path: path.display().to_string(),
+                inode: saved.inode,
+                offset: saved.offset,
+            })
+            .collect()
     }
 
     /// Writes the file if anything changed since the last save.
