@@ -35,9 +35,9 @@
 //! (default `logs`: Log envelopes only, as Loggregator does; see
 //! [`DrainType`]), `format=` (a named format or a template), `filter=` key
 //! prefix (repeatable). Scheme-specific: `omit-metadata=true` (syslog: no
-//! structured data), `ca=`, `cert=`, `key=` (syslog-tls and https: PEM
-//! files; cert+key enable mTLS), `overwrite=1` (file), `key=`, `limit=`
-//! (redis).
+//! structured data), `ca=`, `cert=`, `key=` (syslog-tls, https, grpc: PEM
+//! files; cert+key enable mTLS), `server-name=` (grpc), `overwrite=1`
+//! (file), `key=`, `limit=` (redis).
 
 use std::path::PathBuf;
 
@@ -99,6 +99,9 @@ pub enum Scheme {
     Udp,
     File,
     Redis,
+    /// `grpc://`: Loggregator v2 `Ingress.Send` (another sluice, a
+    /// Loggregator agent): whole envelopes, TLS with `ca=`.
+    Grpc,
 }
 
 impl Scheme {
@@ -116,6 +119,7 @@ impl Scheme {
             "udp" | "raw" | "raw+udp" => Scheme::Udp,
             "file" => Scheme::File,
             "redis" => Scheme::Redis,
+            "grpc" => Scheme::Grpc,
             _ => return None,
         })
     }
@@ -209,6 +213,8 @@ pub enum Target {
     File(FileTarget),
     /// `redis://`: `LPUSH` + `LTRIM`.
     Redis(RedisTarget),
+    /// `grpc://`: envelopes as they are, over Loggregator v2 ingress.
+    Grpc(GrpcTarget),
 }
 
 /// A receiver's host and port.
@@ -296,6 +302,16 @@ pub struct RedisTarget {
     pub db: i64,
 }
 
+#[derive(Clone, Debug, PartialEq)]
+pub struct GrpcTarget {
+    pub endpoint: Endpoint,
+    /// `Some` (TLS; mutual with `cert=`/`key=`) when `ca=` names the CA.
+    pub tls: Option<TlsFiles>,
+    /// `server-name=`: the name the server's certificate must carry
+    /// (default: the host; `sluice certs` writes `metron`).
+    pub server_name: Option<String>,
+}
+
 impl DrainUrl {
     /// The scheme, without logspout's aliases (`raw+tcp` is [`Scheme::Tcp`]).
     pub fn scheme(&self) -> Scheme {
@@ -311,6 +327,7 @@ impl DrainUrl {
             Target::Lines(_) => Scheme::Tcp,
             Target::File(_) => Scheme::File,
             Target::Redis(_) => Scheme::Redis,
+            Target::Grpc(_) => Scheme::Grpc,
         }
     }
 
@@ -320,7 +337,8 @@ impl DrainUrl {
             Target::Syslog(SyslogTarget { endpoint, .. })
             | Target::Http(HttpTarget { endpoint, .. })
             | Target::Lines(LinesTarget { endpoint, .. })
-            | Target::Redis(RedisTarget { endpoint, .. }) => Some(endpoint),
+            | Target::Redis(RedisTarget { endpoint, .. })
+            | Target::Grpc(GrpcTarget { endpoint, .. }) => Some(endpoint),
             Target::File(_) => None,
         }
     }
@@ -333,6 +351,7 @@ impl DrainUrl {
                 ..
             }) => Some(tls),
             Target::Http(h) => h.tls.as_ref(),
+            Target::Grpc(g) => g.tls.as_ref(),
             _ => None,
         }
     }
@@ -352,6 +371,7 @@ impl DrainUrl {
         let mut redis_key = "sluice".to_owned();
         let mut redis_limit = DEFAULT_REDIS_LIMIT;
         let mut tls = TlsFiles::default();
+        let mut server_name = None;
         // Options shared by every scheme; scheme-specific ones checked below.
         let mut passthrough = Vec::new();
         for (k, v) in url.query_pairs() {
@@ -381,6 +401,12 @@ impl DrainUrl {
                     }
                     redis_key = v.into_owned()
                 }
+                "server-name" if scheme == Scheme::Grpc => {
+                    if v.is_empty() {
+                        return Err(bad("server-name must not be empty"));
+                    }
+                    server_name = Some(v.into_owned())
+                }
                 "ca" => tls.ca = Some(PathBuf::from(v.as_ref())),
                 "cert" => tls.cert = Some(PathBuf::from(v.as_ref())),
                 "key" => tls.key = Some(PathBuf::from(v.as_ref())),
@@ -400,7 +426,7 @@ impl DrainUrl {
             // except TLS files: naming one would probe the file system.
             if tls.named().next().is_some() {
                 return Err(bad(
-                    "ca, cert and key are options of syslog-tls and https drains",
+                    "ca, cert and key are options of syslog-tls, https and grpc drains",
                 ));
             }
             let path = file_path(&url).map_err(bad)?;
@@ -453,11 +479,14 @@ impl DrainUrl {
             return Err(bad("cert and key go together (mTLS)"));
         }
         if (tls.ca.is_some() || tls.cert.is_some())
-            && !matches!(scheme, Scheme::SyslogTls | Scheme::Https)
+            && !matches!(scheme, Scheme::SyslogTls | Scheme::Https | Scheme::Grpc)
         {
             return Err(bad(
-                "ca, cert and key are options of syslog-tls and https drains",
+                "ca, cert and key are options of syslog-tls, https and grpc drains",
             ));
+        }
+        if scheme == Scheme::Grpc && tls.cert.is_some() && tls.ca.is_none() {
+            return Err(bad("a grpc drain with cert and key needs ca= too (TLS)"));
         }
         if tls.named().any(|(_, path)| path.as_os_str().is_empty()) {
             return Err(bad("ca, cert and key name a file"));
@@ -488,6 +517,11 @@ impl DrainUrl {
                 key: redis_key,
                 limit: redis_limit,
                 db: redis_db,
+            }),
+            Scheme::Grpc => Target::Grpc(GrpcTarget {
+                endpoint,
+                tls: tls.ca.is_some().then_some(tls),
+                server_name,
             }),
             Scheme::File => unreachable!("file drains returned above"),
         };
@@ -792,7 +826,7 @@ mod tests {
         // TLS files are checked where the allowed directories are known
         // (crate::paths): parsing never opens a file.
         assert!(DrainUrl::parse("syslog-tls://h:1?ca=/nonexistent/ca.pem").is_ok());
-        assert!(err("syslog://h:1?ca=/x.pem").contains("options of syslog-tls and https"));
+        assert!(err("syslog://h:1?ca=/x.pem").contains("options of syslog-tls, https and grpc"));
         // Secrets are not repeated in errors.
         let e = err("https://u:pw@h:0/x?token=t");
         assert!(
@@ -828,7 +862,10 @@ mod tests {
         let err = DrainUrl::parse("file:///var/log/x.log?ca=/etc/shadow")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("options of syslog-tls and https"), "{err}");
+        assert!(
+            err.contains("options of syslog-tls, https and grpc"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -901,6 +938,34 @@ mod tests {
             .to_string()
             .contains("a port is required"));
         assert!(DrainUrl::parse("syslog+tls://h:1?ca=ca.pem").is_ok());
+    }
+
+    #[test]
+    fn grpc_drains_carry_tls_and_a_server_name() {
+        let url = DrainUrl::parse(
+            "grpc://logs.example:8082?drain-type=all&ca=/pki/ca.crt&cert=/pki/client.crt&key=/pki/client.key&server-name=metron",
+        )
+        .unwrap();
+        assert_eq!(url.scheme(), Scheme::Grpc);
+        assert_eq!(url.drain_type, DrainType::All);
+        match &url.target {
+            Target::Grpc(g) => {
+                assert_eq!(g.endpoint.port, 8082);
+                assert_eq!(g.server_name.as_deref(), Some("metron"));
+                let tls = g.tls.as_ref().unwrap();
+                assert_eq!(tls.ca.as_deref(), Some(std::path::Path::new("/pki/ca.crt")));
+            }
+            other => panic!("{other:?}"),
+        }
+        let plain = DrainUrl::parse("grpc://127.0.0.1:8082").unwrap();
+        assert!(matches!(&plain.target, Target::Grpc(g) if g.tls.is_none()));
+        assert!(
+            DrainUrl::parse("grpc://h:1?cert=/a&key=/b").is_err(),
+            "mTLS without a CA"
+        );
+        assert!(DrainUrl::parse("grpc://h").is_err(), "no port");
+        assert!(DrainUrl::parse("grpc://h:1?server-name=").is_err());
+        assert!(DrainUrl::parse("syslog://h:1?server-name=x").is_err());
     }
 
     #[test]

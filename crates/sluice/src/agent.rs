@@ -88,6 +88,23 @@ struct RunArgs {
     /// read; the rest is skipped and told in-band [default: 16].
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     file_read_limit_mb: u64,
+    /// Forward everything collected to a sluice server (or a Loggregator
+    /// agent) over gRPC v2: grpc://HOST:PORT. What the server has not
+    /// taken yet waits in the agent's own log (--buffer-mb).
+    #[arg(long, value_name = "URL")]
+    forward: Option<String>,
+    /// ca.crt, client.crt and client.key (from `sluice certs`) for mutual
+    /// TLS to --forward.
+    #[arg(long, value_name = "DIR")]
+    tls_dir: Option<PathBuf>,
+    /// The name on the server's certificate [default: metron, as `sluice
+    /// certs` writes it].
+    #[arg(long, value_name = "NAME", default_value = "metron")]
+    server_name: String,
+    /// Disk for what waits to be forwarded; beyond it the oldest is
+    /// dropped (counted, and told in the apps' streams) [default: 256].
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    buffer_mb: u64,
 }
 
 pub fn main(args: AgentArgs) -> Result<u8> {
@@ -114,7 +131,16 @@ fn run(args: RunArgs) -> Result<u8> {
         );
         socket = None;
     }
-    let config = args.server.resolve()?;
+    let mut config = args.server.resolve()?;
+    if let Some(url) = &args.forward {
+        forward_to(
+            &mut config,
+            url,
+            args.tls_dir.as_deref(),
+            &args.server_name,
+            args.buffer_mb,
+        )?;
+    }
     let mut docker_config = socket.map(|socket| DockerConfig::new(socket, &config.data_dir));
     if let Some(d) = docker_config.as_mut() {
         d.rules.include_labels = args.include_labels;
@@ -235,6 +261,73 @@ async fn status(args: StatusArgs) -> Result<u8> {
     }
     stdout.line(out.trim_end())?;
     Ok(0)
+}
+
+/// `--forward grpc://HOST:PORT`: a standing route of every envelope
+/// (`drain-type=all`) over gRPC v2 from the agent's log, which is the
+/// buffer: its disk budget is `--buffer-mb`, retention drops the oldest
+/// beyond it, and the drain counts and tells what it lost. The route is a
+/// drain like any other, so the server's outage is its retry schedule
+/// (at-least-once: a batch in flight when the agent dies is sent again).
+/// The target's address is allowed for drains, and `--tls-dir` for TLS
+/// files, since the operator named both.
+fn forward_to(
+    config: &mut server::Config,
+    url: &str,
+    tls_dir: Option<&std::path::Path>,
+    server_name: &str,
+    buffer_mb: u64,
+) -> Result<()> {
+    let parsed = url::Url::parse(url).with_context(|| format!("--forward {url}"))?;
+    if parsed.scheme() != "grpc" {
+        bail!("--forward takes grpc://HOST:PORT, not {url:?}");
+    }
+    let host = parsed
+        .host_str()
+        .with_context(|| format!("--forward {url}: no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = parsed
+        .port()
+        .with_context(|| format!("--forward {url}: no port"))?;
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut route = format!("grpc://{authority}?drain-type=all");
+    if let Some(dir) = tls_dir {
+        let dir =
+            std::fs::canonicalize(dir).with_context(|| format!("--tls-dir {}", dir.display()))?;
+        let file = |name: &str| {
+            let path = dir.join(name).display().to_string();
+            percent_encoding::utf8_percent_encode(&path, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        };
+        route.push_str(&format!(
+            "&ca={}&cert={}&key={}&server-name={}",
+            file("ca.crt"),
+            file("client.crt"),
+            file("client.key"),
+            percent_encoding::utf8_percent_encode(server_name, percent_encoding::NON_ALPHANUMERIC)
+        ));
+        config.drains.tls_dirs.push(dir);
+    }
+    use std::net::ToSocketAddrs as _;
+    for addr in (host.as_str(), port)
+        .to_socket_addrs()
+        .with_context(|| format!("--forward {url}: cannot resolve {host}"))?
+    {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        config
+            .drains
+            .allow_ranges
+            .push(format!("{}/{prefix}", addr.ip()));
+    }
+    config.drains.routes.push(route);
+    config.log.max_disk_mb = buffer_mb.max(1);
+    Ok(())
 }
 
 /// One line per container the agent followed.

@@ -294,3 +294,111 @@ fn append_text(path: &Path, text: &str) {
         .expect("open the log file");
     file.write_all(text.as_bytes()).expect("append");
 }
+
+/// `sluice certs` into `dir`, and a server config whose gRPC wants client
+/// certificates from that CA.
+fn mtls_server_config(dir: &Path) -> std::path::PathBuf {
+    let out = Command::new(sluice_bin())
+        .arg("certs")
+        .arg(dir)
+        .output()
+        .expect("sluice certs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[grpc]\ntls_cert = {:?}\ntls_key = {:?}\ntls_client_ca = {:?}\n",
+            dir.join("server.crt"),
+            dir.join("server.key"),
+            dir.join("ca.crt"),
+        ),
+    )
+    .expect("server config");
+    config
+}
+
+#[test]
+fn an_agent_forwards_over_grpc_with_mtls_across_a_server_outage() {
+    let pki = TempDir::new("forward-pki");
+    let config = mtls_server_config(&pki.0);
+    let config_arg = config.display().to_string();
+    let server_data = TempDir::new("forward-server");
+    let mut server = ServerProcess::start_at(
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &server_data.0,
+        &["-c", &config_arg],
+    );
+    let grpc = server.grpc.expect("the server serves gRPC").to_string();
+    let server_http = server.http.trim_start_matches("http://").to_owned();
+    let server_syslog = server.syslog_tcp.to_string();
+
+    let agent_data = TempDir::new("forward-agent");
+    let logs = TempDir::new("forward-logs");
+    let file = logs.0.join("app.log");
+    std::fs::write(&file, "").expect("create");
+    let spec = format!("fwd={}", file.display());
+    let forward = format!("grpc://{grpc}");
+    let pki_arg = pki.0.display().to_string();
+    let agent = ServerProcess::start_agent_at(
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &agent_data.0,
+        &[
+            "--docker",
+            "off",
+            "--file",
+            &spec,
+            "--forward",
+            &forward,
+            "--tls-dir",
+            &pki_arg,
+        ],
+    );
+    eventually(15, || {
+        append(&file, 0, 0);
+        (!all_entries(&server, "fwd").is_empty()).then_some(())
+    })
+    .expect("lines reach the server through the agent");
+    append(&file, 1, 1000);
+    wait_entries(&server, "fwd", 1000, 20);
+
+    // The server goes away; the agent keeps what it collects meanwhile.
+    server.stop();
+    append(&file, 1001, 3000);
+    std::thread::sleep(Duration::from_millis(1500));
+    let drains = agent.get("/v1/drains");
+    assert!(drains.contains("RETRYING"), "the forward waits: {drains}");
+    server = ServerProcess::start_at(
+        &server_http,
+        &server_syslog,
+        &server_data.0,
+        &["-c", &config_arg, "--grpc", &grpc],
+    );
+    let entries = wait_entries(&server, "fwd", 3000, 30);
+    std::thread::sleep(Duration::from_millis(500));
+    let entries = if entries.len() >= 3000 {
+        all_entries(&server, "fwd")
+    } else {
+        entries
+    };
+    let got: Vec<u64> = numbers(&entries, "f ")
+        .into_iter()
+        .filter(|&n| n > 0)
+        .collect();
+    assert_exactly_once(&got, 3000, "forwarded across a server outage");
+    // The whole envelope arrives: the host as instance id, the tags.
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_owned();
+    let last = entries.last().expect("entries");
+    assert_eq!(last.instance_id, node);
+    assert_eq!(last.tag("systail"), Some("fwd"));
+    assert_eq!(last.tag("source_type"), Some("SYSTAIL"));
+}

@@ -48,6 +48,7 @@ use crate::spec::{DrainUrl, Endpoint, Scheme, SyslogTransport, Target};
 mod datagram;
 mod encode;
 pub mod file;
+mod grpc;
 mod https;
 mod redis;
 mod stream;
@@ -159,6 +160,7 @@ pub async fn connect(ctx: &WriterContext) -> Result<Box<dyn DrainWriter>, WriteE
         Target::Http(http) => https::connect(ctx, http).await,
         Target::File(file) => file::connect(ctx, file).await,
         Target::Redis(redis) => redis::connect(ctx, redis).await,
+        Target::Grpc(to) => grpc::connect(ctx, to).await,
     }
 }
 

@@ -104,16 +104,16 @@ impl ServerProcess {
         extra: &[&str],
         envs: &[(&str, &str)],
     ) -> Self {
+        // gRPC on a port of its own unless `extra` names one (a restart
+        // on the same port).
+        let grpc: &[&str] = if extra.contains(&"--grpc") {
+            &[]
+        } else {
+            &["--grpc", "127.0.0.1:0"]
+        };
         let mut child = Command::new(sluice_bin())
-            .args([
-                command,
-                "--http",
-                http,
-                "--syslog",
-                syslog,
-                "--grpc",
-                "127.0.0.1:0",
-            ])
+            .args([command, "--http", http, "--syslog", syslog])
+            .args(grpc)
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
