@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::docker::{all_entries, assert_exactly_once, numbers, payload, wait_entries};
+use support::reads::*;
 use support::*;
 
 fn append(path: &Path, from: u64, to: u64) {
@@ -87,19 +87,20 @@ fn a_file_is_followed_exactly_across_rotations_and_kill9() {
     // saw the truncation and past the old size are indistinguishable.
     std::thread::sleep(Duration::from_millis(600));
     append(&file, 2001, 3000);
-    std::thread::sleep(Duration::from_millis(300));
+    // Read after the truncation, before any restart could mask it.
+    let after_truncate = wait_entries(&agent, "app", (zeros + 3000) as usize, 20);
+    assert!(
+        after_truncate.len() as u64 >= zeros + 3000,
+        "lines after copytruncate are read: {} of {}",
+        after_truncate.len(),
+        zeros + 3000
+    );
     agent.kill9();
     append(&file, 3001, 3500);
     logrotate(&logs.0, &file, "create");
     append(&file, 3501, 4000);
     agent = ServerProcess::start_agent_at(&http, &syslog, &data.0, &args);
-    let entries = wait_entries(&agent, "app", (zeros + 4000) as usize, 30);
-    std::thread::sleep(Duration::from_millis(600));
-    let entries = if entries.len() as u64 == zeros + 4000 {
-        all_entries(&agent, "app")
-    } else {
-        entries
-    };
+    let entries = settled_entries(&agent, "app", (zeros + 4000) as usize, 30);
     let got: Vec<u64> = numbers(&entries, "f ")
         .into_iter()
         .filter(|&n| n > 0)
@@ -380,13 +381,7 @@ fn an_agent_forwards_over_grpc_with_mtls_across_a_server_outage() {
         &server_data.0,
         &["-c", &config_arg, "--grpc", &grpc],
     );
-    let entries = wait_entries(&server, "fwd", 3000, 30);
-    std::thread::sleep(Duration::from_millis(500));
-    let entries = if entries.len() >= 3000 {
-        all_entries(&server, "fwd")
-    } else {
-        entries
-    };
+    let entries = settled_entries(&server, "fwd", 3000, 30);
     let got: Vec<u64> = numbers(&entries, "f ")
         .into_iter()
         .filter(|&n| n > 0)
@@ -401,4 +396,37 @@ fn an_agent_forwards_over_grpc_with_mtls_across_a_server_outage() {
     assert_eq!(last.instance_id, node);
     assert_eq!(last.tag("systail"), Some("fwd"));
     assert_eq!(last.tag("source_type"), Some("SYSTAIL"));
+}
+
+#[test]
+fn a_globbed_file_is_followed_across_a_rename_with_a_gap() {
+    let data = TempDir::new("agent-glob");
+    let logs = TempDir::new("agent-glob-logs");
+    let file = logs.0.join("a.log");
+    std::fs::write(&file, "").expect("create");
+    let spec = format!("g={}/*.log", logs.0.display());
+    let agent = ServerProcess::start_agent_at(
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &data.0,
+        &["--docker", "off", "--file", &spec],
+    );
+    eventually(10, || {
+        append(&file, 0, 0);
+        (!all_entries(&agent, "g").is_empty()).then_some(())
+    })
+    .expect("the glob finds the file");
+    append(&file, 1, 500);
+    // Renamed out of the glob, and nothing at the name for a while: the
+    // tailer reads the old file to its end and ends; the next scan finds
+    // the new file and starts it from its first line.
+    std::fs::rename(&file, logs.0.join("a.log.1")).expect("rename");
+    std::thread::sleep(Duration::from_millis(800));
+    append(&file, 501, 1000);
+    let entries = settled_entries(&agent, "g", 1000, 20);
+    let got: Vec<u64> = numbers(&entries, "f ")
+        .into_iter()
+        .filter(|&n| n > 0)
+        .collect();
+    assert_exactly_once(&got, 1000, "across a rename rotation of a globbed file");
 }

@@ -251,13 +251,15 @@ impl Engine {
 
 /// The daemon's error message (`{"message": …}`), at most 4 KiB of it.
 async fn short_message(mut body: Incoming) -> String {
+    const MAX: usize = 4096;
     let mut bytes = Vec::new();
-    while let Some(Ok(frame)) = body.frame().await {
+    while bytes.len() < MAX {
+        let Some(Ok(frame)) = body.frame().await else {
+            break;
+        };
         if let Ok(data) = frame.into_data() {
-            bytes.extend_from_slice(&data[..data.len().min(4096 - bytes.len().min(4096))]);
-            if bytes.len() >= 4096 {
-                break;
-            }
+            let room = MAX - bytes.len();
+            bytes.extend_from_slice(&data[..data.len().min(room)]);
         }
     }
     #[derive(Deserialize)]

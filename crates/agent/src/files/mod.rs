@@ -148,9 +148,16 @@ pub async fn run(
     let mut followed: HashSet<PathBuf> = HashSet::new();
     let mut save = tokio::time::interval(SAVE_EVERY);
     let mut rescan = tokio::time::interval(RESCAN);
+    let counters = ingest.metrics.ingress_counters("file");
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            Some(done) = tailers.join_next(), if !tailers.is_empty() => {
+                // A globbed file that is gone: found again if it returns.
+                if let Ok(path) = done {
+                    followed.remove(&path);
+                }
+            }
             _ = save.tick() => {
                 if let Err(err) = positions.save() {
                     tracing::warn!(error = %err, "cannot save the file positions");
@@ -158,6 +165,7 @@ pub async fn run(
             }
             _ = rescan.tick() => {
                 for spec in &config.files {
+                    let globbed = is_glob(&spec.path);
                     for path in expand(&spec.path).await {
                         if followed.insert(path.clone()) {
                             tracing::info!(name = %spec.name, file = %path.display(), "following a file");
@@ -171,6 +179,8 @@ pub async fn run(
                                 ingest: ingest.clone(),
                                 positions: Arc::clone(&positions),
                                 sieve: config.sieve.clone(),
+                                counters: counters.clone(),
+                                until_gone: globbed,
                                 shutdown: shutdown.clone(),
                             }.run());
                         }
@@ -185,13 +195,18 @@ pub async fn run(
     }
 }
 
+fn is_glob(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().contains(['*', '?']))
+}
+
 /// The paths a spec names: itself (followed even before it exists), or
 /// the files in its directory whose names match its glob.
 async fn expand(path: &Path) -> Vec<PathBuf> {
     let Some(pattern) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Vec::new();
     };
-    if !pattern.contains(['*', '?']) {
+    if !is_glob(path) {
         return vec![path.to_owned()];
     }
     let Some(dir) = path.parent() else {

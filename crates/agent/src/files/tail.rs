@@ -46,6 +46,12 @@ pub struct Tailer {
     pub positions: Arc<FilePositions>,
     /// Rules that turn lines into events.
     pub sieve: Option<Arc<crate::sieve::Sieve>>,
+    /// `sluice_ingress_{envelopes,bytes}_total{protocol="file"}`.
+    pub counters: metrics::IngressCounters,
+    /// A file a glob found: the tailer ends once it is gone (read to its
+    /// end), so rotated-away names do not pile up. A named file is
+    /// waited for instead.
+    pub until_gone: bool,
     pub shutdown: CancellationToken,
 }
 
@@ -60,10 +66,14 @@ struct Open {
     partial: Vec<u8>,
     /// Bytes to pass over up to the next newline (after a cut or a skip).
     discard_line: bool,
+    /// The read buffer, [`READ_CHUNK`] bytes, kept for the file's life.
+    buf: Vec<u8>,
 }
 
 impl Tailer {
-    pub async fn run(self) {
+    /// Follows until shutdown (or, with `until_gone`, until the file is
+    /// gone); returns the path.
+    pub async fn run(self) -> PathBuf {
         let saved = self.positions.get(&self.path);
         let mut already = match saved.as_ref().and_then(|s| s.log_position) {
             Some(after) => {
@@ -102,18 +112,22 @@ impl Tailer {
                         self.store(last, &mut already, &mut log_position).await;
                         open.offset = 0;
                         open.partial.clear();
+                        if let Err(err) = open.file.seek(SeekFrom::Start(0)).await {
+                            tracing::warn!(file = %self.path.display(), error = %err, "cannot read a truncated file from its start");
+                        }
                         self.save(open, log_position);
                     }
+                    Rotation::Gone if self.until_gone => {
+                        // Its position stays saved: should the name come
+                        // back (a rename rotation), the next tailer finds
+                        // this file by its inode and goes on from there.
+                        self.drain(open, &mut already, &mut log_position).await;
+                        self.save(open, log_position);
+                        return self.path;
+                    }
+                    Rotation::Gone => {}
                     Rotation::Renamed => {
-                        // Everything the old file got before the switch.
-                        while let Ok((lines, more)) = self.read(open).await {
-                            self.store(lines, &mut already, &mut log_position).await;
-                            if !more {
-                                break;
-                            }
-                        }
-                        let last = finish_partial(open, self.max());
-                        self.store(last, &mut already, &mut log_position).await;
+                        self.drain(open, &mut already, &mut log_position).await;
                         current = self.open_path(0).await;
                         if let Some(open) = current.as_ref() {
                             self.save(open, log_position);
@@ -125,15 +139,35 @@ impl Tailer {
                 current = self
                     .open_path(if self.from_start { 0 } else { u64::MAX })
                     .await;
-                if let Some(open) = current.as_ref() {
-                    self.save(open, log_position);
+                match current.as_ref() {
+                    Some(open) => self.save(open, log_position),
+                    None if self.until_gone => return self.path,
+                    None => {}
                 }
             }
             tokio::select! {
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.cancelled() => return self.path,
                 _ = tokio::time::sleep(self.poll) => {}
             }
         }
+    }
+
+    /// Reads a file that is no longer at the path to its end, its last
+    /// line without a newline too.
+    async fn drain(
+        &self,
+        open: &mut Open,
+        already: &mut AlreadyStored,
+        log_position: &mut Option<u64>,
+    ) {
+        while let Ok((lines, more)) = self.read(open).await {
+            self.store(lines, already, log_position).await;
+            if !more {
+                break;
+            }
+        }
+        let last = finish_partial(open, self.max());
+        self.store(last, already, log_position).await;
     }
 
     fn max(&self) -> usize {
@@ -198,18 +232,32 @@ impl Tailer {
             offset,
             partial: Vec::new(),
             discard_line,
+            buf: vec![0; READ_CHUNK],
         })
     }
 
     /// Reads up to [`READ_CHUNK`] and cuts whole lines; `true` when there
     /// may be more right away.
     async fn read(&self, open: &mut Open) -> std::io::Result<(Vec<Bytes>, bool)> {
-        let mut buf = vec![0u8; READ_CHUNK];
-        let n = open.file.read(&mut buf).await?;
-        buf.truncate(n);
+        let mut buf = std::mem::take(&mut open.buf);
+        let read = open.file.read(&mut buf).await;
+        let n = match read {
+            Ok(n) => n,
+            Err(err) => {
+                open.buf = buf;
+                return Err(err);
+            }
+        };
+        let lines = self.cut_lines(open, &buf[..n]);
+        open.buf = buf;
+        Ok((lines, n == READ_CHUNK))
+    }
+
+    /// Whole lines out of what was read; the rest waits in `partial`.
+    fn cut_lines(&self, open: &mut Open, read: &[u8]) -> Vec<Bytes> {
         let max = self.max();
         let mut lines = Vec::new();
-        let mut rest = &buf[..];
+        let mut rest = read;
         while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
             let (piece, after) = rest.split_at(nl);
             rest = &after[1..];
@@ -245,13 +293,14 @@ impl Tailer {
         } else {
             open.offset += rest.len() as u64;
         }
-        Ok((lines, n == READ_CHUNK))
+        lines
     }
 
     async fn check_rotation(&self, open: &Open) -> Rotation {
         match tokio::fs::metadata(&self.path).await {
             Ok(m) if m.dev() != open.dev || m.ino() != open.inode => Rotation::Renamed,
             Ok(m) if m.len() < open.offset + open.partial.len() as u64 => Rotation::Truncated,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Rotation::Gone,
             _ => Rotation::None,
         }
     }
@@ -281,11 +330,10 @@ impl Tailer {
         if batch.is_empty() {
             return;
         }
-        let counters = self.ingest.metrics.ingress_counters("file");
-        counters
+        self.counters
             .envelopes
             .inc_by(batch.iter().filter(|e| e.as_log().is_some()).count() as u64);
-        counters.bytes.inc_by(
+        self.counters.bytes.inc_by(
             batch
                 .iter()
                 .map(|e| e.as_log().map_or(0, |l| l.payload.len() as u64 + 1))
@@ -331,6 +379,8 @@ enum Rotation {
     None,
     Truncated,
     Renamed,
+    /// Nothing at the path (moved away, not yet replaced, or deleted).
+    Gone,
 }
 
 /// The last line of a file that ended without a newline.
