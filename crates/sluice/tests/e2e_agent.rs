@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::docker::*;
+use support::reads::*;
 use support::*;
 
 #[test]
@@ -184,17 +185,7 @@ fn lines_survive_json_file_rotation() {
     // agent notices the silence while the file changes and reconnects.
     let data = TempDir::new("agent-rotate");
     let mut containers = Containers::new("rotate");
-    let agent = ServerProcess::start_agent_at(
-        "127.0.0.1:0",
-        "127.0.0.1:0",
-        &data.0,
-        &[
-            "--include-label",
-            &containers.include(),
-            "--docker-silence",
-            "2",
-        ],
-    );
+    let agent = start_agent_with(&data.0, &containers, &["--docker-silence", "2"]);
     const N: u64 = 4000;
     let id = containers.run(
         "rotating",
@@ -217,18 +208,10 @@ fn lines_survive_json_file_rotation() {
 fn a_noisy_container_is_limited_and_told() {
     let data = TempDir::new("agent-noisy");
     let mut containers = Containers::new("noisy");
-    let agent = ServerProcess::start_agent_at(
-        "127.0.0.1:0",
-        "127.0.0.1:0",
+    let agent = start_agent_with(
         &data.0,
-        &[
-            "--include-label",
-            &containers.include(),
-            "--max-lines-per-second",
-            "100",
-            "--max-lines-burst",
-            "1000",
-        ],
+        &containers,
+        &["--max-lines-per-second", "100", "--max-lines-burst", "1000"],
     );
     const N: u64 = 20_000;
     let id = containers.run(

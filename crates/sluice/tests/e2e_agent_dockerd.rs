@@ -12,9 +12,9 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use support::docker::*;
+use support::reads::*;
 use support::*;
 
 fn dockerd_pid() -> Option<String> {
@@ -76,13 +76,7 @@ fn the_agent_rides_out_a_dockerd_restart() {
         .collect();
     assert!(want.len() >= 300, "the container wrote before the restart");
     assert_eq!(want, (1..=want.len() as u64).collect::<Vec<_>>());
-    let entries = wait_entries(&agent, &name, want.len(), 30);
-    std::thread::sleep(Duration::from_millis(500));
-    let entries = if entries.len() == want.len() {
-        all_entries(&agent, &name)
-    } else {
-        entries
-    };
+    let entries = settled_entries(&agent, &name, want.len(), 30);
     assert_eq!(numbers(&entries, "b "), want, "each stored line once");
 
     // A container started after the restart is followed.

@@ -1,6 +1,6 @@
 //! Docker helpers for the agent's end-to-end tests: the test image (a
 //! static busybox imported once), containers labelled per test and removed
-//! after it, and reads of what the agent stored.
+//! after it, and an agent that follows only them.
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -121,84 +121,19 @@ impl Drop for Containers {
     }
 }
 
-/// Every log entry stored for `source`, oldest first: (type, payload,
-/// envelope), read in pages by time.
-pub fn all_entries(server: &ServerProcess, source: &str) -> Vec<envelope::v2::Envelope> {
-    let mut out: Vec<envelope::v2::Envelope> = Vec::new();
-    let mut start = 0i64;
-    loop {
-        let body = server.get(&format!(
-            "/api/v1/read/{source}?start_time={start}&limit=1000"
-        ));
-        let batch = envelope::json::batch_from_json(body.as_bytes()).expect("a read answer");
-        let n = batch.batch.len();
-        if let Some(last) = batch.batch.last() {
-            start = last.timestamp + 1;
-        }
-        out.extend(batch.batch);
-        if n < 1000 {
-            return out;
-        }
-    }
-}
-
-pub fn payload(e: &envelope::v2::Envelope) -> String {
-    String::from_utf8_lossy(&e.as_log().expect("a log envelope").payload).into_owned()
-}
-
-/// Polls until `source` holds `n` entries (or `secs` pass); returns them.
-pub fn wait_entries(
-    server: &ServerProcess,
-    source: &str,
-    n: usize,
-    secs: u64,
-) -> Vec<envelope::v2::Envelope> {
-    let mut last = Vec::new();
-    eventually(secs, || {
-        last = all_entries(server, source);
-        (last.len() >= n).then_some(())
-    });
-    last
-}
-
+/// `sluice agent` on fresh ports following only `containers`.
 pub fn start_agent(data: &std::path::Path, containers: &Containers) -> ServerProcess {
-    ServerProcess::start_agent_at(
-        "127.0.0.1:0",
-        "127.0.0.1:0",
-        data,
-        &["--include-label", &containers.include()],
-    )
+    start_agent_with(data, containers, &[])
 }
 
-/// The numbers in lines `<prefix> <n>`, in the order stored.
-pub fn numbers(entries: &[envelope::v2::Envelope], prefix: &str) -> Vec<u64> {
-    entries
-        .iter()
-        .filter_map(|e| {
-            payload(e)
-                .strip_prefix(prefix)
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .collect()
-}
-
-/// Asserts `got` is 1..=n in order, saying briefly what is wrong if not
-/// (how many, the first repeats, the first missing), never the whole list.
-pub fn assert_exactly_once(got: &[u64], n: u64, when: &str) {
-    if got.iter().copied().eq(1..=n) {
-        return;
-    }
-    let mut seen = std::collections::HashSet::new();
-    let repeats: Vec<u64> = got
-        .iter()
-        .copied()
-        .filter(|x| !seen.insert(*x))
-        .take(10)
-        .collect();
-    let missing: Vec<u64> = (1..=n).filter(|x| !seen.contains(x)).take(10).collect();
-    let out_of_order = got.windows(2).filter(|w| w[1] < w[0]).count();
-    panic!(
-        "{when}: {} lines for {n} numbers; first repeats {repeats:?}; first missing {missing:?}; {out_of_order} steps back",
-        got.len()
-    );
+/// [`start_agent`] with more flags.
+pub fn start_agent_with(
+    data: &std::path::Path,
+    containers: &Containers,
+    extra: &[&str],
+) -> ServerProcess {
+    let include = containers.include();
+    let mut args = vec!["--include-label", include.as_str()];
+    args.extend_from_slice(extra);
+    ServerProcess::start_agent_at("127.0.0.1:0", "127.0.0.1:0", data, &args)
 }
