@@ -155,12 +155,17 @@ mod tests {
 
     impl PublishForTest for Bus {
         fn publish(&self, batch: Vec<Envelope>) {
-            static NEXT: AtomicU64 = AtomicU64::new(1);
+            // Per test thread: tests run in parallel, and one shared
+            // counter made another test's publishes gaps in this one's
+            // positions.
+            thread_local! {
+                static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+            }
             let entries: Vec<Arc<Entry>> = batch
                 .into_iter()
                 .map(|e| {
                     let mut entry = Entry::new(e);
-                    entry.seq = NEXT.fetch_add(1, Ordering::Relaxed);
+                    entry.seq = NEXT.replace(NEXT.get() + 1);
                     Arc::new(entry)
                 })
                 .collect();
