@@ -129,7 +129,8 @@ start_sluice() { # -> 0 when listening; sets SL_PID SL_PORT SLUICE_HTTP, or FAIL
   SL_PORT=$(free_port)
   SLUICE_HTTP=$(free_port)
   local args=(server --http "127.0.0.1:$SLUICE_HTTP" --syslog "127.0.0.1:$SL_PORT"
-    --data-dir "$RUN/data" --allow-drain-ranges 127.0.0.0/8)
+    --data-dir "$RUN/data" --allow-drain-ranges 127.0.0.0/8
+    --max-lines-per-second 0) # one app at full speed: no noisy-neighbour cap
   if [[ -n $DRAIN_QUEUE ]]; then
     printf '[drains]\nqueue_capacity = %s\n' "$DRAIN_QUEUE" >"$RUN/sluice.toml"
     args+=(--config "$RUN/sluice.toml")

@@ -45,7 +45,7 @@ run_one() { # sluice|rsyslog -> "rate cpu-per-M rss-MB"
     local http syslog
     http=$(free_port) syslog=$(free_port)
     "$SLUICE_BIN" agent --docker off --file "app=$file" --http "127.0.0.1:$http" \
-      --syslog "127.0.0.1:$syslog" --grpc off --data-dir "$WORK/data" >"$WORK/sluice.log" 2>&1 </dev/null &
+      --syslog "127.0.0.1:$syslog" --grpc off --data-dir "$WORK/data" --max-lines-per-second 0 >"$WORK/sluice.log" 2>&1 </dev/null &
     pid=$!
     SLUICE_HTTP=$http
     wait_port "$http" "$pid" 60 || die "sluice did not start: $(tail -n 5 "$WORK/sluice.log")"

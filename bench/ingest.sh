@@ -155,7 +155,8 @@ start_sluice() {
   local mem=${SLUICE_MEMORY_MB:-$(($(mem_available_mb) / 2))}
   ((mem > 16384)) && mem=16384
   local args=(server --http "127.0.0.1:$SLUICE_HTTP" --syslog "127.0.0.1:$RCV_PORT"
-    --data-dir "$RUN/data" --log-backend "$SLUICE_BACKEND")
+    --data-dir "$RUN/data" --log-backend "$SLUICE_BACKEND"
+    --max-lines-per-second 0) # one app at full speed: no noisy-neighbour cap
   ((SLUICE_KEEP_ALL)) && args+=(--recent-max-per-source "$SLUICE_RECENT_MAX" --memory-mb "$mem")
   # shellcheck disable=SC2206
   args+=($SLUICE_ARGS)

@@ -139,7 +139,7 @@ start_sluice() { # [extra server args] -> 0 once /metrics answers; sets SL_PID S
   SL_PORT=$(free_port)
   SLUICE_HTTP=$(free_port)
   local args=(server --http "127.0.0.1:$SLUICE_HTTP" --syslog "127.0.0.1:$SL_PORT"
-    --data-dir "$SL_DATA" --log-backend disk "$@")
+    --data-dir "$SL_DATA" --log-backend disk --max-lines-per-second 0 "$@")
   # shellcheck disable=SC2206
   args+=($SLUICE_ARGS)
   echo "$SLUICE_BIN ${args[*]}" >>"$RUN/server.cmd"

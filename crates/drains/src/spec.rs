@@ -273,6 +273,11 @@ pub struct HttpTarget {
     pub tls: Option<TlsFiles>,
     /// `omit-metadata=true`: no structured data in the frames.
     pub omit_metadata: bool,
+    /// `body=envelopes`: each POST is NDJSON, one Log Cache JSON envelope
+    /// per line (`application/x-ndjson`, what sluice's own `POST /logs`
+    /// takes, so source, instance, type and tags cross whole) instead of
+    /// logplex-1 syslog frames.
+    pub envelopes: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -372,6 +377,7 @@ impl DrainUrl {
         let mut redis_limit = DEFAULT_REDIS_LIMIT;
         let mut tls = TlsFiles::default();
         let mut server_name = None;
+        let mut envelopes = false;
         // Options shared by every scheme; scheme-specific ones checked below.
         let mut passthrough = Vec::new();
         for (k, v) in url.query_pairs() {
@@ -400,6 +406,17 @@ impl DrainUrl {
                         return Err(bad("key must not be empty"));
                     }
                     redis_key = v.into_owned()
+                }
+                "body" if matches!(scheme, Scheme::Https | Scheme::Http) => {
+                    envelopes = match v.as_ref() {
+                        "envelopes" => true,
+                        "logplex" => false,
+                        other => {
+                            return Err(bad(&format!(
+                                "body must be logplex or envelopes, not {other:?}"
+                            )))
+                        }
+                    }
                 }
                 "server-name" if scheme == Scheme::Grpc => {
                     if v.is_empty() {
@@ -507,6 +524,7 @@ impl DrainUrl {
                 path: http_path,
                 tls: (scheme == Scheme::Https).then_some(tls),
                 omit_metadata,
+                envelopes,
             }),
             Scheme::Tcp | Scheme::Udp => Target::Lines(LinesTarget {
                 endpoint,
@@ -789,8 +807,16 @@ mod tests {
                 path: "/in".into(),
                 tls: None,
                 omit_metadata: true,
+                envelopes: false,
             })
         );
+        assert!(matches!(
+            target("https://h/logs?body=envelopes"),
+            Target::Http(HttpTarget {
+                envelopes: true,
+                ..
+            })
+        ));
         assert!(matches!(
             target("tcp://h:1"),
             Target::Lines(LinesTarget { udp: false, .. })
@@ -821,6 +847,7 @@ mod tests {
         assert!(err("syslog://host").contains("a port is required"));
         assert!(err("tcp://:5").contains("invalid drain URL"));
         assert!(err("syslog://h:1?bogus=1").contains("unknown option \"bogus\""));
+        assert!(err("https://h/?body=xml").contains("body must be logplex or envelopes"));
         assert!(err("redis://h/x").contains("database number"));
         assert!(err("file://host/x").contains("absolute path"));
         // TLS files are checked where the allowed directories are known

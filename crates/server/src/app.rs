@@ -109,6 +109,7 @@ impl Server {
             bus.clone(),
             log_shutdown.clone(),
         ));
+        tasks.spawn(ingest.clone().tell_rate_drops_until(shutdown.clone()));
         tasks.spawn(log_tasks::retain_every(
             Arc::clone(&log),
             RETENTION_PERIOD,

@@ -257,6 +257,12 @@ pub struct IngestConfig {
     /// Seconds a sender's timestamp may lie in the past before the receive
     /// time replaces it.
     pub max_past_skew_secs: u64,
+    /// Log lines per second one source (app) may send before lines are
+    /// dropped (counted, and told in its stream once a second), on every
+    /// ingest path; 0 turns the limit off.
+    pub max_lines_per_second: u32,
+    /// Lines a source may send at once above the rate.
+    pub max_lines_burst: u32,
 }
 
 impl Default for IngestConfig {
@@ -277,6 +283,8 @@ impl Default for IngestConfig {
             max_datagram: d.max_datagram,
             max_future_skew_secs: d.max_future_skew.as_secs(),
             max_past_skew_secs: d.max_past_skew.as_secs(),
+            max_lines_per_second: d.rate.lines_per_second,
+            max_lines_burst: d.rate.burst,
         }
     }
 }
@@ -546,6 +554,10 @@ impl Config {
             max_datagram: i.max_datagram.max(512),
             max_future_skew: Duration::from_secs(i.max_future_skew_secs),
             max_past_skew: Duration::from_secs(i.max_past_skew_secs),
+            rate: sources::rate::RateLimit {
+                lines_per_second: i.max_lines_per_second,
+                burst: i.max_lines_burst,
+            },
         }
     }
 

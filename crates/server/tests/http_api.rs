@@ -134,9 +134,53 @@ async fn bad_bodies_get_clear_json_errors() {
     );
 }
 
+/// apptail's noisy-neighbour limit holds in server ingest: a flooding app
+/// keeps its burst, the rest is dropped, counted and told in its own
+/// stream, and a quiet app loses nothing.
+#[tokio::test]
+async fn a_noisy_app_is_limited_and_told_a_quiet_one_is_not() {
+    let s = common::start(|c| {
+        c.ingest.max_lines_per_second = 100;
+        c.ingest.max_lines_burst = 1000;
+    })
+    .await;
+    let noisy: Vec<String> = (1..=5000).map(|i| format!("n {i}")).collect();
+    let (status, _) = post(&s, "/logs?source_id=noisy", "text/plain", noisy.join("\n")).await;
+    assert_eq!(status, StatusCode::OK);
+    let quiet: Vec<String> = (1..=20).map(|i| format!("q {i}")).collect();
+    let (status, _) = post(&s, "/logs?source_id=quiet", "text/plain", quiet.join("\n")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        s.payloads("quiet").await,
+        quiet,
+        "the quiet app is untouched"
+    );
+
+    let dropped = s
+        .metric("sluice_drops_total{reason=\"rate_limited\"}")
+        .await;
+    assert!((3900..=4000).contains(&dropped), "{dropped} dropped");
+    let kept = s.payloads("noisy").await;
+    // (A read gives at most 1,000.)
+    assert_eq!(kept.len() as u64, (5000 - dropped).min(1000));
+    assert_eq!(kept[..1000], noisy[..1000], "the burst is the first lines");
+    // Told within about a second, in the app's stream, with the count.
+    let want = format!("sluice: {dropped} lines dropped for app noisy: over 100 lines/s");
+    let mut newest = Vec::new();
+    for _ in 0..40 {
+        newest = common::texts(&s.read("noisy", "descending=true&limit=1").await);
+        if newest.first() == Some(&want) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(newest, vec![want]);
+}
+
 #[tokio::test]
 async fn read_pages_through_100k_lines_by_time() {
-    let s = common::start(|_| {}).await;
+    // 100,000 lines of one source at once: past the noisy-neighbour limit.
+    let s = common::start(|c| c.ingest.max_lines_per_second = 0).await;
     let lines: Vec<String> = (0..100_000).map(|i| format!("line {i}")).collect();
     for chunk in lines.chunks(10_000) {
         let (status, _) = post(&s, "/logs?source_id=big", "text/plain", chunk.join("\n")).await;

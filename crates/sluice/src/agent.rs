@@ -12,6 +12,8 @@ use agent::docker::identity::LabelMatch;
 use agent::docker::{self, DockerConfig};
 use anyhow::{bail, Context as _, Result};
 
+mod forward;
+
 use crate::client::{self, endpoint, ServerArg};
 use crate::serve::{self, ServerArgs};
 
@@ -68,14 +70,6 @@ struct RunArgs {
     /// rotation) [default: 30].
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     docker_silence: u64,
-    /// Lines per second a container may log before lines are dropped
-    /// (counted, and told in its stream once a second); 0 turns the limit
-    /// off [default: 1000].
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    max_lines_per_second: u32,
-    /// Lines a container may log at once above the rate [default: 10000].
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    max_lines_burst: u32,
     /// A host file to follow into `systail.NAME.<host>` (repeatable; the
     /// file name may be a glob: /var/log/*.log).
     #[arg(long = "file", value_name = "NAME=PATH")]
@@ -88,17 +82,19 @@ struct RunArgs {
     /// read; the rest is skipped and told in-band [default: 16].
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     file_read_limit_mb: u64,
-    /// Forward everything collected to a sluice server (or a Loggregator
-    /// agent) over gRPC v2: grpc://HOST:PORT. What the server has not
-    /// taken yet waits in the agent's own log (--buffer-mb).
+    /// Forward everything collected to a sluice server: grpc://HOST:PORT
+    /// (Loggregator v2 ingress, also a Loggregator agent's) or
+    /// http(s)://[USER:TOKEN@]HOST:PORT[/PATH] (its `POST /logs`, path
+    /// /logs by default, the token as basic-auth password). What the
+    /// server has not taken yet waits in the agent's own log (--buffer-mb).
     #[arg(long, value_name = "URL")]
     forward: Option<String>,
     /// ca.crt, client.crt and client.key (from `sluice certs`) for mutual
     /// TLS to --forward.
     #[arg(long, value_name = "DIR")]
     tls_dir: Option<PathBuf>,
-    /// The name on the server's certificate [default: metron, as `sluice
-    /// certs` writes it].
+    /// The name on the server's certificate for grpc:// [default: metron,
+    /// as `sluice certs` writes it].
     #[arg(long, value_name = "NAME", default_value = "metron")]
     server_name: String,
     /// Disk for what waits to be forwarded; beyond it the oldest is
@@ -133,7 +129,7 @@ fn run(args: RunArgs) -> Result<u8> {
     }
     let mut config = args.server.resolve()?;
     if let Some(url) = &args.forward {
-        forward_to(
+        forward::forward_to(
             &mut config,
             url,
             args.tls_dir.as_deref(),
@@ -148,10 +144,6 @@ fn run(args: RunArgs) -> Result<u8> {
         d.rules.label_tags = args.label_tags;
         d.backlog = args.docker_backlog;
         d.silence = Duration::from_secs(args.docker_silence);
-        d.rate = sources::rate::RateLimit {
-            lines_per_second: args.max_lines_per_second,
-            burst: args.max_lines_burst,
-        };
     }
     let section: agent::files::AgentSection = config
         .agent
@@ -261,73 +253,6 @@ async fn status(args: StatusArgs) -> Result<u8> {
     }
     stdout.line(out.trim_end())?;
     Ok(0)
-}
-
-/// `--forward grpc://HOST:PORT`: a standing route of every envelope
-/// (`drain-type=all`) over gRPC v2 from the agent's log, which is the
-/// buffer: its disk budget is `--buffer-mb`, retention drops the oldest
-/// beyond it, and the drain counts and tells what it lost. The route is a
-/// drain like any other, so the server's outage is its retry schedule
-/// (at-least-once: a batch in flight when the agent dies is sent again).
-/// The target's address is allowed for drains, and `--tls-dir` for TLS
-/// files, since the operator named both.
-fn forward_to(
-    config: &mut server::Config,
-    url: &str,
-    tls_dir: Option<&std::path::Path>,
-    server_name: &str,
-    buffer_mb: u64,
-) -> Result<()> {
-    let parsed = url::Url::parse(url).with_context(|| format!("--forward {url}"))?;
-    if parsed.scheme() != "grpc" {
-        bail!("--forward takes grpc://HOST:PORT, not {url:?}");
-    }
-    let host = parsed
-        .host_str()
-        .with_context(|| format!("--forward {url}: no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = parsed
-        .port()
-        .with_context(|| format!("--forward {url}: no port"))?;
-    let authority = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let mut route = format!("grpc://{authority}?drain-type=all");
-    if let Some(dir) = tls_dir {
-        let dir =
-            std::fs::canonicalize(dir).with_context(|| format!("--tls-dir {}", dir.display()))?;
-        let file = |name: &str| {
-            let path = dir.join(name).display().to_string();
-            percent_encoding::utf8_percent_encode(&path, percent_encoding::NON_ALPHANUMERIC)
-                .to_string()
-        };
-        route.push_str(&format!(
-            "&ca={}&cert={}&key={}&server-name={}",
-            file("ca.crt"),
-            file("client.crt"),
-            file("client.key"),
-            percent_encoding::utf8_percent_encode(server_name, percent_encoding::NON_ALPHANUMERIC)
-        ));
-        config.drains.tls_dirs.push(dir);
-    }
-    use std::net::ToSocketAddrs as _;
-    for addr in (host.as_str(), port)
-        .to_socket_addrs()
-        .with_context(|| format!("--forward {url}: cannot resolve {host}"))?
-    {
-        let prefix = if addr.is_ipv4() { 32 } else { 128 };
-        config
-            .drains
-            .allow_ranges
-            .push(format!("{}/{prefix}", addr.ip()));
-    }
-    config.drains.routes.push(route);
-    config.log.max_disk_mb = buffer_mb.max(1);
-    Ok(())
 }
 
 /// One line per container the agent followed.

@@ -36,6 +36,15 @@ pub struct ServerArgs {
     /// Data directory [default: ./sluice-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Log lines per second one app (source id) may send before lines are
+    /// dropped (counted, and told in its stream once a second); 0 turns
+    /// the limit off [default: `[ingest] max_lines_per_second`, 1000].
+    #[arg(long, value_name = "N")]
+    max_lines_per_second: Option<u32>,
+    /// Lines an app may send at once above the rate [default: `[ingest]
+    /// max_lines_burst`, 10000].
+    #[arg(long, value_name = "N")]
+    max_lines_burst: Option<u32>,
     /// Newest envelopes kept per source [default: 100000].
     #[arg(long, value_name = "N")]
     recent_max_per_source: Option<usize>,
@@ -171,6 +180,12 @@ impl ServerArgs {
         }
         if let Some(dir) = self.data_dir {
             config.data_dir = dir;
+        }
+        if let Some(n) = self.max_lines_per_second {
+            config.ingest.max_lines_per_second = n;
+        }
+        if let Some(n) = self.max_lines_burst {
+            config.ingest.max_lines_burst = n;
         }
         if let Some(n) = self.recent_max_per_source {
             config.log.max_per_source = n;

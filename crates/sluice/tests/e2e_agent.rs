@@ -269,3 +269,47 @@ fn a_noisy_container_is_limited_and_told() {
     assert_eq!(row["dropped"], told);
     assert_eq!(row["lines"], lines);
 }
+
+#[test]
+fn containers_are_forwarded_over_http_whole_across_a_server_outage() {
+    let server_data = TempDir::new("http-forward-server");
+    let mut server = ServerProcess::start_at("127.0.0.1:0", "127.0.0.1:0", &server_data.0, &[]);
+    let server_http = server.http.trim_start_matches("http://").to_owned();
+    let server_syslog = server.syslog_tcp.to_string();
+
+    let data = TempDir::new("http-forward-agent");
+    let mut containers = Containers::new("forward");
+    let forward = server.http.clone();
+    let agent = start_agent_with(&data.0, &containers, &["--forward", &forward]);
+    const N: u64 = 3000;
+    // 3,000 lines over about six seconds; the server is away for three of
+    // them.
+    let id = containers.run(
+        "fwd",
+        &[],
+        &format!("i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo \"h $i\"; usleep 2000; done"),
+    );
+    let name = containers.name("fwd");
+    wait_entries(&server, &name, 100, 20);
+    server.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    let drains = agent.get("/v1/drains");
+    assert!(drains.contains("RETRYING"), "the forward waits: {drains}");
+    server = ServerProcess::start_at(&server_http, &server_syslog, &server_data.0, &[]);
+    docker(&["wait", &id]);
+
+    let entries = settled_entries(&server, &name, N as usize, 30);
+    assert_exactly_once(
+        &numbers(&entries, "h "),
+        N,
+        "forwarded across a server outage",
+    );
+    // Every field crosses: the short container id, the stream, the tags.
+    for e in &entries {
+        assert_eq!(e.instance_id, id[..12]);
+        assert_eq!(e.tag("container_id"), Some(id.as_str()));
+        assert_eq!(e.tag("image"), Some(IMAGE));
+        assert_eq!(e.tag("source_type"), Some("DOCKER"));
+        assert_eq!(e.log_type(), Some(envelope::v2::LogType::Out));
+    }
+}

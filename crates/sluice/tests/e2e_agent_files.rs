@@ -151,6 +151,9 @@ fn a_file_that_grew_too_much_while_away_is_skipped_and_told() {
         spec.as_str(),
         "--file-read-limit-mb",
         "1",
+        // The megabyte read at once is more than the default burst.
+        "--max-lines-per-second",
+        "0",
     ];
     let mut agent = ServerProcess::start_agent_at("127.0.0.1:0", "127.0.0.1:0", &data.0, &args);
     let http = agent.http.trim_start_matches("http://").to_owned();

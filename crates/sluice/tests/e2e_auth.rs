@@ -49,3 +49,41 @@ fn clients_present_the_token() {
     let (code, _, err) = server.cli(&["drain", "list", "--token", TOKEN]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// A Logplex-style HTTP drain carries only the URL's user info: a server
+/// with tokens takes its token as the basic-auth password of `POST /logs`,
+/// and nowhere else.
+#[test]
+fn a_drain_posts_with_the_token_as_its_password() {
+    let guarded = ServerProcess::start(&["--token", TOKEN]);
+    let port = guarded.http.rsplit(':').next().expect("a port");
+    let route = format!("http://drain:{TOKEN}@127.0.0.1:{port}/logs?body=envelopes");
+    let wrong = format!("http://drain:nope@127.0.0.1:{port}/logs");
+    let sender = ServerProcess::start(&["--allow-drain-ranges", "127.0.0.1/32", &route, &wrong]);
+    sender.post_lines("basic-app", &["through basic auth".to_owned()]);
+    let out = support::eventually(15, || {
+        let out = Command::new(sluice_bin())
+            .args(["logs", "basic-app", "--recent", "--server", &guarded.http])
+            .env("SLUICE_TOKEN", TOKEN)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("through basic auth").then_some(text)
+    });
+    assert!(out.is_some(), "the line reaches the guarded server");
+    // The route with a wrong password is refused (401).
+    let refused = support::eventually(15, || {
+        let status = sender.drain_status("route.2");
+        let error = status["status"]["last_error"].as_str()?.to_owned();
+        error.contains("401").then_some(error)
+    });
+    assert!(refused.is_some(), "{}", sender.drain_status("route.2"));
+    // Basic auth reads nothing.
+    let read = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u"])
+        .arg(format!("x:{TOKEN}"))
+        .arg(format!("{}/api/v1/meta", guarded.http))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&read.stdout), "401");
+}

@@ -46,7 +46,13 @@ impl Site {
             http: format!("127.0.0.1:{}", free_port()),
             syslog: format!("127.0.0.1:{}", free_port()),
             data: TempDir::new(tag),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            // One app at full speed: these tests are about the pipeline
+            // under load, not the noisy-neighbour limit.
+            extra: ["--max-lines-per-second", "0"]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 

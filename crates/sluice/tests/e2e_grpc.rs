@@ -546,7 +546,8 @@ fn self_metrics_reach_the_firehose_and_health_reports_loss_levels() {
 /// either received or counted in a `dropped` counter from `sluice`.
 #[test]
 fn a_slow_firehose_consumer_is_told_exactly_what_it_lost() {
-    let server = ServerProcess::start(&[]);
+    // 100,000 lines of one app at once: past the noisy-neighbour limit.
+    let server = ServerProcess::start(&["--max-lines-per-second", "0"]);
     let target = server.grpc.expect("grpc").to_string();
     let sent = 100_000;
     // Reads nothing for 4 s, while 100 MB arrive: far past its queue

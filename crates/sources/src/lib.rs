@@ -46,20 +46,26 @@ pub struct IngestContext {
     pub metrics: Arc<Metrics>,
     pub limits: IngestLimits,
     refusals: Arc<Refusals>,
+    rate: Arc<rate::Limiter>,
 }
 
 impl IngestContext {
     pub fn new(log: Arc<dyn Log>, metrics: Arc<Metrics>, limits: IngestLimits) -> Self {
+        let rate = Arc::new(rate::Limiter::new(limits.rate));
         IngestContext {
             log,
             metrics,
             limits,
             refusals: Arc::default(),
+            rate,
         }
     }
 
     /// Bounds and appends a decoded batch: the one door every source goes
-    /// through. Identity fields are bounded here ([`limits::FieldLimits`]),
+    /// through. Log lines over their source's rate limit are dropped here
+    /// ([`rate`], `sluice_drops_total{reason="rate_limited"}`, told in the
+    /// app's stream by [`tell_rate_drops`](Self::tell_rate_drops)).
+    /// Identity fields are bounded ([`limits::FieldLimits`]),
     /// each cut counted (`sluice_drops_total{reason="truncated"}`,
     /// `{reason="too_many_tags"}`), so per-source state stays small whatever
     /// a sender puts in them; the log makes timestamps usable for paging.
@@ -81,14 +87,71 @@ impl IngestContext {
         &self,
         batch: Vec<envelope::Envelope>,
     ) -> impl std::future::Future<Output = Result<(), ApiError>> + Send + '_ {
-        let stored = self.store(batch);
-        async move { stored.await.map(drop) }
+        let (_, appended) = self.append(batch);
+        async move { appended.await.map(drop) }
     }
 
-    /// [`submit`](Self::submit) that tells where the batch landed: each
-    /// entry's log position (a collector that records how far it got, as
-    /// the agent's Docker followers do, keeps the newest).
+    /// [`submit`](Self::submit) that tells where the batch landed: per
+    /// entry of `batch`, its log position, or `None` when the entry was
+    /// dropped over its source's rate limit (a collector that records how
+    /// far it got, as the agent's Docker followers do, keeps the newest).
     pub fn store(
+        &self,
+        batch: Vec<envelope::Envelope>,
+    ) -> impl std::future::Future<Output = Result<Vec<Option<sluice_log::Position>>, ApiError>> + Send + '_
+    {
+        let (keep, appended) = self.append(batch);
+        async move { appended.await.map(|positions| aligned(positions, &keep)) }
+    }
+
+    /// Tells each app whose lines were dropped over the rate limit, in its
+    /// own stream, at most once a second ([`rate::Limiter::notices`]); the
+    /// server calls it every second.
+    pub async fn tell_rate_drops(&self) {
+        let notices = self.rate.notices(std::time::Instant::now());
+        if !notices.is_empty() {
+            // Sluice's own words: not limited again; a refusal is counted.
+            let _ = self.finish_append(notices).await;
+        }
+    }
+
+    /// [`tell_rate_drops`](Self::tell_rate_drops) every
+    /// [`rate::NOTICE_EVERY`] until `shutdown`.
+    pub async fn tell_rate_drops_until(self, shutdown: tokio_util::sync::CancellationToken) {
+        if self.rate.limit().is_off() {
+            return;
+        }
+        let mut tick = tokio::time::interval(rate::NOTICE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.tell_rate_drops().await,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// The rate limit, then [`finish_append`](Self::finish_append). Also
+    /// returns which entries were kept (empty: all).
+    fn append(
+        &self,
+        mut batch: Vec<envelope::Envelope>,
+    ) -> (
+        Vec<bool>,
+        impl std::future::Future<Output = Result<Vec<sluice_log::Position>, ApiError>> + Send + '_,
+    ) {
+        let admitted = self.rate.admit(&batch, std::time::Instant::now());
+        if admitted.dropped > 0 {
+            self.metrics.count_drop("rate_limited", admitted.dropped);
+            let mut keep = admitted.keep.iter();
+            batch.retain(|_| keep.next().copied().unwrap_or(true));
+        }
+        (admitted.keep, self.finish_append(batch))
+    }
+
+    /// Bounds the batch and gives it its place in the log now; the future
+    /// counts how it went.
+    fn finish_append(
         &self,
         mut batch: Vec<envelope::Envelope>,
     ) -> impl std::future::Future<Output = Result<Vec<sluice_log::Position>, ApiError>> + Send + '_
@@ -171,6 +234,22 @@ impl IngestContext {
         let payload = bytes::Bytes::copy_from_slice(message);
         mapping::syslog_to_envelope(&parsed, payload, &self.limits, now)
     }
+}
+
+/// Positions of the kept entries spread over the whole batch: `None` where
+/// `keep` (empty: all kept) says an entry was dropped.
+fn aligned(
+    positions: Vec<sluice_log::Position>,
+    keep: &[bool],
+) -> Vec<Option<sluice_log::Position>> {
+    if keep.is_empty() {
+        return positions.into_iter().map(Some).collect();
+    }
+    let mut stored = positions.into_iter();
+    // A batch dropped whole was never appended: every entry is `None`.
+    keep.iter()
+        .map(|&kept| if kept { stored.next() } else { None })
+        .collect()
 }
 
 /// The drop reason counted for a batch the log refused.

@@ -30,6 +30,9 @@ pub struct IngestLimits {
     /// How far in the past a sender's timestamp may be before it is replaced
     /// with the receive time.
     pub max_past_skew: Duration,
+    /// Lines per second (and burst) per source before lines are dropped
+    /// ([`crate::rate`]).
+    pub rate: crate::rate::RateLimit,
 }
 
 impl Default for IngestLimits {
@@ -45,6 +48,7 @@ impl Default for IngestLimits {
             max_datagram: 64 * 1024,
             max_future_skew: Duration::from_secs(600),
             max_past_skew: Duration::from_secs(24 * 3600),
+            rate: crate::rate::RateLimit::default(),
         }
     }
 }

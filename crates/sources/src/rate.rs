@@ -1,12 +1,21 @@
 //! Noisy-neighbour limits, as Logyard's apptail set them: a leaky bucket
-//! of lines per second with a burst, so one app that floods cannot starve
-//! the others of the pipeline. Over the limit, lines are dropped (counted
-//! in `sluice_drops_total{reason="rate_limited"}`) and the app is told in
-//! its own stream about once a second ([`codec::notice::rate_limited`]).
+//! of lines per second with a burst, per source id, so one app that floods
+//! cannot starve the others of the pipeline. Over the limit, lines are
+//! dropped (counted in `sluice_drops_total{reason="rate_limited"}`) and the
+//! app is told in its own stream about once a second
+//! ([`codec::notice::rate_limited`]).
 //!
-//! The `sluice agent` Docker followers keep one bucket per container.
+//! [`Limiter`] is applied by [`crate::IngestContext`] to every batch, so
+//! the limit holds on every ingest path (syslog, HTTP, gRPC, the agent's
+//! Docker and file collectors) and has one home. Only log lines count:
+//! metrics and events pass (a flood of those is bounded by the log's
+//! per-source limits instead).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+use envelope::Envelope;
+use parking_lot::Mutex;
 
 /// Lines per second and burst; a rate of 0 turns the limit off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +58,14 @@ impl Bucket {
 
     pub fn limit(&self) -> RateLimit {
         self.limit
+    }
+
+    /// Whether the bucket would be full at `now` (it has been idle for
+    /// the burst's worth of time).
+    fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens + elapsed * f64::from(self.limit.lines_per_second)
+            >= f64::from(self.limit.burst.max(1))
     }
 
     /// Whether one more line fits now.
@@ -103,6 +120,117 @@ impl DropNotice {
     }
 }
 
+/// The per-source buckets of one ingest context.
+#[derive(Debug)]
+pub struct Limiter {
+    limit: RateLimit,
+    sources: Mutex<HashMap<String, SourceState>>,
+}
+
+#[derive(Debug)]
+struct SourceState {
+    bucket: Bucket,
+    drops: DropNotice,
+}
+
+/// What [`Limiter::admit`] decided for a batch.
+#[derive(Debug, Default)]
+pub struct Admitted {
+    /// Per entry, whether it may go on; empty when all may.
+    pub keep: Vec<bool>,
+    /// How many were dropped.
+    pub dropped: u64,
+}
+
+impl Limiter {
+    pub fn new(limit: RateLimit) -> Self {
+        Limiter {
+            limit,
+            sources: Mutex::default(),
+        }
+    }
+
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
+    /// Decides which log lines of `batch` fit their source's bucket.
+    pub fn admit(&self, batch: &[Envelope], now: Instant) -> Admitted {
+        let mut admitted = Admitted::default();
+        if self.limit.is_off() {
+            return admitted;
+        }
+        let mut sources = self.sources.lock();
+        for (i, env) in batch.iter().enumerate() {
+            if !matches!(env.message, Some(envelope::v2::Message::Log(_))) {
+                continue;
+            }
+            // Looked up before inserting so a known source costs no key
+            // allocation.
+            if !sources.contains_key(env.source_id.as_str()) {
+                sources.insert(env.source_id.clone(), SourceState::new(self.limit, now));
+            }
+            let Some(state) = sources.get_mut(env.source_id.as_str()) else {
+                continue;
+            };
+            if !state.bucket.admit(now) {
+                state.drops.dropped(1);
+                if admitted.keep.is_empty() {
+                    admitted.keep = vec![true; batch.len()];
+                }
+                admitted.keep[i] = false;
+                admitted.dropped += 1;
+            }
+        }
+        admitted
+    }
+
+    /// The drops to tell now, per source (at most once per
+    /// [`NOTICE_EVERY`] each), as notices for the apps' streams. Sources
+    /// whose bucket is full again and who have nothing to tell are
+    /// forgotten (a full bucket is what a new one would be), so the map
+    /// holds only the sources of the last burst's worth of seconds.
+    pub fn notices(&self, now: Instant) -> Vec<Envelope> {
+        let mut sources = self.sources.lock();
+        let mut notices = Vec::new();
+        let per_second = self.limit.lines_per_second;
+        sources.retain(|source, state| {
+            if let Some(count) = state.drops.due(now, false) {
+                notices.push(notice(source, count, per_second));
+            }
+            state.drops.pending > 0 || !state.bucket.is_full(now)
+        });
+        notices
+    }
+}
+
+impl SourceState {
+    fn new(limit: RateLimit, now: Instant) -> Self {
+        SourceState {
+            bucket: Bucket::new(limit, now),
+            drops: DropNotice::default(),
+        }
+    }
+}
+
+/// The in-band notice of drops over the rate limit, in the app's own
+/// stream (no instance id: it is sluice's line, not the app's).
+pub fn notice(source_id: &str, count: u64, per_second: u32) -> Envelope {
+    let text = codec::notice::rate_limited(count, source_id, per_second);
+    let mut env = Envelope::log(
+        envelope::time::now_ns(),
+        source_id.to_owned(),
+        String::new(),
+        bytes::Bytes::from(text),
+        envelope::v2::LogType::Err,
+    );
+    env.tags.insert(
+        "source_type".to_owned(),
+        codec::notice::SOURCE_TYPE.to_owned(),
+    );
+    env
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +263,52 @@ mod tests {
             t0,
         );
         assert!((0..100_000).all(|_| b.admit(t0)));
+    }
+
+    fn line(source: &str) -> Envelope {
+        Envelope::log(
+            1,
+            source.to_owned(),
+            "0".to_owned(),
+            bytes::Bytes::from_static(b"x"),
+            envelope::v2::LogType::Out,
+        )
+    }
+
+    #[test]
+    fn each_source_has_its_own_bucket_and_is_told() {
+        let t0 = Instant::now();
+        let limiter = Limiter::new(RateLimit {
+            lines_per_second: 10,
+            burst: 3,
+        });
+        let mut batch: Vec<Envelope> = (0..5).map(|_| line("noisy")).collect();
+        batch.push(line("quiet"));
+        batch.push(Envelope::event(1, "noisy", "oom", "an event is not a line"));
+        let admitted = limiter.admit(&batch, t0);
+        assert_eq!(admitted.dropped, 2);
+        assert_eq!(
+            admitted.keep,
+            vec![true, true, true, false, false, true, true],
+            "the burst of noisy, all of quiet, events are not lines"
+        );
+        let notices = limiter.notices(t0);
+        assert_eq!(notices.len(), 1);
+        assert_eq!(notices[0].source_id, "noisy");
+        let text = notices[0].as_log().map(|l| l.payload.clone());
+        assert_eq!(
+            text.as_deref(),
+            Some(&b"sluice: 2 lines dropped for app noisy: over 10 lines/s"[..])
+        );
+        assert_eq!(
+            notices[0].tags.get("source_type").map(String::as_str),
+            Some("SLUICE")
+        );
+        // Told once; quiet's bucket refills and both are forgotten.
+        assert!(limiter.notices(t0 + Duration::from_secs(2)).is_empty());
+        assert!(limiter.sources.lock().is_empty());
+        // Nothing in the way when all fit.
+        assert!(limiter.admit(&batch[..3], t0).keep.is_empty());
     }
 
     #[test]

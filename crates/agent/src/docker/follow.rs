@@ -30,12 +30,11 @@
 //! position.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use envelope::v2::Envelope;
 use http_body_util::BodyExt;
 use sluice_log::Position;
-use sources::rate::{Bucket, DropNotice, RateLimit};
 use sources::IngestContext;
 use tokio_util::sync::CancellationToken;
 
@@ -90,8 +89,6 @@ pub struct Follower {
     pub start: Resume,
     /// How long a stream may be silent while the log file changes.
     pub silence: Duration,
-    /// Lines per second and burst for this container.
-    pub rate: RateLimit,
     /// Told when the daemon reports the container died: a follow the
     /// daemon registered while the container was stopping is never closed,
     /// so the follower stops waiting for more a moment after this.
@@ -110,9 +107,6 @@ struct Progress {
     /// Lines a run killed before its next save stored, passed over when
     /// read again.
     already_stored: AlreadyStored,
-    /// The rate limit's bucket and the drops not told yet.
-    bucket: Bucket,
-    drops: DropNotice,
     log_position: Option<Position>,
     joiner: LineJoiner,
     recent: Recent,
@@ -129,8 +123,6 @@ impl Follower {
                     log_position: saved.log_position,
                     joiner: LineJoiner::new(self.ingest.limits.max_message),
                     recent: Recent::default(),
-                    bucket: Bucket::new(self.rate, Instant::now()),
-                    drops: DropNotice::default(),
                 }
             }
             None => {
@@ -147,8 +139,6 @@ impl Follower {
                     log_position: None,
                     joiner: LineJoiner::new(self.ingest.limits.max_message),
                     recent: Recent::default(),
-                    bucket: Bucket::new(self.rate, Instant::now()),
-                    drops: DropNotice::default(),
                 }
             }
         };
@@ -316,7 +306,7 @@ impl Follower {
                 lines.extend(progress.joiner.push(chunk));
             }
         }
-        self.store(progress, lines, false).await;
+        self.store(progress, lines).await;
         Ok(StreamEnd::Eof)
     }
 
@@ -356,36 +346,31 @@ impl Follower {
             if let Some(line) = progress.joiner.push(chunk) {
                 lines.push(line);
                 if lines.len() >= BATCH_LINES {
-                    self.store(progress, std::mem::take(&mut lines), false)
-                        .await;
+                    self.store(progress, std::mem::take(&mut lines)).await;
                 }
             }
         }
-        self.store(progress, lines, false).await;
+        self.store(progress, lines).await;
         Ok(())
     }
 
-    /// Stores the last unfinished lines of a stopped container, and tells
-    /// its drops.
+    /// Stores the last unfinished lines of a stopped container.
     async fn finish(&self, progress: &mut Progress) {
         let lines = progress.joiner.flush();
-        self.store(progress, lines, true).await;
+        self.store(progress, lines).await;
     }
 
-    /// Stores lines (passing over those a crashed run already stored, and
-    /// dropping those over the rate limit) and records the position they
-    /// reach. `at_end`: the stream ended, so pending drops are told now.
-    async fn store(&self, progress: &mut Progress, lines: Vec<Line>, at_end: bool) {
-        let now = Instant::now();
-        let mut batch = Vec::with_capacity(lines.len() + 1);
-        let (mut cut, mut dropped) = (0u64, 0u64);
-        let had_lines = !lines.is_empty();
+    /// Stores lines (passing over those a crashed run already stored; the
+    /// ingest context drops those over the app's rate limit) and records
+    /// the position they reach.
+    async fn store(&self, progress: &mut Progress, lines: Vec<Line>) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut batch = Vec::with_capacity(lines.len());
+        let mut cut = 0u64;
         for line in lines {
             if self.already_stored(progress, &line) {
-                continue;
-            }
-            if !progress.bucket.admit(now) {
-                dropped += 1;
                 continue;
             }
             cut += u64::from(line.cut);
@@ -394,29 +379,19 @@ impl Follower {
         if cut > 0 {
             self.ingest.metrics.count_drop("truncated", cut);
         }
-        if dropped > 0 {
-            self.ingest.metrics.count_drop("rate_limited", dropped);
-            self.status.add_dropped(dropped);
-            progress.drops.dropped(dropped);
-        }
-        let n = batch.len() as u64;
-        if let Some(told) = progress.drops.due(now, at_end) {
-            batch.push(self.notice(told, progress.bucket.limit().lines_per_second));
-        }
-        if !had_lines && batch.is_empty() {
-            return;
-        }
         if !batch.is_empty() {
+            let n = batch.len() as u64;
             self.counters.envelopes.inc_by(n);
             match self.ingest.store(batch).await {
                 Ok(positions) => {
-                    // The newest of this container's lines (a notice is
-                    // not one of them: it has no instance id).
-                    let lines_end = (n as usize)
-                        .checked_sub(1)
-                        .and_then(|last| positions.get(last).copied());
-                    progress.log_position = lines_end.or(progress.log_position);
-                    self.status.add_lines(n);
+                    let stored = positions.iter().flatten().count() as u64;
+                    self.status.add_lines(stored);
+                    self.status.add_dropped(n - stored);
+                    progress.log_position = positions
+                        .iter()
+                        .rev()
+                        .find_map(|p| *p)
+                        .or(progress.log_position);
                 }
                 // Counted by the ingest context as every source's refusals
                 // are; the position moves on (the agent never blocks on
@@ -441,7 +416,7 @@ impl Follower {
     fn already_stored(&self, progress: &mut Progress, line: &Line) -> bool {
         match progress
             .already_stored
-            .check(&line.text, !self.rate.is_off())
+            .check(&line.text, !self.ingest.limits.rate.is_off())
         {
             Verdict::New => false,
             Verdict::Stored(position) => {
@@ -449,24 +424,6 @@ impl Follower {
                 true
             }
         }
-    }
-
-    /// The in-band notice of drops over the rate limit, in the app's own
-    /// stream (no instance id: it is sluice's line, not the container's).
-    fn notice(&self, count: u64, per_second: u32) -> Envelope {
-        let text = codec::notice::rate_limited(count, &self.identity.source_id, per_second);
-        let mut env = Envelope::log(
-            envelope::time::now_ns(),
-            self.identity.source_id.clone(),
-            String::new(),
-            bytes::Bytes::from(text),
-            envelope::v2::LogType::Err,
-        );
-        env.tags.insert(
-            "source_type".to_owned(),
-            codec::notice::SOURCE_TYPE.to_owned(),
-        );
-        env
     }
 
     fn envelope(&self, line: Line) -> Envelope {

@@ -60,8 +60,6 @@ pub struct DockerConfig {
     pub silence: Duration,
     /// Most containers followed at once (more are skipped and reported).
     pub max_containers: usize,
-    /// Noisy-neighbour limit per container (apptail's).
-    pub rate: sources::rate::RateLimit,
     /// Where positions are kept (`<data-dir>/agent/docker.positions`).
     pub positions_file: PathBuf,
 }
@@ -77,7 +75,6 @@ impl DockerConfig {
             backlog: false,
             silence: Duration::from_secs(30),
             max_containers: 1000,
-            rate: sources::rate::RateLimit::default(),
             positions_file: data_dir.join("agent").join("docker.positions"),
         }
     }
@@ -355,7 +352,6 @@ impl Collector {
             identity,
             start,
             silence: self.config.silence,
-            rate: self.config.rate,
             died: Arc::clone(&died),
             shutdown: self.shutdown.clone(),
         };

@@ -314,7 +314,7 @@ impl Tailer {
     ) {
         let mut batch = Vec::with_capacity(lines.len());
         for line in lines {
-            match already.check(&line, false) {
+            match already.check(&line, !self.ingest.limits.rate.is_off()) {
                 Verdict::New => {
                     // Events go with their line, in the same append.
                     let events = self
@@ -340,7 +340,7 @@ impl Tailer {
                 .sum(),
         );
         if let Ok(positions) = self.ingest.store(batch).await {
-            *log_position = positions.last().copied().or(*log_position);
+            *log_position = positions.iter().rev().find_map(|p| *p).or(*log_position);
         }
     }
 

@@ -2,7 +2,11 @@
 //! whose body is the octet-counted RFC 5424 frames of its entries
 //! (`Content-Type: application/logplex-1`), with `Logplex-Msg-Count` and a
 //! `Logplex-Frame-Id` that is the same when the manager resends the same
-//! batch after a failure, so receivers can drop duplicates.
+//! batch after a failure, so receivers can drop duplicates. With
+//! `?body=envelopes` the body is NDJSON instead, one Log Cache JSON
+//! envelope per line (`application/x-ndjson`): what a sluice server's
+//! `POST /logs` takes with every field intact (`sluice agent --forward
+//! https://…` uses it).
 //!
 //! The client is built once per writer: rustls configured like
 //! `syslog-tls://` ([`super::tls`]: system roots or only `?ca=`, mTLS with
@@ -43,6 +47,8 @@ struct HttpsWriter {
     target: String,
     basic_auth: Option<(String, Option<String>)>,
     encoder: SyslogEncoder,
+    /// `body=envelopes`: NDJSON envelopes rather than syslog frames.
+    envelopes: bool,
     max_bytes: usize,
     /// For explaining an untrusted certificate ([`tls::explain`]).
     ca: Option<std::path::PathBuf>,
@@ -76,7 +82,11 @@ pub(super) async fn connect(
     let mut headers = HeaderMap::new();
     headers.insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("application/logplex-1"),
+        HeaderValue::from_static(if http.envelopes {
+            "application/x-ndjson"
+        } else {
+            "application/logplex-1"
+        }),
     );
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
@@ -99,6 +109,7 @@ pub(super) async fn connect(
         target,
         basic_auth: super::userinfo(&ctx.url.raw),
         encoder: SyslogEncoder::new(ctx, http.omit_metadata),
+        envelopes: http.envelopes,
         max_bytes: ctx.max_bytes(),
         ca: http.tls.as_ref().and_then(|t| t.ca.clone()),
         tls_dirs: ctx.paths.tls_dirs().to_vec(),
@@ -116,7 +127,12 @@ impl HttpsWriter {
         let mut n = 0;
         for entry in batch {
             let before = body.len();
-            self.encoder.frame(entry, &mut body);
+            if self.envelopes {
+                envelope::json::write_json(&entry.envelope, &mut body);
+                body.push(b'\n');
+            } else {
+                self.encoder.frame(entry, &mut body);
+            }
             if n > 0 && body.len() > self.max_bytes {
                 body.truncate(before);
                 break;
@@ -421,6 +437,26 @@ mod tests {
         writer.send(&batch(&["four"])).await.unwrap();
         let third = receiver.next().await;
         assert_ne!(third.headers["logplex-frame-id"], h["logplex-frame-id"]);
+    }
+
+    #[tokio::test]
+    async fn envelope_bodies_keep_every_field() {
+        let mut receiver = Receiver::start(None).await;
+        let url = format!("http://127.0.0.1:{}/logs?body=envelopes&x=1", receiver.port);
+        let mut writer = connect(&ctx(&url)).await.unwrap();
+        let entries = batch(&["one", "two"]);
+        writer.send(&entries).await.unwrap();
+        let request = receiver.next().await;
+        assert_eq!(request.path, "/logs?x=1", "body= is the drain's option");
+        assert_eq!(request.headers["content-type"], "application/x-ndjson");
+        let lines: Vec<_> = request
+            .body
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| envelope::json::from_json(l).expect("each line an envelope"))
+            .collect();
+        let sent: Vec<_> = entries.iter().map(|e| e.envelope.clone()).collect();
+        assert_eq!(lines, sent, "the envelopes as they are");
     }
 
     #[tokio::test]

@@ -29,6 +29,34 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The token as the password of `Authorization: Basic` (the user name is
+/// ignored), taken for `POST /logs` only: a Logplex-style HTTPS drain
+/// (Heroku's, or `sluice agent --forward https://…`) can carry only the
+/// URL's user info. Elsewhere a browser that cached such credentials could
+/// be made to send them cross-site; the server never asks for them (it
+/// sends no `WWW-Authenticate: Basic`), so no browser caches them unasked.
+fn basic_password(request: &Request) -> Option<String> {
+    use base64::Engine as _;
+    if request.method() != axum::http::Method::POST || request.uri().path() != "/logs" {
+        return None;
+    }
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let (_, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    (!password.is_empty()).then(|| password.to_owned())
+}
+
 /// Whether the request is one a browser cannot add headers to.
 fn browser_stream(headers: &HeaderMap) -> bool {
     let has = |name, want: &str| {
@@ -61,7 +89,7 @@ pub async fn require_token(
     let presented = match bearer(request.headers()) {
         Some(t) => Some(t.to_owned()),
         None if browser_stream(request.headers()) => query_token(&request),
-        None => None,
+        None => basic_password(&request),
     };
     let access = presented.and_then(|p| {
         if state.tokens.iter().any(|t| constant_time_eq(t, &p)) {
@@ -114,6 +142,36 @@ mod tests {
         }
         assert_eq!(bearer(&headers(&[("authorization", "Basic abc")])), None);
         assert_eq!(bearer(&headers(&[("authorization", "Bearer")])), None);
+    }
+
+    #[test]
+    fn basic_auth_password_only_for_posted_logs() {
+        let request = |method: &str, path: &str, auth: &str| {
+            axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", auth)
+                .body(axum::body::Body::empty())
+                .expect("a valid request")
+        };
+        // "x:s3cret" and ":s3cret" and "x:"
+        let (with_user, without_user, empty) =
+            ("Basic eDpzM2NyZXQ=", "basic OnMzY3JldA==", "Basic eDo=");
+        assert_eq!(
+            basic_password(&request("POST", "/logs", with_user)).as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(
+            basic_password(&request("POST", "/logs?x=1", without_user)).as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(basic_password(&request("POST", "/logs", empty)), None);
+        assert_eq!(basic_password(&request("GET", "/logs", with_user)), None);
+        assert_eq!(
+            basic_password(&request("POST", "/v1/drains", with_user)),
+            None
+        );
+        assert_eq!(basic_password(&request("POST", "/logs", "Basic %%%")), None);
     }
 
     #[test]
