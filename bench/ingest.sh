@@ -27,6 +27,8 @@
 #        ROUNDS=1 (run every receiver N times, interleaved; rows show the median)
 #        RATE=100000000 (per connection; effectively unlimited)
 #        SLUICE_BIN=target/release/sluice SLUICE_ARGS="extra server flags"
+#        MAX_LINES_PER_SECOND=0 (the noisy-neighbour limit; 0 is off, a huge
+#        value measures the limiter's cost with nothing dropped)
 #        SLUICE_KEEP_ALL=0 (1: raise --recent-max-per-source and --memory-mb
 #        to SLUICE_RECENT_MAX=100000000 and SLUICE_MEMORY_MB=(auto:
 #        min(16384, MemAvailable/2)) so the log's index keeps the whole run)
@@ -38,6 +40,7 @@ LOG_TAG=ingest
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # REPO BENCH, the common knobs, helpers
 
 ONLY=${ONLY:-null,rsyslog,syslog-ng,sluice-disk,sluice-mem}
+MAX_LINES_PER_SECOND=${MAX_LINES_PER_SECOND:-0}
 ROUNDS=${ROUNDS:-1}
 SLUICE_RECENT_MAX=${SLUICE_RECENT_MAX:-100000000}
 SLUICE_MEMORY_MB=${SLUICE_MEMORY_MB:-}
@@ -156,7 +159,7 @@ start_sluice() {
   ((mem > 16384)) && mem=16384
   local args=(server --http "127.0.0.1:$SLUICE_HTTP" --syslog "127.0.0.1:$RCV_PORT"
     --data-dir "$RUN/data" --log-backend "$SLUICE_BACKEND"
-    --max-lines-per-second 0) # one app at full speed: no noisy-neighbour cap
+    --max-lines-per-second "$MAX_LINES_PER_SECOND") # 0: one app at full speed, no noisy-neighbour cap
   ((SLUICE_KEEP_ALL)) && args+=(--recent-max-per-source "$SLUICE_RECENT_MAX" --memory-mb "$mem")
   # shellcheck disable=SC2206
   args+=($SLUICE_ARGS)

@@ -70,20 +70,22 @@ impl Bucket {
 
     /// Whether one more line fits now.
     pub fn admit(&mut self, now: Instant) -> bool {
+        self.take(now, 1) == 1
+    }
+
+    /// How many of `n` more lines fit now (taken from the bucket).
+    pub fn take(&mut self, now: Instant, n: usize) -> usize {
         if self.limit.is_off() {
-            return true;
+            return n;
         }
         let elapsed = now.saturating_duration_since(self.refilled);
         self.refilled = now;
         self.tokens = (self.tokens
             + elapsed.as_secs_f64() * f64::from(self.limit.lines_per_second))
         .min(f64::from(self.limit.burst.max(1)));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        let fits = (self.tokens.floor() as usize).min(n);
+        self.tokens -= fits as f64;
+        fits
     }
 }
 
@@ -154,32 +156,40 @@ impl Limiter {
         self.limit
     }
 
-    /// Decides which log lines of `batch` fit their source's bucket.
+    /// Decides which log lines of `batch` fit their source's bucket: of a
+    /// run of one source's lines, the first ones that fit go on (as if
+    /// admitted one by one at the same instant).
     pub fn admit(&self, batch: &[Envelope], now: Instant) -> Admitted {
         let mut admitted = Admitted::default();
         if self.limit.is_off() {
             return admitted;
         }
         let mut sources = self.sources.lock();
-        for (i, env) in batch.iter().enumerate() {
-            if !matches!(env.message, Some(envelope::v2::Message::Log(_))) {
-                continue;
-            }
+        for run in crate::runs::log_runs(batch) {
             // Looked up before inserting so a known source costs no key
             // allocation.
-            if !sources.contains_key(env.source_id.as_str()) {
-                sources.insert(env.source_id.clone(), SourceState::new(self.limit, now));
+            if !sources.contains_key(run.source_id) {
+                sources.insert(run.source_id.to_owned(), SourceState::new(self.limit, now));
             }
-            let Some(state) = sources.get_mut(env.source_id.as_str()) else {
+            let Some(state) = sources.get_mut(run.source_id) else {
                 continue;
             };
-            if !state.bucket.admit(now) {
-                state.drops.dropped(1);
-                if admitted.keep.is_empty() {
-                    admitted.keep = vec![true; batch.len()];
+            let fits = state.bucket.take(now, run.lines);
+            let over = run.lines - fits;
+            if over == 0 {
+                continue;
+            }
+            state.drops.dropped(over as u64);
+            admitted.dropped += over as u64;
+            if admitted.keep.is_empty() {
+                admitted.keep = vec![true; batch.len()];
+            }
+            let mut seen = 0;
+            for i in run.span {
+                if crate::runs::is_line(&batch[i]) {
+                    admitted.keep[i] = seen < fits;
+                    seen += 1;
                 }
-                admitted.keep[i] = false;
-                admitted.dropped += 1;
             }
         }
         admitted
