@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The one command that runs every check sluice has, on a fresh machine:
 # installs the test peers (Debian packages: logger, rsyslog with its TLS
-# driver, redis-server, nc, docker.io, busybox-static, logrotate; PyPI's
-# grpcio-tools) when missing, starts dockerd when none answers, then runs
+# driver, redis-server, nc, docker.io, busybox-static, logrotate,
+# chromium and chromium-driver; PyPI's grpcio-tools) when missing, starts dockerd when none answers, then runs
 # cargo fmt --check, clippy with -D warnings, a check that the fuzz
 # targets still build, and all tests (unit, in-process servers,
 # end-to-end against logger, rsyslog, redis-server, logrotate, a Docker
-# engine and a gRPC client generated from ../shared/proto/loggregator-v2).
+# engine, headless Chromium for the web console, and a gRPC client
+# generated from ../shared/proto/loggregator-v2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_
 command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || need_pkgs+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need_pkgs+=(logrotate)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing test peers: ${need_pkgs[*]}"

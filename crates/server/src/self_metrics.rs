@@ -85,6 +85,24 @@ pub struct HealthReport {
     pub last_minute: Window,
     pub last_hour: Window,
     pub subscribers: u64,
+    /// The alert levels, for a plot of `series`.
+    pub warn_loss_percent: f64,
+    pub critical_loss_percent: f64,
+    /// The last hour, one step per emission (`[metrics]
+    /// emit_interval_secs`), oldest first: what came in, went out and was
+    /// dropped in each step.
+    pub series: Vec<Step>,
+}
+
+/// One step of [`HealthReport::series`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Step {
+    /// Unix ns at the step's end (a string, as the API sends int64).
+    pub at: String,
+    pub seconds: f64,
+    pub ingress: u64,
+    pub egress: u64,
+    pub dropped: u64,
 }
 
 fn level(loss_percent: f64) -> &'static str {
@@ -152,11 +170,29 @@ impl HealthHistory {
             .iter()
             .find(|s| s.name == "subscribers")
             .map_or(0, |s| s.value as u64);
+        let hour_ago = now_ns - HOUR_NS;
+        let series = points
+            .iter()
+            .chain(std::iter::once(&now))
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[1].at_ns > hour_ago && w[1].at_ns > w[0].at_ns)
+            .map(|w| Step {
+                at: w[1].at_ns.to_string(),
+                seconds: (w[1].at_ns - w[0].at_ns) as f64 / 1e9,
+                ingress: (w[1].ingress - w[0].ingress).max(0.0) as u64,
+                egress: (w[1].egress - w[0].egress).max(0.0) as u64,
+                dropped: (w[1].dropped - w[0].dropped).max(0.0) as u64,
+            })
+            .collect();
         HealthReport {
             level: worst,
             last_minute,
             last_hour,
             subscribers,
+            warn_loss_percent: WARN_LOSS_PERCENT,
+            critical_loss_percent: CRITICAL_LOSS_PERCENT,
+            series,
         }
     }
 
@@ -286,6 +322,11 @@ mod tests {
         );
         assert_eq!(r.last_hour.level, "ok");
         assert_eq!((r.level, r.subscribers), ("warn", 3));
+        // The steps within the hour, the last one up to now.
+        let steps: Vec<(u64, u64)> = r.series.iter().map(|s| (s.ingress, s.dropped)).collect();
+        assert_eq!(steps, vec![(10_000, 0), (10_000, 0), (1_000, 8)]);
+        assert_eq!(r.series[2].seconds, 60.0);
+        assert_eq!(r.series[2].at, (60 * min + min / 2).to_string());
         let r = h.report_at(&samples(21_100.0, 300.0, 0.0), 61 * min);
         assert_eq!((r.last_hour.level, r.level), ("critical", "critical"));
     }

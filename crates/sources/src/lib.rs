@@ -9,6 +9,8 @@
 //! - [`limits`]: every ingest limit with its default;
 //! - [`rate`]: noisy-neighbour limits (a leaky bucket of lines per
 //!   second per app, drops told in the app's stream);
+//! - [`activity`]: lines and errors per source over the last hour;
+//! - [`runs`]: a batch's runs of one source's lines;
 //! - [`connections`]: the open connections of a listener, and which one to
 //!   close at the limit (syslog TCP here, HTTP in the server).
 //!
@@ -23,11 +25,13 @@
 //! Bad input is counted in the shared [`metrics::Metrics`] and never panics.
 //! This crate must never depend on the drains or server code.
 
+pub mod activity;
 pub mod connections;
 pub mod http_body;
 pub mod limits;
 pub mod mapping;
 pub mod rate;
+pub mod runs;
 pub mod statsd;
 pub mod syslog_tcp;
 pub mod syslog_udp;
@@ -47,6 +51,8 @@ pub struct IngestContext {
     pub limits: IngestLimits,
     refusals: Arc<Refusals>,
     rate: Arc<rate::Limiter>,
+    /// Lines and errors per source over the last hour (`/v1/apps`).
+    pub activity: Arc<activity::Activity>,
 }
 
 impl IngestContext {
@@ -58,6 +64,7 @@ impl IngestContext {
             limits,
             refusals: Arc::default(),
             rate,
+            activity: Arc::default(),
         }
     }
 
@@ -158,6 +165,7 @@ impl IngestContext {
     {
         let appended = (!batch.is_empty()).then(|| {
             self.bound(&mut batch);
+            self.activity.record(&batch, envelope::time::now_ns());
             (batch.len() as u64, self.log.append(batch))
         });
         async move {

@@ -8,6 +8,8 @@
 //! | `GET /health`, `GET /metrics` | liveness and Prometheus metrics ([`ops`]) |
 //! | `/v1/drains[/NAME]`, `/v1/formats[/NAME]` | drains and saved formats ([`drains`]) |
 //! | `/routes[/ID]` | logspout's routes API over the same drains ([`routes`]) |
+//! | `GET /v1/apps` | sources with lines held and the last hour's activity ([`apps`]) |
+//! | `GET /`, `/console/*` | the web console ([`console`]) |
 //!
 //! Errors are JSON bodies `{"error": "…"}` with a fitting status.
 //!
@@ -16,8 +18,10 @@
 //! all but `/health`), [`body`] (size, time and memory bounds on request
 //! bodies). [`listener`] bounds connections and header time.
 
+pub mod apps;
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod drains;
 pub mod error;
 pub mod guard;
@@ -149,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .route("/routes/{id}", get(routes::get).delete(routes::delete))
         .route("/v1/health", get(ops::health_report))
         .route("/v1/agent", get(ops::agent_report))
+        .route("/v1/apps", get(apps::list))
         .layer(middleware::from_fn_with_state(state.clone(), body::bounded))
         .layer(middleware::from_fn(scope::enforce))
         .layer(middleware::from_fn_with_state(
@@ -156,6 +161,9 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ))
         .route("/health", get(ops::health))
+        // The console loads without a token, then asks for one.
+        .route("/", get(console::index))
+        .route("/console/{name}", get(console::asset))
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard::check))
         .layer(middleware::from_fn(error::json_errors))

@@ -46,6 +46,14 @@ impl Access {
         }
     }
 
+    /// Whether an app of this name is the token's.
+    pub fn may_see_app(&self, app_name: &str) -> bool {
+        match self {
+            Access::Admin => true,
+            Access::Apps(list) => list.iter().any(|s| s == app_name),
+        }
+    }
+
     /// Whether this envelope is the token's (its source id or app name).
     pub fn may_see(&self, env: &Envelope) -> bool {
         match self {
