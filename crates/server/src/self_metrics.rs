@@ -43,6 +43,9 @@ struct Point {
     ingress: f64,
     egress: f64,
     dropped: f64,
+    /// Gauges at that moment.
+    subscribers: f64,
+    log_bytes: f64,
 }
 
 impl Point {
@@ -57,6 +60,8 @@ impl Point {
             dropped: sum(&|s| {
                 s.name == "drops" && !s.label("reason").is_some_and(|r| ALTERATIONS.contains(&r))
             }),
+            subscribers: sum(&|s| s.name == "subscribers"),
+            log_bytes: sum(&|s| s.name == "log_bytes"),
         }
     }
 }
@@ -103,6 +108,9 @@ pub struct Step {
     pub ingress: u64,
     pub egress: u64,
     pub dropped: u64,
+    /// Live subscribers and the log's bytes at the step's end.
+    pub subscribers: u64,
+    pub log_bytes: u64,
 }
 
 fn level(loss_percent: f64) -> &'static str {
@@ -183,6 +191,8 @@ impl HealthHistory {
                 ingress: (w[1].ingress - w[0].ingress).max(0.0) as u64,
                 egress: (w[1].egress - w[0].egress).max(0.0) as u64,
                 dropped: (w[1].dropped - w[0].dropped).max(0.0) as u64,
+                subscribers: w[1].subscribers.max(0.0) as u64,
+                log_bytes: w[1].log_bytes.max(0.0) as u64,
             })
             .collect();
         HealthReport {
@@ -327,6 +337,7 @@ mod tests {
         assert_eq!(steps, vec![(10_000, 0), (10_000, 0), (1_000, 8)]);
         assert_eq!(r.series[2].seconds, 60.0);
         assert_eq!(r.series[2].at, (60 * min + min / 2).to_string());
+        assert_eq!(r.series[2].subscribers, 3, "the gauge at the step's end");
         let r = h.report_at(&samples(21_100.0, 300.0, 0.0), 61 * min);
         assert_eq!((r.last_hour.level, r.level), ("critical", "critical"));
     }

@@ -28,11 +28,7 @@ fn every_line_arrives_once_in_order_with_its_stream_and_tags() {
          if [ $((i % 10)) -eq 0 ]; then echo \"err $i\" >&2; fi; done; \
          head -c 20000 /dev/zero | tr '\\0' x; echo; printf 'last words'",
     );
-    let tty = containers.run(
-        "tty",
-        &["-t"],
-        "i=0; while [ $i -lt 500 ]; do i=$((i+1)); echo \"tty $i\"; done",
-    );
+    let tty = containers.run("tty", &["-t"], &counting("tty", 500, 0));
     containers.run(
         "ignored",
         &["-e", "LOGSPOUT=ignore"],
@@ -151,11 +147,7 @@ fn kill9_of_the_agent_loses_and_repeats_nothing() {
         )
     };
     const N: u64 = 6000;
-    let id = containers.run(
-        "counter",
-        &[],
-        &format!("i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo \"n $i\"; usleep 300; done"),
-    );
+    let id = containers.run("counter", &[], &counting("n", N, 300));
     let name = containers.name("counter");
 
     // Killed while the container writes, restarted while it still does.
@@ -197,7 +189,7 @@ fn lines_survive_json_file_rotation() {
             "--log-opt",
             "max-file=200",
         ],
-        &format!("i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo \"r $i\"; usleep 200; done"),
+        &counting("r", N, 200),
     );
     docker(&["wait", &id]);
     let entries = wait_entries(&agent, &containers.name("rotating"), N as usize, 30);
@@ -214,11 +206,7 @@ fn a_noisy_container_is_limited_and_told() {
         &["--max-lines-per-second", "100", "--max-lines-burst", "1000"],
     );
     const N: u64 = 20_000;
-    let id = containers.run(
-        "noisy",
-        &[],
-        &format!("i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo \"q $i\"; done"),
-    );
+    let id = containers.run("noisy", &[], &counting("q", N, 0));
     docker(&["wait", &id]);
     let name = containers.name("noisy");
     let is_notice = |e: &envelope::v2::Envelope| e.tag("source_type") == Some("SLUICE");
@@ -284,11 +272,7 @@ fn containers_are_forwarded_over_http_whole_across_a_server_outage() {
     const N: u64 = 3000;
     // 3,000 lines over about six seconds; the server is away for three of
     // them.
-    let id = containers.run(
-        "fwd",
-        &[],
-        &format!("i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo \"h $i\"; usleep 2000; done"),
-    );
+    let id = containers.run("fwd", &[], &counting("h", N, 2000));
     let name = containers.name("fwd");
     wait_entries(&server, &name, 100, 20);
     server.stop();

@@ -120,6 +120,17 @@ fn apps_stream_filters_pause_and_hostile_text() {
     assert_eq!(texts, vec!["alpha out"], "the text filter");
     browser.fill("#f-q", "");
     assert!(wait_shown(&browser, "beta err", 10), "clearing shows again");
+    // A space: lines of other spaces (or none) are hidden.
+    let in_prod = "source_id=alpha&app_name=alpha&space_name=prod&source_type=APP/PROC/WEB";
+    assert_eq!(post_text_to(&server.http, in_prod, "in prod"), Some(true));
+    assert!(wait_shown(&browser, "in prod", 10));
+    browser.fill("#f-space", "prod");
+    let prod_only = browser.wait_until(10, |b| {
+        (shown(b) == vec!["in prod".to_owned()]).then_some(())
+    });
+    assert!(prod_only.is_some(), "space prod: {:?}", shown(&browser));
+    browser.fill("#f-space", "");
+    assert!(wait_shown(&browser, "beta err", 10));
     browser.screenshot(&screenshot_path("stream"));
 
     // Pause, lines arrive meanwhile, resume: every one once, in order.
@@ -205,6 +216,22 @@ fn drains_and_health_views() {
     assert_eq!(line, "drained through the console");
     browser.screenshot(&screenshot_path("drains"));
 
+    // Test and Restart answer in the page.
+    browser.click("tr[data-drain=to-local] button:nth-of-type(1)");
+    let tested = browser.wait_until(15, |b| {
+        b.texts("#drain-message")
+            .into_iter()
+            .find(|t| t.starts_with("test to-local"))
+    });
+    assert!(tested.is_some(), "{:?}", browser.texts("#drain-message"));
+    browser.click("tr[data-drain=to-local] button:nth-of-type(2)");
+    let restarted = browser.wait_until(15, |b| {
+        b.texts("#drain-message")
+            .into_iter()
+            .find(|t| t == "restarted to-local")
+    });
+    assert!(restarted.is_some(), "{:?}", browser.texts("#drain-message"));
+
     browser.click("tr[data-drain=to-local] button.danger");
     let gone = browser.wait_until(10, |b| {
         b.texts("tr[data-drain=to-local]").is_empty().then_some(())
@@ -216,7 +243,12 @@ fn drains_and_health_views() {
     let charts = browser.texts(".chart strong");
     assert_eq!(
         charts,
-        vec!["Envelopes per second, last hour", "Loss, % of ingress"]
+        vec![
+            "Envelopes per second, last hour",
+            "Loss, % of ingress",
+            "Live subscribers",
+            "Log size, MiB"
+        ]
     );
     assert_eq!(
         browser.texts(".chart line.level").len(),
@@ -239,7 +271,7 @@ fn a_token_is_asked_for_and_kept_for_the_tab() {
     browser.fill("#token-input", "console-t0ken-0123456789");
     browser.click("#token-form button[type=submit]");
     // Lines sent with the token show in the apps list.
-    let status = http_request_with_token(&server, "console-t0ken-0123456789");
+    let status = post_with_token(&server, "console-t0ken-0123456789", "guarded");
     assert_eq!(status, 200);
     browser.wait_for("tr.app-row[data-source=guarded]", 10);
     assert_eq!(
@@ -253,27 +285,34 @@ fn a_token_is_asked_for_and_kept_for_the_tab() {
     );
 }
 
-/// `POST /logs` of one line for app `guarded` with a bearer token.
-fn http_request_with_token(server: &ServerProcess, token: &str) -> u16 {
+/// `POST /logs` of `hello` for `app` with a bearer token; the status.
+fn post_with_token(server: &ServerProcess, token: &str, app: &str) -> u16 {
     let out = std::process::Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
         .arg(format!("Authorization: Bearer {token}"))
         .args(["-H", "Content-Type: text/plain", "--data-binary", "hello"])
-        .arg(format!("{}/logs?source_id=guarded", server.http))
+        .arg(format!(
+            "{}/logs?source_id={app}&app_name={app}",
+            server.http
+        ))
         .output()
         .expect("curl");
     String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
 }
 
+/// A GET's response headers, lower-cased.
+fn response_headers(url: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", url])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).to_lowercase()
+}
+
 #[test]
 fn the_page_is_served_with_a_strict_policy() {
     let server = ServerProcess::start(&[]);
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-D", "-", "-o", "/dev/null"])
-        .arg(format!("{}/", server.http))
-        .output()
-        .expect("curl");
-    let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let headers = response_headers(&format!("{}/", server.http));
     assert!(
         headers.contains("content-security-policy: default-src 'none'; script-src 'self'"),
         "{headers}"
@@ -287,11 +326,77 @@ fn the_page_is_served_with_a_strict_policy() {
         .and_then(|s| s.split('"').next())
         .expect("a script tag");
     assert!(script.starts_with("/console/console.") && script.ends_with(".js"));
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-D", "-", "-o", "/dev/null"])
-        .arg(format!("{}{script}", server.http))
-        .output()
-        .expect("curl");
-    let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let headers = response_headers(&format!("{}{script}", server.http));
     assert!(headers.contains("immutable"), "{headers}");
+}
+
+/// One app's stream: the newest lines first, older ones read by time when
+/// scrolled to the top, and sluice's loss notices set apart.
+#[test]
+fn older_lines_by_scrolling_up_and_notices_as_such() {
+    let server = ServerProcess::start(&["--max-lines-per-second", "5", "--max-lines-burst", "300"]);
+    post(&server, "older", false, &numbered("o", 1, 300));
+    let browser = Browser::start();
+    browser.goto(&format!("{}/#stream?apps=older", server.http));
+    assert!(wait_shown(&browser, "o 300", 10));
+    assert_eq!(
+        shown(&browser),
+        numbered("o", 201, 300),
+        "the newest 100 first"
+    );
+    browser.execute(
+        "const l = document.getElementById('lines'); l.scrollTop = 0; \
+         l.dispatchEvent(new Event('scroll'))",
+    );
+    assert!(wait_shown(&browser, "o 1", 10), "older lines are read");
+    assert_eq!(
+        shown(&browser),
+        numbered("o", 1, 300),
+        "all, once, in order"
+    );
+
+    // Over its limit, the app is told in its stream, in sluice's voice.
+    post(&server, "older", false, &numbered("x", 1, 50));
+    let notice = browser.wait_until(15, |b| {
+        b.texts("#lines .line.notice .msg")
+            .into_iter()
+            .find(|t| t.contains("lines dropped for app older"))
+    });
+    assert!(
+        notice.is_some_and(|n| n.ends_with("over 5 lines/s")),
+        "{:?}",
+        shown(&browser)
+    );
+    browser.screenshot(&screenshot_path("stream-older"));
+}
+
+/// An app token's console shows its own apps only.
+#[test]
+fn an_app_token_sees_only_its_apps() {
+    let dir = TempDir::new("console-scopes");
+    let config = dir.0.join("sluice.toml");
+    std::fs::write(
+        &config,
+        "[[auth.tokens]]\ntoken = \"admin-token-0123456789\"\nscopes = [\"logs.admin\"]\n\n\
+         [[auth.tokens]]\ntoken = \"alpha-token-0123456789\"\napps = [\"alpha\"]\n",
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let server = ServerProcess::start(&["-c", &config]);
+    for app in ["alpha", "beta"] {
+        assert_eq!(post_with_token(&server, "admin-token-0123456789", app), 200);
+    }
+    let browser = Browser::start();
+    browser.goto(&format!("{}/", server.http));
+    browser.fill("#token-input", "alpha-token-0123456789");
+    browser.click("#token-form button[type=submit]");
+    browser.wait_for("tr.app-row[data-source=alpha]", 10);
+    assert_eq!(browser.texts("tr.app-row td:first-child"), vec!["alpha"]);
+    browser.goto(&format!("{}/#stream?apps=alpha,beta", server.http));
+    assert!(wait_shown(&browser, "hello", 10));
+    assert_eq!(
+        shown(&browser),
+        vec!["hello"],
+        "beta's line is not the token's"
+    );
 }

@@ -12,7 +12,7 @@
 //! source outside its scope is 404, and a `/v2/read` without a source id
 //! (the firehose) needs admin. Handlers that see many sources narrow what
 //! they return with the request's [`Access`]: streams (their selector gets
-//! the token's apps ANDed in), `/api/v1/meta`, `POST /logs` (every
+//! the token's apps ANDed in), `/api/v1/meta`, `/v1/apps`, `POST /logs` (every
 //! envelope must be the token's), and the drain API.
 
 use std::sync::Arc;

@@ -63,6 +63,17 @@ pub fn ensure_image() {
     });
 }
 
+/// A shell script that prints `PREFIX 1` … `PREFIX n`, pausing
+/// `pause_us` microseconds after each line (0: as fast as it can).
+pub fn counting(prefix: &str, n: u64, pause_us: u64) -> String {
+    let pause = if pause_us > 0 {
+        format!(" usleep {pause_us};")
+    } else {
+        String::new()
+    };
+    format!("i=0; while [ $i -lt {n} ]; do i=$((i+1)); echo \"{prefix} $i\";{pause} done")
+}
+
 /// Containers a test started, removed when it ends.
 pub struct Containers {
     label: String,

@@ -210,6 +210,8 @@
       instance: params.get('instance') || '',
       stream: params.get('stream') || '',
       q: params.get('q') || '',
+      space: params.get('space') || '',
+      org: params.get('org') || '',
     };
     const lines = el('div', { class: 'lines', id: 'lines' });
     const counter = el('span', { class: 'hint', id: 'counter' });
@@ -227,6 +229,8 @@
     main.replaceChildren(
       el('div', { class: 'controls' },
         input('apps', 'apps or source ids, comma-separated (all)', 30),
+        input('space', 'space', 8),
+        input('org', 'org', 8),
         input('type', 'source type (APP/PROC/WEB, RTR…)', 22),
         input('instance', 'instance', 8),
         streamSelect,
@@ -256,6 +260,8 @@
       const tags = m.tags || {};
       if (filters.type && (tags.source_type || '') !== filters.type && !isNotice(m)) return false;
       if (filters.instance && c.instance !== filters.instance) return false;
+      if (filters.space && tags.space_name !== filters.space && !isNotice(m)) return false;
+      if (filters.org && tags.organization_name !== filters.org && !isNotice(m)) return false;
       if (filters.stream && m.source !== filters.stream) return false;
       if (filters.q && !(m.data || '').toLowerCase().includes(filters.q.toLowerCase())) return false;
       return true;
@@ -342,7 +348,11 @@
       const tags = m.tags || {};
       return {
         timestamp: m.timestamp,
-        tags: { source_type: tags.source_type },
+        tags: {
+          source_type: tags.source_type,
+          space_name: tags.space_name,
+          organization_name: tags.organization_name,
+        },
         data: m.data,
         source: m.source,
         container: m.container || {},
@@ -373,6 +383,8 @@
       const path = apps.length === 1 ? '/logs/app:' + encodeURIComponent(apps[0]) : '/logs';
       const q = new URLSearchParams();
       q.set('types', filters.stream || 'logs');
+      if (filters.space) q.set('space', filters.space);
+      if (filters.org) q.set('org', filters.org);
       // The first time, the newest lines first (the view is never empty);
       // after that, on from the cursor.
       if (cursor) q.set('after', cursor);
@@ -430,7 +442,7 @@
       rerender();
       // The server filters by app and by stream: reconnect from the cursor
       // so nothing in between is lost.
-      if ((name === 'apps' || name === 'stream') && !paused) connect();
+      if (['apps', 'stream', 'space', 'org'].includes(name) && !paused) connect();
     }
 
     pauseButton.addEventListener('click', () => {
@@ -617,6 +629,12 @@
           ], [
             { name: 'warn 0.5 %', value: health.warn_loss_percent || 0.5, cls: 'warn' },
             { name: 'critical 1 %', value: health.critical_loss_percent || 1, cls: 'critical' },
+          ]),
+          chart('Live subscribers', [
+            { name: 'subscribers', values: series.map((p) => p.subscribers), format: String },
+          ]),
+          chart('Log size, MiB', [
+            { name: 'log', values: series.map((p) => p.log_bytes / 1048576), format: (v) => v.toFixed(1) + ' MiB' },
           ]));
         setStatus('health ' + health.level);
       } catch (e) {
