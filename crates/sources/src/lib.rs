@@ -117,9 +117,21 @@ impl IngestContext {
     pub async fn tell_rate_drops(&self) {
         let notices = self.rate.notices(std::time::Instant::now());
         if !notices.is_empty() {
-            // Sluice's own words: not limited again; a refusal is counted.
-            let _ = self.finish_append(notices).await;
+            // A refusal is counted.
+            let _ = self.append_notices(notices).await;
         }
+    }
+
+    /// Appends sluice's own notices about a source (drops told, a file
+    /// skipped): bounded like any batch, but not subject to the source's
+    /// rate limit, and never taking its tokens.
+    pub fn append_notices(
+        &self,
+        mut notices: Vec<envelope::Envelope>,
+    ) -> impl std::future::Future<Output = Result<Vec<sluice_log::Position>, ApiError>> + Send + '_
+    {
+        self.bound(&mut notices);
+        self.log_append(notices)
     }
 
     /// [`tell_rate_drops`](Self::tell_rate_drops) every
@@ -138,8 +150,10 @@ impl IngestContext {
         }
     }
 
-    /// The rate limit, then [`finish_append`](Self::finish_append). Also
-    /// returns which entries were kept (empty: all).
+    /// Bounds the batch (first, so the rate limit keys its buckets by the
+    /// bounded source ids), applies the rate limit, then
+    /// [`log_append`](Self::log_append). Also returns which entries were
+    /// kept (empty: all).
     fn append(
         &self,
         mut batch: Vec<envelope::Envelope>,
@@ -147,24 +161,24 @@ impl IngestContext {
         Vec<bool>,
         impl std::future::Future<Output = Result<Vec<sluice_log::Position>, ApiError>> + Send + '_,
     ) {
+        self.bound(&mut batch);
         let admitted = self.rate.admit(&batch, std::time::Instant::now());
         if admitted.dropped > 0 {
             self.metrics.count_drop("rate_limited", admitted.dropped);
             let mut keep = admitted.keep.iter();
             batch.retain(|_| keep.next().copied().unwrap_or(true));
         }
-        (admitted.keep, self.finish_append(batch))
+        (admitted.keep, self.log_append(batch))
     }
 
-    /// Bounds the batch and gives it its place in the log now; the future
-    /// counts how it went.
-    fn finish_append(
+    /// Gives a bounded batch its place in the log now; the future counts
+    /// how it went.
+    fn log_append(
         &self,
-        mut batch: Vec<envelope::Envelope>,
+        batch: Vec<envelope::Envelope>,
     ) -> impl std::future::Future<Output = Result<Vec<sluice_log::Position>, ApiError>> + Send + '_
     {
         let appended = (!batch.is_empty()).then(|| {
-            self.bound(&mut batch);
             self.activity.record(&batch, envelope::time::now_ns());
             (batch.len() as u64, self.log.append(batch))
         });

@@ -96,6 +96,9 @@ pub struct DropNotice {
     told: Option<Instant>,
 }
 
+/// Sources with a bucket at once, at most.
+pub const MAX_SOURCES: usize = 100_000;
+
 /// How often an app is told about its drops.
 pub const NOTICE_EVERY: Duration = Duration::from_secs(1);
 
@@ -110,10 +113,12 @@ impl DropNotice {
         if self.pending == 0 {
             return None;
         }
+        // A little slack: a ticker of NOTICE_EVERY fires a hair early or
+        // late, and a notice should not slip to the tick after.
         let ready = force
             || self
                 .told
-                .is_none_or(|t| now.duration_since(t) >= NOTICE_EVERY);
+                .is_none_or(|t| now.duration_since(t) >= NOTICE_EVERY.mul_f32(0.9));
         if !ready {
             return None;
         }
@@ -169,6 +174,12 @@ impl Limiter {
             // Looked up before inserting so a known source costs no key
             // allocation.
             if !sources.contains_key(run.source_id) {
+                if sources.len() >= MAX_SOURCES {
+                    // Past the bound the lines go unlimited rather than
+                    // the table growing; idle buckets leave at the next
+                    // notices() sweep.
+                    continue;
+                }
                 sources.insert(run.source_id.to_owned(), SourceState::new(self.limit, now));
             }
             let Some(state) = sources.get_mut(run.source_id) else {

@@ -222,7 +222,8 @@ impl Tailer {
                 "source_type".to_owned(),
                 codec::notice::SOURCE_TYPE.to_owned(),
             );
-            let _ = self.ingest.store(vec![env]).await;
+            // sluice's own words: not subject to the app's rate limit.
+            let _ = self.ingest.append_notices(vec![env]).await;
         }
         file.seek(SeekFrom::Start(offset)).await.ok()?;
         Some(Open {
@@ -314,7 +315,12 @@ impl Tailer {
     ) {
         let mut batch = Vec::with_capacity(lines.len());
         for line in lines {
-            match already.check(&line, !self.ingest.limits.rate.is_off()) {
+            // Strict: the first line read again that the earlier run did
+            // not store ends the matching. (Lenient matching would pass
+            // over every new line of a file rotated or truncated while
+            // the agent was down; a line the rate limit dropped in the
+            // crash window is stored twice instead, the rarer harm.)
+            match already.check(&line, false) {
                 Verdict::New => {
                     // Events go with their line, in the same append.
                     let events = self

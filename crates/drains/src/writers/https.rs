@@ -19,9 +19,10 @@
 //! A POST carries at most 512 KiB of frames ([`super::batch_policy`]),
 //! counted after rendering; the rest of a batch goes in the next one.
 //!
-//! A 2xx answer delivers the batch; 429, 5xx, 3xx and network errors are
-//! [`WriteError::Retry`]; any other 4xx is [`WriteError::Reject`]: the
-//! receiver refused this batch for good.
+//! A 2xx answer delivers the batch; 429, 401, 403 (the drain's
+//! credentials, not the batch: fixed, the drain goes on where it was), 5xx,
+//! 3xx and network errors are [`WriteError::Retry`]; any other 4xx is
+//! [`WriteError::Reject`]: the receiver refused this batch for good.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -169,7 +170,15 @@ impl HttpsWriter {
         } else {
             format!(": {text}")
         };
-        if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+        // 401 and 403 are the drain's credentials, not this batch: kept
+        // and retried (the drain shows RETRYING and why) until they are
+        // fixed, rather than each batch dropped in turn.
+        let retried = [
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::FORBIDDEN,
+        ];
+        if status.is_client_error() && !retried.contains(&status) {
             Err(WriteError::Reject {
                 reason: format!("receiver answered {}", status_text(status)),
                 detail,
@@ -480,6 +489,10 @@ mod tests {
         let err = err_text(writer.send(&batch(&["x"])).await);
         assert!(matches!(err, WriteError::Retry(_)), "{err:?}");
         assert_eq!(err.to_string(), "receiver answered 429 Too Many Requests");
+
+        receiver.answer("401 Unauthorized", "");
+        let err = err_text(writer.send(&batch(&["x"])).await);
+        assert!(matches!(err, WriteError::Retry(_)), "credentials: {err:?}");
 
         receiver.answer("302 Found", "");
         let err = err_text(writer.send(&batch(&["x"])).await);

@@ -11,8 +11,11 @@
 //!   (path `/logs` unless one is given) with NDJSON envelopes
 //!   (`body=envelopes`), so source, instance, type and tags arrive whole as
 //!   over gRPC; the token goes as the basic-auth password (the server takes
-//!   it for `POST /logs`); `--tls-dir`'s `ca.crt` (and the client pair) for
-//!   `https://`, the name checked is the URL's host.
+//!   it for `POST /logs`) and must be an admin token: the agent forwards
+//!   every app's lines and its own self-metrics (source `sluice`), which an
+//!   app token may not send; a refused token (401, 403) keeps the buffer
+//!   and retries until it is fixed. `--tls-dir`'s `ca.crt` (and the client
+//!   pair) for `https://`, the name checked is the URL's host.
 //!
 //! The target's address is allowed for drains, and `--tls-dir` for TLS
 //! files, since the operator named both.
@@ -27,20 +30,22 @@ pub fn forward_to(
     server_name: &str,
     buffer_mb: u64,
 ) -> Result<()> {
-    let parsed = url::Url::parse(url).with_context(|| format!("--forward {url}"))?;
+    // The URL may carry a token: messages show it masked.
+    let shown = drains::redact::url(url);
+    let parsed = url::Url::parse(url).with_context(|| format!("--forward {shown}"))?;
     let scheme = parsed.scheme();
     if !matches!(scheme, "grpc" | "http" | "https") {
-        bail!("--forward takes grpc://HOST:PORT or http(s)://HOST:PORT, not {url:?}");
+        bail!("--forward takes grpc://HOST:PORT or http(s)://HOST:PORT, not {shown:?}");
     }
     let host = parsed
         .host_str()
-        .with_context(|| format!("--forward {url}: no host"))?
+        .with_context(|| format!("--forward {shown}: no host"))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
     let port = parsed
         .port_or_known_default()
-        .with_context(|| format!("--forward {url}: no port"))?;
+        .with_context(|| format!("--forward {shown}: no port"))?;
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -50,12 +55,14 @@ pub fn forward_to(
         format!("grpc://{authority}?drain-type=all")
     } else {
         if parsed.query().is_some() || parsed.fragment().is_some() {
-            bail!("--forward {url}: give the server's URL without a query");
+            bail!("--forward {shown}: give the server's URL without a query");
         }
         let userinfo = match (parsed.username(), parsed.password()) {
             ("", None) => String::new(),
             (user, Some(password)) => format!("{user}:{password}@"),
-            (user, None) => format!("{user}@"),
+            (_, None) => {
+                bail!("--forward {shown}: the token goes as the password: https://agent:TOKEN@host")
+            }
         };
         let path = match parsed.path() {
             "" | "/" => "/logs",
@@ -88,7 +95,7 @@ pub fn forward_to(
     use std::net::ToSocketAddrs as _;
     for addr in (host.as_str(), port)
         .to_socket_addrs()
-        .with_context(|| format!("--forward {url}: cannot resolve {host}"))?
+        .with_context(|| format!("--forward {shown}: cannot resolve {host}"))?
     {
         let prefix = if addr.is_ipv4() { 32 } else { 128 };
         config
@@ -130,6 +137,7 @@ mod tests {
         for bad in [
             "udp://127.0.0.1:1",
             "http://127.0.0.1:1/?x=1",
+            "http://t0ken@127.0.0.1:1",
             "grpc://127.0.0.1",
         ] {
             assert!(route(bad).is_err(), "{bad}");

@@ -17,6 +17,8 @@
   const GATHER_MS = 50;
   /** Lines replayed when a stream view opens. */
   const RECENT = 100;
+  /** Pages of older lines read per scroll when none passes the filters. */
+  const OLDER_TRIES = 10;
   /** Entries read per scroll to the top (Log Cache reads by time). */
   const OLDER_PAGE = 200;
 
@@ -236,7 +238,7 @@
         streamSelect,
         input('q', 'text', 16),
         pauseButton,
-        el('button', { id: 'clear', on: { click: () => { kept.length = 0; lines.replaceChildren(); count(); } } }, 'Clear'),
+        el('button', { id: 'clear', on: { click: () => { kept.length = 0; pending = []; lines.replaceChildren(); count(); } } }, 'Clear'),
         counter),
       lines);
 
@@ -244,6 +246,9 @@
     const kept = [];
     let pending = [];
     let cursor = params.get('after') || '';
+    /** When the view first connected (ns, a string): where a reconnect
+     * starts when no line has come yet (no cursor). */
+    let since = '';
     let reading = null;
     let paused = false;
     let frame = 0;
@@ -256,12 +261,14 @@
     function matches(m) {
       const apps = appSet();
       const c = m.container || {};
+      // sluice's notices (losses) pass every filter but another app's.
+      if (isNotice(m)) return !apps.length || !c.id || c.id === 'sluice' || apps.includes(c.id) || apps.includes(c.name);
       if (apps.length && !apps.includes(c.id) && !apps.includes(c.name)) return false;
       const tags = m.tags || {};
-      if (filters.type && (tags.source_type || '') !== filters.type && !isNotice(m)) return false;
+      if (filters.type && (tags.source_type || '') !== filters.type) return false;
       if (filters.instance && c.instance !== filters.instance) return false;
-      if (filters.space && tags.space_name !== filters.space && !isNotice(m)) return false;
-      if (filters.org && tags.organization_name !== filters.org && !isNotice(m)) return false;
+      if (filters.space && tags.space_name !== filters.space) return false;
+      if (filters.org && tags.organization_name !== filters.org) return false;
       if (filters.stream && m.source !== filters.stream) return false;
       if (filters.q && !(m.data || '').toLowerCase().includes(filters.q.toLowerCase())) return false;
       return true;
@@ -284,6 +291,7 @@
       const msg = document.createElement('span');
       msg.className = 'msg';
       msg.textContent = m.data || '';
+      line.sluiceTime = m.timestamp; // where older lines are read from
       line.append(localTime(m.timestamp) + ' ', src,
         ' [' + where + '] ' + (m.source === 'stderr' ? 'ERR' : 'OUT') + ' ', msg, '\n');
       return line;
@@ -317,12 +325,14 @@
       draw(batch, follow);
     }
 
-    /** Appends rows, trims the oldest beyond MAX_ROWS, follows the end. */
+    /** Appends rows, trims the oldest beyond MAX_ROWS (twice that while
+     * the reader is scrolled up, so the rows being read stay), follows
+     * the end. */
     function draw(batch, follow) {
       const fragment = document.createDocumentFragment();
       for (const m of batch) fragment.append(row(m));
       lines.append(fragment);
-      const extra = lines.childElementCount - MAX_ROWS;
+      const extra = lines.childElementCount - (follow ? MAX_ROWS : 2 * MAX_ROWS);
       if (extra > 0) {
         const range = document.createRange();
         range.setStartBefore(lines.firstElementChild);
@@ -338,7 +348,15 @@
      * its timers and input at thousands of lines a second. */
     function show(m) {
       pending.push(m);
-      if (!frame) frame = setTimeout(() => requestAnimationFrame(flush), GATHER_MS);
+      if (pending.length > 2 * MAX_ROWS) {
+        // Not drawn for a while (a hidden tab has no animation frames):
+        // only the newest can be shown; all stay kept.
+        pending = pending.slice(-MAX_ROWS);
+        gaps = true;
+      }
+      if (!frame) {
+        frame = setTimeout(() => (document.hidden ? flush() : requestAnimationFrame(flush)), GATHER_MS);
+      }
     }
 
     /** Keeps what the view uses of a stream entry (not the base64
@@ -386,9 +404,14 @@
       if (filters.space) q.set('space', filters.space);
       if (filters.org) q.set('org', filters.org);
       // The first time, the newest lines first (the view is never empty);
-      // after that, on from the cursor.
+      // after that, on from the cursor (or, when nothing came yet, from
+      // the first connection's time).
       if (cursor) q.set('after', cursor);
-      else q.set('recent', String(RECENT));
+      else if (since) q.set('since', since);
+      else {
+        q.set('recent', String(RECENT));
+        since = String(Date.now()) + '000000';
+      }
       return path + '?' + q.toString();
     }
 
@@ -439,10 +462,18 @@
       const q = new URLSearchParams();
       for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
       history.replaceState(null, '', '#stream' + (q.toString() ? '?' + q.toString() : ''));
-      rerender();
-      // The server filters by app and by stream: reconnect from the cursor
-      // so nothing in between is lost.
-      if (['apps', 'stream', 'space', 'org'].includes(name) && !paused) connect();
+      if (['apps', 'stream', 'space', 'org'].includes(name)) {
+        // What the server sends changed: a new view, the newest lines of
+        // the new choice first. (The old cursor is the old choice's last
+        // line, which may lie far back for the new one.)
+        kept.length = 0;
+        cursor = '';
+        since = '';
+        rerender();
+        if (!paused) connect();
+        return;
+      }
+      rerender(); // the page's own filters: the kept lines again
     }
 
     pauseButton.addEventListener('click', () => {
@@ -458,28 +489,39 @@
       count();
     });
 
-    /** Scrolled to the top with one app chosen: read older lines. */
+    /** Scrolled to the top with one app chosen: read older lines, before
+     * the first row shown, a page at a time until one holds lines the
+     * filters pass (at most OLDER_TRIES pages a scroll). */
     lines.addEventListener('scroll', async () => {
       const apps = appSet();
       if (lines.scrollTop > 0 || loadingOlder || noOlder || apps.length !== 1) return;
-      const oldest = kept.find(matches);
-      const sourceId = oldest ? oldest.container.id : apps[0];
-      const end = oldest ? BigInt(oldest.timestamp) : BigInt(Date.now()) * 1000000n;
+      if (lines.childElementCount >= 2 * MAX_ROWS) {
+        setStatus('older lines: at most ' + 2 * MAX_ROWS + ' rows; narrow the time with a filter or Clear', true);
+        return;
+      }
+      const first = lines.firstElementChild;
+      let end = first && first.sluiceTime ? String(first.sluiceTime) : String(Date.now()) + '000000';
+      const sourceId = (kept.find((m) => !isNotice(m) && matches(m)) || { container: { id: apps[0] } }).container.id;
       loadingOlder = true;
       try {
-        const q = new URLSearchParams({
-          end_time: end.toString(), descending: 'true', limit: String(OLDER_PAGE), envelope_types: 'LOG',
-        });
-        const body = await apiJson('/api/v1/read/' + encodeURIComponent(sourceId) + '?' + q);
-        const older = body.envelopes.batch.map(fromLogCache).reverse().filter(matches);
-        if (older.length === 0) { noOlder = true; return; }
-        kept.unshift(...older);
-        const height = lines.scrollHeight;
-        const fragment = document.createDocumentFragment();
-        for (const m of older) fragment.append(row(m));
-        lines.prepend(fragment);
-        lines.scrollTop = lines.scrollHeight - height;
-        count();
+        for (let tries = 0; tries < OLDER_TRIES; tries++) {
+          const q = new URLSearchParams({
+            end_time: end, descending: 'true', limit: String(OLDER_PAGE), envelope_types: 'LOG',
+          });
+          const body = await apiJson('/api/v1/read/' + encodeURIComponent(sourceId) + '?' + q);
+          const page = body.envelopes.batch.map(fromLogCache);
+          if (page.length === 0) { noOlder = true; return; }
+          end = String(page[page.length - 1].timestamp); // the oldest: end_time is exclusive
+          const older = page.reverse().filter(matches);
+          if (older.length === 0) continue;
+          const height = lines.scrollHeight;
+          const fragment = document.createDocumentFragment();
+          for (const m of older) fragment.append(row(m));
+          lines.prepend(fragment);
+          lines.scrollTop = lines.scrollHeight - height;
+          count();
+          return;
+        }
       } catch (e) {
         setStatus(e.message, true);
       } finally {
