@@ -85,22 +85,30 @@ impl Browser {
 
     /// One WebDriver command; its `value`.
     fn call(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> Value {
+        self.try_call(method, url, body)
+            .unwrap_or_else(|e| panic!("WebDriver {url}: {e}"))
+    }
+
+    /// [`call`](Self::call), with WebDriver's refusal as an error.
+    fn try_call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         self.runtime.block_on(async {
             let mut request = self.http.request(method, url);
             if let Some(body) = body {
                 request = request.json(&body);
             }
-            let response = request
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("WebDriver {url}: {e}"));
+            let response = request.send().await.map_err(|e| e.to_string())?;
             let status = response.status();
-            let answer: Value = response
-                .json()
-                .await
-                .unwrap_or_else(|e| panic!("WebDriver {url}: {e}"));
-            assert!(status.is_success(), "WebDriver {url}: {status} {answer}");
-            answer["value"].clone()
+            let answer: Value = response.json().await.map_err(|e| e.to_string())?;
+            if status.is_success() {
+                Ok(answer["value"].clone())
+            } else {
+                Err(format!("{status} {}", answer["value"]["message"]))
+            }
         })
     }
 
@@ -165,9 +173,20 @@ impl Browser {
             .to_owned()
     }
 
+    /// Clicks the element matching `css`. A page that redraws (the
+    /// console refreshes its tables) can replace the element between
+    /// finding and clicking it: then it is found again.
     pub fn click(&self, css: &str) {
-        let element = self.find(css);
-        self.command(&format!("element/{element}/click"), json!({}));
+        for _ in 0..5 {
+            let element = self.find(css);
+            let url = format!("{}/element/{element}/click", self.session);
+            match self.try_call(reqwest::Method::POST, &url, Some(json!({}))) {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element") => continue,
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
+        panic!("click {css}: the element kept being replaced");
     }
 
     /// Replaces an input's text with `text`, then fires `change` (as
