@@ -258,6 +258,13 @@ impl IngestContext {
     }
 }
 
+/// The newest log position in an answer of [`IngestContext::store`] (the
+/// last entry that was not dropped), where a collector records how far it
+/// got.
+pub fn newest_stored(positions: &[Option<sluice_log::Position>]) -> Option<sluice_log::Position> {
+    positions.iter().rev().find_map(|p| *p)
+}
+
 /// Positions of the kept entries spread over the whole batch: `None` where
 /// `keep` (empty: all kept) says an entry was dropped.
 fn aligned(

@@ -41,23 +41,19 @@ impl RateLimit {
 
 /// One bucket: full at `burst`, refilled at `lines_per_second`.
 #[derive(Debug)]
-pub struct Bucket {
+struct Bucket {
     limit: RateLimit,
     tokens: f64,
     refilled: Instant,
 }
 
 impl Bucket {
-    pub fn new(limit: RateLimit, now: Instant) -> Self {
+    fn new(limit: RateLimit, now: Instant) -> Self {
         Bucket {
             limit,
             tokens: f64::from(limit.burst.max(1)),
             refilled: now,
         }
-    }
-
-    pub fn limit(&self) -> RateLimit {
-        self.limit
     }
 
     /// Whether the bucket would be full at `now` (it has been idle for
@@ -68,13 +64,8 @@ impl Bucket {
             >= f64::from(self.limit.burst.max(1))
     }
 
-    /// Whether one more line fits now.
-    pub fn admit(&mut self, now: Instant) -> bool {
-        self.take(now, 1) == 1
-    }
-
     /// How many of `n` more lines fit now (taken from the bucket).
-    pub fn take(&mut self, now: Instant, n: usize) -> usize {
+    fn take(&mut self, now: Instant, n: usize) -> usize {
         if self.limit.is_off() {
             return n;
         }
@@ -91,7 +82,7 @@ impl Bucket {
 
 /// Drops not told yet, and when the app was last told.
 #[derive(Debug, Default)]
-pub struct DropNotice {
+struct DropNotice {
     pending: u64,
     told: Option<Instant>,
 }
@@ -103,22 +94,21 @@ pub const MAX_SOURCES: usize = 100_000;
 pub const NOTICE_EVERY: Duration = Duration::from_secs(1);
 
 impl DropNotice {
-    pub fn dropped(&mut self, n: u64) {
+    fn dropped(&mut self, n: u64) {
         self.pending += n;
     }
 
     /// The count to tell now: when some are pending and the last notice
-    /// is [`NOTICE_EVERY`] old (or `force`, at the end of a stream).
-    pub fn due(&mut self, now: Instant, force: bool) -> Option<u64> {
+    /// is [`NOTICE_EVERY`] old.
+    fn due(&mut self, now: Instant) -> Option<u64> {
         if self.pending == 0 {
             return None;
         }
         // A little slack: a ticker of NOTICE_EVERY fires a hair early or
         // late, and a notice should not slip to the tick after.
-        let ready = force
-            || self
-                .told
-                .is_none_or(|t| now.duration_since(t) >= NOTICE_EVERY.mul_f32(0.9));
+        let ready = self
+            .told
+            .is_none_or(|t| now.duration_since(t) >= NOTICE_EVERY.mul_f32(0.9));
         if !ready {
             return None;
         }
@@ -216,7 +206,7 @@ impl Limiter {
         let mut notices = Vec::new();
         let per_second = self.limit.lines_per_second;
         sources.retain(|source, state| {
-            if let Some(count) = state.drops.due(now, false) {
+            if let Some(count) = state.drops.due(now) {
                 notices.push(notice(source, count, per_second));
             }
             state.drops.pending > 0 || !state.bucket.is_full(now)
@@ -266,11 +256,14 @@ mod tests {
             },
             t0,
         );
-        let first = (0..20_000).filter(|_| b.admit(t0)).count();
-        assert_eq!(first, 1000, "the burst, then nothing at the same instant");
+        assert_eq!(b.take(t0, 999), 999);
+        assert_eq!(
+            b.take(t0, 20_000),
+            1,
+            "the burst, then nothing at the same instant"
+        );
         let later = t0 + Duration::from_millis(500);
-        let more = (0..20_000).filter(|_| b.admit(later)).count();
-        assert_eq!(more, 50, "half a second at 100/s");
+        assert_eq!(b.take(later, 20_000), 50, "half a second at 100/s");
     }
 
     #[test]
@@ -283,7 +276,7 @@ mod tests {
             },
             t0,
         );
-        assert!((0..100_000).all(|_| b.admit(t0)));
+        assert_eq!(b.take(t0, 100_000), 100_000);
     }
 
     fn line(source: &str) -> Envelope {
@@ -336,13 +329,18 @@ mod tests {
     fn notices_at_most_once_a_second() {
         let t0 = Instant::now();
         let mut n = DropNotice::default();
-        assert_eq!(n.due(t0, false), None);
+        assert_eq!(n.due(t0), None);
         n.dropped(5);
-        assert_eq!(n.due(t0, false), Some(5));
+        assert_eq!(n.due(t0), Some(5));
         n.dropped(3);
-        assert_eq!(n.due(t0 + Duration::from_millis(200), false), None);
-        assert_eq!(n.due(t0 + Duration::from_millis(1000), false), Some(3));
+        assert_eq!(n.due(t0 + Duration::from_millis(200)), None);
+        assert_eq!(n.due(t0 + Duration::from_millis(1000)), Some(3));
         n.dropped(1);
-        assert_eq!(n.due(t0 + Duration::from_millis(1100), true), Some(1));
+        assert_eq!(n.due(t0 + Duration::from_millis(1100)), None);
+        assert_eq!(
+            n.due(t0 + Duration::from_millis(1950)),
+            Some(1),
+            "with slack"
+        );
     }
 }

@@ -387,11 +387,8 @@ impl Follower {
                     let stored = positions.iter().flatten().count() as u64;
                     self.status.add_lines(stored);
                     self.status.add_dropped(n - stored);
-                    progress.log_position = positions
-                        .iter()
-                        .rev()
-                        .find_map(|p| *p)
-                        .or(progress.log_position);
+                    progress.log_position =
+                        sources::newest_stored(&positions).or(progress.log_position);
                 }
                 // Counted by the ingest context as every source's refusals
                 // are; the position moves on (the agent never blocks on

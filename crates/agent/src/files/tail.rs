@@ -346,7 +346,7 @@ impl Tailer {
                 .sum(),
         );
         if let Ok(positions) = self.ingest.store(batch).await {
-            *log_position = positions.iter().rev().find_map(|p| *p).or(*log_position);
+            *log_position = sources::newest_stored(&positions).or(*log_position);
         }
     }
 
