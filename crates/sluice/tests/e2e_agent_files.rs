@@ -158,11 +158,7 @@ fn a_file_that_grew_too_much_while_away_is_skipped_and_told() {
     let mut agent = ServerProcess::start_agent_at("127.0.0.1:0", "127.0.0.1:0", &data.0, &args);
     let http = agent.http.trim_start_matches("http://").to_owned();
     let syslog = agent.syslog_tcp.to_string();
-    eventually(10, || {
-        append(&file, 0, 0);
-        (!all_entries(&agent, "big").is_empty()).then_some(())
-    })
-    .expect("the agent follows the file");
+    wait_followed(&agent, "big", || append(&file, 0, 0));
     std::thread::sleep(Duration::from_millis(1500)); // its position is saved
     agent.stop();
     // About 3.9 MB while the agent is away.
@@ -237,11 +233,9 @@ app_group = 1
         &data.0,
         &["--docker", "off", "-c", &conf_arg],
     );
-    eventually(10, || {
-        append_text(&file, "Dec  2 10:00:00 vm cron[5]: (root) CMD (true)\n");
-        (!all_entries(&agent, "syslog").is_empty()).then_some(())
-    })
-    .expect("the agent follows the file");
+    wait_followed(&agent, "syslog", || {
+        append_text(&file, "Dec  2 10:00:00 vm cron[5]: (root) CMD (true)\n")
+    });
     append_text(
         &file,
         "Dec  2 10:00:01 vm deployer[7]: deployed shop version 42\n\
@@ -299,19 +293,20 @@ fn append_text(path: &Path, text: &str) {
     file.write_all(text.as_bytes()).expect("append");
 }
 
+/// Calls `touch` (which writes a line) until `source` holds an entry on
+/// `server`: the file is followed.
+fn wait_followed(server: &ServerProcess, source: &str, touch: impl Fn()) {
+    let followed = eventually(15, || {
+        touch();
+        (!all_entries(server, source).is_empty()).then_some(())
+    });
+    assert!(followed.is_some(), "{source}: the file is never followed");
+}
+
 /// `sluice certs` into `dir`, and a server config whose gRPC wants client
 /// certificates from that CA.
 fn mtls_server_config(dir: &Path) -> std::path::PathBuf {
-    let out = Command::new(sluice_bin())
-        .arg("certs")
-        .arg(dir)
-        .output()
-        .expect("sluice certs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sluice_ok(&["certs", &dir.display().to_string()]);
     let config = dir.join("server.toml");
     std::fs::write(
         &config,
@@ -364,11 +359,7 @@ fn an_agent_forwards_over_grpc_with_mtls_across_a_server_outage() {
             &pki_arg,
         ],
     );
-    eventually(15, || {
-        append(&file, 0, 0);
-        (!all_entries(&server, "fwd").is_empty()).then_some(())
-    })
-    .expect("lines reach the server through the agent");
+    wait_followed(&server, "fwd", || append(&file, 0, 0));
     append(&file, 1, 1000);
     wait_entries(&server, "fwd", 1000, 20);
 
@@ -414,11 +405,7 @@ fn a_globbed_file_is_followed_across_a_rename_with_a_gap() {
         &data.0,
         &["--docker", "off", "--file", &spec],
     );
-    eventually(10, || {
-        append(&file, 0, 0);
-        (!all_entries(&agent, "g").is_empty()).then_some(())
-    })
-    .expect("the glob finds the file");
+    wait_followed(&agent, "g", || append(&file, 0, 0));
     append(&file, 1, 500);
     // Renamed out of the glob, and nothing at the name for a while: the
     // tailer reads the old file to its end and ends; the next scan finds

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use envelope::v2::{Envelope, LogType, Message, ValueData};
-use support::{require, ServerProcess, TempDir};
+use support::{require, sluice_ok, ServerProcess, TempDir};
 
 /// Cloud Foundry's `loggregator.v2` .proto files: `$SLUICE_LOGGREGATOR_PROTO`,
 /// else `../shared/proto/loggregator-v2` beside the repository, else
@@ -33,20 +33,6 @@ fn proto_dir() -> PathBuf {
 
 fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/loggregator_client.py")
-}
-
-/// Runs `sluice ARGS…` to its end, checked; its stdout.
-fn sluice_ok(args: &[&str]) -> String {
-    let out = Command::new(support::sluice_bin())
-        .args(args)
-        .output()
-        .expect("run sluice");
-    assert!(
-        out.status.success(),
-        "sluice {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `sluice certs DIR`, checked.

@@ -233,6 +233,20 @@ pub fn http_get(url: &str) -> Option<String> {
     text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
 }
 
+/// Runs `sluice ARGS…` to its end, checked; its stdout.
+pub fn sluice_ok(args: &[&str]) -> String {
+    let out = Command::new(sluice_bin())
+        .args(args)
+        .output()
+        .expect("run sluice");
+    assert!(
+        out.status.success(),
+        "sluice {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Whether a peer program is installed; tests that need it fail loudly
 /// when it is not (the test script installs them).
 pub fn require(program: &str) -> PathBuf {
