@@ -125,12 +125,12 @@
     return c;
   }
 
-  function sparkline(values, cls) {
+  function sparkline(values) {
     const max = Math.max(1, ...values);
     const w = 120, h = 22;
     const points = values.map((v, i) =>
       (i * w / Math.max(1, values.length - 1)).toFixed(1) + ',' + (h - 1 - (v / max) * (h - 2)).toFixed(1));
-    const svg = svgEl('svg', { class: cls || 'spark', viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: 'none' });
+    const svg = svgEl('svg', { class: 'spark', viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: 'none' });
     svg.append(svgEl('polyline', { points: points.join(' ') }));
     return svg;
   }
@@ -298,7 +298,7 @@
     }
 
     function count() {
-      counter.textContent = kept.length.toLocaleString() + ' received, ' +
+      counter.textContent = kept.length.toLocaleString() + ' kept, ' +
         lines.childElementCount.toLocaleString() + ' shown' + (paused ? ' — paused' : '');
     }
 
