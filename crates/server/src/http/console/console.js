@@ -12,7 +12,7 @@
   /** Entries kept in memory, so a filter change can show them again. */
   const MAX_KEPT = 10000;
   /** Rows drawn per gather while following the newest lines, at most. */
-  const ROWS_PER_FLUSH = 150;
+  const ROWS_PER_FLUSH = 100;
   /** How long arriving lines are gathered before they are drawn. */
   const GATHER_MS = 50;
   /** Lines replayed when a stream view opens. */
