@@ -34,6 +34,7 @@ pub mod paths;
 pub mod persist;
 pub mod redact;
 pub mod retry;
+pub mod shared;
 pub mod spec;
 pub mod status;
 pub mod writers;

@@ -52,6 +52,7 @@ use crate::format::{Format, FormatError};
 use crate::netpolicy::{NetPolicy, PolicyError, ADD_RESOLVE_TIMEOUT};
 use crate::paths::{PathError, PathPolicy};
 use crate::persist::Persist;
+use crate::shared::{Definitions, Ownership, Solo};
 use crate::retry::{retry_limit, Next, RetryState};
 use crate::spec::{DrainSpec, DrainUrl, Scheme, SpecError, Target};
 use crate::status::{State, Status, StatusView};
@@ -216,9 +217,12 @@ impl DrainInfo {
         }
     }
 
-    /// `end`: the log's next position, for the status's `behind`.
-    fn of(r: &Running, end: Option<Position>) -> Self {
-        let mut info = DrainInfo::new(r.spec.clone(), r.status.view(end));
+    /// `end`: the log's next position, for the status's `behind`;
+    /// `owner`: the node delivering it, in a cluster.
+    fn of(r: &Running, end: Option<Position>, owner: Option<String>) -> Self {
+        let mut view = r.status.view(end);
+        view.owner = owner;
+        let mut info = DrainInfo::new(r.spec.clone(), view);
         info.standing = r.standing;
         info
     }
@@ -259,7 +263,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     config: DrainsConfig,
     paths: Arc<PathPolicy>,
-    persist: Persist,
+    definitions: Arc<dyn Definitions>,
+    ownership: Arc<dyn Ownership>,
     drains: Mutex<BTreeMap<String, Running>>,
     /// Tasks of replaced or deleted drains still finishing (their last
     /// batch and commit, or the forget of a deleted drain's cursor), by
@@ -292,8 +297,22 @@ impl DrainManager {
                 "removed temporary files an interrupted save left"
             );
         }
-        let (formats, mut problems) = persist.load_formats();
-        let (specs, drain_problems) = persist.load_drains();
+        Self::start_shared(log, metrics, config, shutdown, Arc::new(persist), Arc::new(Solo))
+    }
+
+    /// [`start`](Self::start) with definitions kept in `definitions` and
+    /// drains delivered when `ownership` says so (a cluster,
+    /// [`crate::shared`]). Loads the definitions (blocking).
+    pub fn start_shared(
+        log: Arc<dyn Log>,
+        metrics: Arc<Metrics>,
+        config: DrainsConfig,
+        shutdown: CancellationToken,
+        definitions: Arc<dyn Definitions>,
+        ownership: Arc<dyn Ownership>,
+    ) -> (Self, Vec<String>) {
+        let (formats, mut problems) = definitions.load_formats();
+        let (specs, drain_problems) = definitions.load_drains();
         problems.extend(drain_problems);
         let paths = Arc::new(config.path_policy());
         let routes = config.routes.clone();
@@ -303,7 +322,8 @@ impl DrainManager {
                 metrics,
                 config,
                 paths,
-                persist,
+                definitions,
+                ownership,
                 drains: Mutex::new(BTreeMap::new()),
                 retiring: Mutex::new(HashMap::new()),
                 formats: RwLock::new(formats.into_iter().collect()),
@@ -368,7 +388,6 @@ impl DrainManager {
         // Never taken from the caller: `?overwrite=1` truncates only files
         // born after this.
         spec.created = now_ns();
-        self.inner.persist.save_drain(&spec)?;
         let name = spec.name.clone();
         // From the log's end as of now (when the log can say at once; else
         // as of the task's start).
@@ -378,6 +397,11 @@ impl DrainManager {
             .end_cursor()
             .now_or_never()
             .and_then(Result::ok);
+        if let (true, Some(end)) = (self.inner.ownership.shared(), end) {
+            // Whichever node takes the drain starts here.
+            self.commit_blocking(&name, end)?;
+        }
+        self.inner.definitions.save_drain(&spec)?;
         self.launch(spec, false, Start::New(end))?;
         info!(drain = %name, "drain added");
         self.get(&name).ok_or(DrainError::NotFound(name))
@@ -431,7 +455,7 @@ impl DrainManager {
             spec.created = now_ns();
             crate::writers::file::forget_overwrite(&spec.name);
         }
-        self.inner.persist.save_drain(&spec)?;
+        self.inner.definitions.save_drain(&spec)?;
         let name = spec.name.clone();
         let prepared = self.prepare(spec, false)?;
         {
@@ -497,7 +521,7 @@ impl DrainManager {
             };
             info!(drain = %name, "drain restarted");
         }
-        Ok(DrainInfo::of(r, self.log_end()))
+        Ok(DrainInfo::of(r, self.log_end(), self.inner.ownership.owner(name)))
     }
 
     /// The drain, once its task has left STARTING (or `within` passed).
@@ -561,7 +585,7 @@ impl DrainManager {
         });
         self.inner.retiring.lock().insert(name.to_owned(), forget);
         crate::writers::file::forget_overwrite(name);
-        self.inner.persist.delete_drain(name)?;
+        self.inner.definitions.delete_drain(name)?;
         self.inner.metrics.forget_drain(name);
         info!(drain = %name, "drain deleted");
         Ok(())
@@ -574,7 +598,7 @@ impl DrainManager {
             .drains
             .lock()
             .values()
-            .map(|r| DrainInfo::of(r, end))
+            .map(|r| DrainInfo::of(r, end, self.inner.ownership.owner(&r.spec.name)))
             .collect()
     }
 
@@ -585,7 +609,7 @@ impl DrainManager {
             .drains
             .lock()
             .get(name)
-            .map(|r| DrainInfo::of(r, end))
+            .map(|r| DrainInfo::of(r, end, self.inner.ownership.owner(name)))
     }
 
     /// The log's next position, when the log can say without waiting
@@ -673,7 +697,7 @@ impl DrainManager {
             name: name.to_owned(),
             reason: e.to_string(),
         })?;
-        self.inner.persist.save_format(name, template)?;
+        self.inner.definitions.save_format(name, template)?;
         self.inner
             .formats
             .write()
@@ -702,7 +726,7 @@ impl DrainManager {
                 drains: users,
             });
         }
-        self.inner.persist.delete_format(name)?;
+        self.inner.definitions.delete_format(name)?;
         self.inner.formats.write().remove(name);
         info!(format = %name, "format deleted");
         Ok(())
@@ -734,6 +758,67 @@ impl DrainManager {
         tasks.extend(self.inner.retiring.lock().drain().map(|(_, t)| t));
         let _ = tokio::time::timeout(deadline, futures_util::future::join_all(tasks)).await;
         // Tasks past the deadline are aborted when the runtime shuts down.
+    }
+
+    /// Commits a drain's first cursor from a blocking path (a cluster's
+    /// add: whichever node takes the drain starts there).
+    fn commit_blocking(&self, name: &str, cursor: sluice_log::Cursor) -> Result<(), DrainError> {
+        let log = Arc::clone(&self.inner.log);
+        let consumer = consumer_name(name);
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| handle.block_on(log.commit(&consumer, cursor)))
+            .map_err(|e| DrainError::Persist(std::io::Error::other(e.to_string())))
+    }
+
+    /// A definition another node shared (a cluster's watch): started,
+    /// or replacing a different one of that name; the same one is left as
+    /// it is. Nothing is saved (it was, by the node that made it).
+    pub fn apply_shared(&self, spec: DrainSpec) -> Result<(), DrainError> {
+        let _change = self.inner.changes.lock();
+        let name = spec.name.clone();
+        let mut drains = self.inner.drains.lock();
+        match drains.get(&name) {
+            Some(r) if r.standing => return Err(DrainError::Standing(name)),
+            Some(r) if r.spec == spec => return Ok(()),
+            _ => {}
+        }
+        let prepared = self.prepare(spec, false)?;
+        let predecessor = match drains.remove(&name) {
+            Some(old) => {
+                old.cancel.cancel();
+                Some(old.task)
+            }
+            None => self.inner.retiring.lock().remove(&name),
+        };
+        drains.insert(name.clone(), self.run(prepared, Start::Resume, predecessor));
+        info!(drain = %name, "drain defined by another node");
+        Ok(())
+    }
+
+    /// A drain another node deleted: stopped here (its cursor is that
+    /// node's to forget).
+    pub fn apply_shared_delete(&self, name: &str) {
+        let _change = self.inner.changes.lock();
+        let Some(running) = self.inner.drains.lock().remove(name) else {
+            return;
+        };
+        if running.standing {
+            self.inner.drains.lock().insert(name.to_owned(), running);
+            return;
+        }
+        running.cancel.cancel();
+        self.inner.retiring.lock().insert(name.to_owned(), running.task);
+        self.inner.metrics.forget_drain(name);
+        info!(drain = %name, "drain deleted by another node");
+    }
+
+    /// A saved format another node set (`Some`) or deleted (`None`).
+    pub fn apply_shared_format(&self, name: &str, template: Option<String>) {
+        let mut formats = self.inner.formats.write();
+        match template {
+            Some(t) => formats.insert(name.to_owned(), t),
+            None => formats.remove(name),
+        };
     }
 
     /// A name no drain has: `d.` and 8 random hex digits.
@@ -944,10 +1029,12 @@ impl DrainManager {
             counters,
             status: Arc::clone(&status),
             log: Arc::clone(&self.inner.log),
+            ownership: Arc::clone(&self.inner.ownership),
             feed,
             start,
             predecessor,
             cancel: cancel.clone(),
+            lease_lost: CancellationToken::new(),
         };
         let span = info_span!("drain", name = %spec.name);
         let task = tokio::spawn(task.run().instrument(span));

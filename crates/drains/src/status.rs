@@ -21,6 +21,9 @@ pub enum State {
     Retrying,
     Fatal,
     Stopped,
+    /// In a cluster: another node delivers the drain (it holds the
+    /// lease); this node takes over when that lease lapses.
+    Standby,
 }
 
 impl State {
@@ -31,6 +34,7 @@ impl State {
             State::Retrying => "RETRYING",
             State::Fatal => "FATAL",
             State::Stopped => "STOPPED",
+            State::Standby => "STANDBY",
         }
     }
 }
@@ -57,6 +61,9 @@ pub struct StatusView {
     /// nothing is waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oldest_undelivered_ns: Option<i64>,
+    /// In a cluster: the node that delivers the drain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// `position` before the drain knows its place in the log.
@@ -146,6 +153,7 @@ impl Status {
             sent: self.sent.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            owner: None,
         }
     }
 }

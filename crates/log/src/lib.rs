@@ -67,7 +67,8 @@ mod writer;
 
 pub use api::{
     check_data_dir, check_disk_log, ApiError, Cursor, CursorCheck, CursorParseError, CursorState,
-    DataDirReport, DiskLog, DiskLogConfig, Log, LogFuture, LogStats, MemoryLog, MemoryLogConfig,
+    DataDirReport, DiskLog, DiskLogConfig, Log, LogBounds, LogFuture, LogStats, MemoryLog,
+    MemoryLogConfig, RecentCache,
     Position, ReadPage, Retained, SourceMeta, StoredEntry, DEFAULT_CACHE_BYTES, DEFAULT_MAX_AGE_NS,
     DEFAULT_MAX_DISK_BYTES, DEFAULT_MIN_FREE_DISK_BYTES, PAGE_BYTES,
 };
@@ -83,6 +84,6 @@ pub use record::{encode_envelope, Appendable, EnvelopeRecord, NewRecord, Record}
 pub use report::{Damage, DamagedSegment, Gap, GapCause, OpenReport, TailCut};
 pub use retention::{DeleteReason, DeletedSegment, RetentionPolicy, RetentionReport};
 pub use segment::SegmentInfo;
-pub use stamp::NUDGE_WINDOW_NS;
+pub use stamp::{nudge, NUDGE_WINDOW_NS};
 pub use sync::SyncPlan;
 pub use writer::{check, open, LogWriter};

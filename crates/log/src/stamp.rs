@@ -25,7 +25,7 @@ pub const NUDGE_WINDOW_NS: i64 = 1_000_000_000;
 /// The timestamp to store for an entry stamped `timestamp` of a source
 /// whose newest stored timestamp is `newest` (`i64::MIN` for a new
 /// source); `newest` becomes the newer of the two.
-pub(crate) fn nudge(newest: &mut i64, timestamp: i64) -> i64 {
+pub fn nudge(newest: &mut i64, timestamp: i64) -> i64 {
     let behind = (*newest != i64::MIN)
         .then(|| newest.checked_sub(timestamp))
         .flatten();

@@ -89,7 +89,9 @@ impl Server {
             },
             Arc::clone(&metrics),
         );
-        let opened = log_tasks::open_log(&config, &metrics)
+        // The log's own shutdown comes after the drains and streams stopped.
+        let log_shutdown = CancellationToken::new();
+        let opened = log_tasks::open_log(&config, &metrics, &log_shutdown)
             .await
             .map_err(|source| StartError::Log {
                 path: config.data_dir.clone(),
@@ -102,8 +104,6 @@ impl Server {
             config.ingest_limits(),
         );
         let mut tasks = JoinSet::new();
-        // The log's own shutdown comes after the drains and streams stopped.
-        let log_shutdown = CancellationToken::new();
         tasks.spawn(log_tasks::fan_out(
             Arc::clone(&log),
             bus.clone(),
@@ -133,12 +133,31 @@ impl Server {
         // The real port (when 0 was asked), for the Host check.
         config.http.listen = http_addr;
 
-        let (drains, problems) = DrainManager::start(
-            Arc::clone(&log),
-            Arc::clone(&metrics),
-            config.drains_config()?,
-            shutdown.clone(),
-        );
+        let (drains, problems) = match &opened.node {
+            None => DrainManager::start(
+                Arc::clone(&log),
+                Arc::clone(&metrics),
+                config.drains_config()?,
+                shutdown.clone(),
+            ),
+            Some(node) => DrainManager::start_shared(
+                Arc::clone(&log),
+                Arc::clone(&metrics),
+                config.drains_config()?,
+                shutdown.clone(),
+                node.definitions(),
+                node.ownership(),
+            ),
+        };
+        if let Some(node) = &opened.node {
+            node.spawn_tasks(
+                &mut tasks,
+                drains.clone(),
+                Arc::clone(&metrics),
+                http_addr.to_string(),
+                shutdown.clone(),
+            );
+        }
         for problem in problems {
             warn!("{problem}");
         }
@@ -249,6 +268,7 @@ impl Server {
             drains.clone(),
             egress,
             Arc::clone(&health),
+            opened.node.clone(),
         );
         let agent_status = Arc::clone(&state.agent_status);
         let app = http::router(state);

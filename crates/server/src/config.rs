@@ -38,6 +38,7 @@ pub struct Config {
     pub grpc: GrpcConfig,
     pub statsd: StatsdConfig,
     pub metrics: MetricsConfig,
+    pub cluster: ClusterSection,
     /// `[agent]`: read by `sluice agent` (files, sieve rules), which checks
     /// it; `sluice server` ignores it, so one file serves both.
     pub agent: toml::Table,
@@ -57,6 +58,7 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             statsd: StatsdConfig::default(),
             metrics: MetricsConfig::default(),
+            cluster: ClusterSection::default(),
             agent: toml::Table::new(),
         }
     }
@@ -343,6 +345,54 @@ impl Default for LogSection {
     }
 }
 
+/// `[cluster]`: several nodes over NATS JetStream (DESIGN.md §3). Empty
+/// `nats` (the default) keeps the embedded log.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSection {
+    /// NATS server URLs (`nats://n1:4222`); any one is enough to join.
+    pub nats: Vec<String>,
+    /// This node's name, unique in the cluster and kept across restarts
+    /// (required with `nats`).
+    pub node_id: String,
+    /// Replicas of the stream and buckets [default: 3, or the number of
+    /// NATS servers when fewer].
+    pub replicas: Option<usize>,
+    /// Seconds a drain's lease lasts without renewal: a dead node's
+    /// drains move to another within about this.
+    pub lease_secs: f64,
+    /// MiB a node buffers while NATS does not acknowledge; the oldest are
+    /// dropped (counted, told) beyond it.
+    pub buffer_mb: u64,
+    /// NATS credentials: user and password, or a token.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// TLS to NATS: a CA bundle, and a client certificate and key for
+    /// mutual TLS.
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            nats: Vec::new(),
+            node_id: String::new(),
+            replicas: None,
+            lease_secs: cluster::connect::DEFAULT_LEASE.as_secs_f64(),
+            buffer_mb: 64,
+            user: None,
+            password: None,
+            token: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouterConfig {
@@ -585,6 +635,45 @@ impl Config {
     }
 
     /// The in-memory log's limits (`backend = "memory"`).
+    /// The cluster to join, when `[cluster] nats` names servers.
+    pub fn cluster_config(&self) -> Result<Option<cluster::ClusterConfig>, ConfigError> {
+        let c = &self.cluster;
+        if c.nats.is_empty() {
+            return Ok(None);
+        }
+        if c.node_id.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[cluster] node_id (--node-id) is needed with nats: a name for this node, unique in the cluster".into(),
+            ));
+        }
+        let node_id = c.node_id.clone();
+        if !cluster::connect::valid_node_id(&node_id) {
+            return Err(ConfigError::Invalid(format!(
+                "[cluster] node_id {node_id:?}: use letters, digits, '-' and '_' (at most 64)"
+            )));
+        }
+        if !(c.lease_secs.is_finite() && (0.5..=300.0).contains(&c.lease_secs)) {
+            return Err(ConfigError::Invalid(
+                "[cluster] lease_secs: between 0.5 and 300".into(),
+            ));
+        }
+        let mut out = cluster::ClusterConfig::new(c.nats.clone(), node_id);
+        out.replicas = c.replicas;
+        out.lease = std::time::Duration::from_secs_f64(c.lease_secs);
+        out.buffer_bytes = (c.buffer_mb.max(1) as usize).saturating_mul(1 << 20);
+        out.max_age = std::time::Duration::from_secs(self.log.max_age_secs.max(1));
+        out.max_bytes = (self.log.max_disk_mb.max(1) as i64).saturating_mul(1 << 20);
+        out.max_per_subject = self.log.max_per_source.max(1) as i64;
+        out.cache_bytes = (self.log.memory_mb as usize).saturating_mul(1 << 20) / 2;
+        out.user = c.user.clone();
+        out.password = c.password.clone();
+        out.token = c.token.clone();
+        out.tls_ca = c.tls_ca.clone();
+        out.tls_cert = c.tls_cert.clone();
+        out.tls_key = c.tls_key.clone();
+        Ok(Some(out))
+    }
+
     pub fn memory_log_config(&self) -> sluice_log::MemoryLogConfig {
         sluice_log::MemoryLogConfig {
             max_per_source: self.log.max_per_source.max(1),

@@ -7,6 +7,7 @@
 //! and Prometheus metrics. The binary crate only parses flags and calls in.
 
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod log_tasks;

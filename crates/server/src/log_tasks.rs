@@ -20,7 +20,13 @@ use crate::config::{Config, LogBackend};
 pub struct OpenedLog {
     pub log: Arc<dyn Log>,
     pub disk: Option<DiskLog>,
+    /// This node's part of the cluster, when `[cluster] nats` is set.
+    pub node: Option<crate::cluster::Node>,
 }
+
+/// How long a cluster node may take at shutdown to publish what it
+/// buffered.
+const CLUSTER_FLUSH: Duration = Duration::from_secs(3);
 
 /// Opens the configured backend. A damaged disk log is repaired (torn tail
 /// cut, damaged segments skipped), counted in `sluice_log_repairs_total`
@@ -28,12 +34,43 @@ pub struct OpenedLog {
 /// holds its lock, the directory is unusable) stops the start.
 pub async fn open_log(
     config: &Config,
-    metrics: &Metrics,
+    metrics: &Arc<Metrics>,
+    log_shutdown: &CancellationToken,
 ) -> Result<OpenedLog, sluice_log::ApiError> {
+    if let Some(cluster_config) = config
+        .cluster_config()
+        .map_err(|e| sluice_log::ApiError::Remote {
+            op: "cluster config",
+            detail: e.to_string(),
+        })?
+    {
+        let cluster = cluster::Cluster::connect(cluster_config)
+            .await
+            .map_err(|e| sluice_log::ApiError::Remote {
+                op: "joining the cluster",
+                detail: e.to_string(),
+            })?;
+        let log = cluster::JetStreamLog::start(
+            cluster,
+            Arc::clone(metrics),
+            log_shutdown.clone(),
+            CLUSTER_FLUSH,
+        )
+        .await?;
+        return Ok(OpenedLog {
+            log: Arc::new(log.clone()),
+            disk: None,
+            node: Some(crate::cluster::Node::new(log)),
+        });
+    }
     if config.log.backend == LogBackend::Memory {
         info!("log in memory: history and drain positions end with the process");
         let log = Arc::new(MemoryLog::new(config.memory_log_config()));
-        return Ok(OpenedLog { log, disk: None });
+        return Ok(OpenedLog {
+            log,
+            disk: None,
+            node: None,
+        });
     }
     let disk_config = config.disk_log_config();
     let (disk, report) = tokio::task::spawn_blocking(move || DiskLog::open(disk_config))
@@ -43,6 +80,7 @@ pub async fn open_log(
     Ok(OpenedLog {
         log: Arc::new(disk.clone()),
         disk: Some(disk),
+        node: None,
     })
 }
 

@@ -361,6 +361,9 @@ fn status_line(status: &Value, now: i64) -> String {
         status["retries"].as_u64().unwrap_or(0)
     );
     line.push_str(&counts);
+    if let Some(owner) = status["owner"].as_str() {
+        line.push_str(&format!("  owner {owner}"));
+    }
     if let Some(behind) = status["behind"].as_u64() {
         line.push_str(&format!("  behind {behind}"));
         if let Some(oldest) = status["oldest_undelivered_ns"].as_i64() {

@@ -18,6 +18,7 @@ mod agent;
 mod apps;
 mod certs;
 mod check;
+mod cluster;
 mod client;
 mod drain;
 mod emit;
@@ -69,6 +70,8 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Ingress, egress and loss over the last minute and hour, with alert levels.
     Health(health::HealthArgs),
+    /// A cluster's nodes, stream and drain owners (servers run with --nats).
+    Cluster(cluster::ClusterArgs),
     /// Send numbered lines over gRPC, syslog or HTTP, and verify they all arrived.
     Emit(emit::EmitArgs),
     /// Read the firehose over gRPC (selectors, shard groups); print or measure it.
@@ -97,6 +100,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(args) => check::main(args),
         Command::Certs(args) => certs::main(args),
         Command::Health(args) => health::main(args),
+        Command::Cluster(args) => cluster::main(args),
         Command::Emit(args) => emit::main(args),
         Command::Nozzle(args) => nozzle::main(args),
         Command::Completions { shell } => completions(shell),

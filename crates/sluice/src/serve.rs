@@ -56,6 +56,15 @@ pub struct ServerArgs {
     /// survives restarts) or `memory` [default: disk].
     #[arg(long, value_name = "BACKEND")]
     log_backend: Option<LogBackendArg>,
+    /// Join a cluster: NATS server URLs with JetStream, comma-separated
+    /// (nats://n1:4222,nats://n2:4222); the log, drains and their owners
+    /// then live in JetStream [default: `[cluster] nats`; none: one node].
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    nats: Vec<String>,
+    /// This node's name in the cluster, unique and kept across restarts
+    /// [default: `[cluster] node_id`].
+    #[arg(long, value_name = "NAME")]
+    node_id: Option<String>,
     /// Address ranges drains may reach besides public ones, comma-separated
     /// CIDR (e.g. 127.0.0.0/8,10.0.0.0/8); added to [drains] allow_ranges.
     #[arg(long, value_name = "CIDRS", value_delimiter = ',')]
@@ -198,6 +207,12 @@ impl ServerArgs {
                 LogBackendArg::Disk => server::config::LogBackend::Disk,
                 LogBackendArg::Memory => server::config::LogBackend::Memory,
             };
+        }
+        if !self.nats.is_empty() {
+            config.cluster.nats = self.nats;
+        }
+        if let Some(node_id) = self.node_id {
+            config.cluster.node_id = node_id;
         }
         config.auth.tokens.extend(self.tokens);
         config.auth.tokens.extend(env_tokens);

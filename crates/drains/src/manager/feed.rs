@@ -357,6 +357,14 @@ impl Feed {
         }
     }
 
+    /// While another node delivers the drain: shows its committed cursor
+    /// as this drain's place (for `behind`), without reading.
+    pub(super) async fn follow_committed(&mut self) {
+        if let Ok(Some(at)) = self.log.committed(&self.consumer).await {
+            self.set_acked(at).await;
+        }
+    }
+
     fn show_behind(&mut self, end: Cursor) {
         self.seen_end = self.seen_end.max(end);
         let behind = end.next().saturating_sub(self.acked.next());

@@ -15,9 +15,12 @@
 use super::feed::{Batch, Feed, Start};
 use super::notices as notice;
 use super::*;
+use crate::shared::Lease;
 
 /// How long a drain waits before reading again after the log failed.
 const LOG_RETRY: Duration = Duration::from_secs(1);
+/// How often a drain on standby reads the owner's committed cursor.
+const STANDBY_REFRESH: Duration = Duration::from_secs(2);
 
 pub(super) struct DrainTask {
     pub(super) ctx: WriterContext,
@@ -29,6 +32,8 @@ pub(super) struct DrainTask {
     pub(super) counters: DrainCounters,
     pub(super) status: Arc<Status>,
     pub(super) log: Arc<dyn Log>,
+    /// Whether this node may deliver the drain now (a cluster's lease).
+    pub(super) ownership: Arc<dyn Ownership>,
     pub(super) feed: Feed,
     pub(super) start: Start,
     /// The task that ran this drain name before (a replaced or deleted
@@ -36,6 +41,8 @@ pub(super) struct DrainTask {
     /// this one reads the cursor.
     pub(super) predecessor: Option<JoinHandle<()>>,
     pub(super) cancel: CancellationToken,
+    /// Cancelled when this node lost the lease it delivers under.
+    pub(super) lease_lost: CancellationToken,
 }
 
 impl DrainTask {
@@ -43,11 +50,67 @@ impl DrainTask {
         if let Some(before) = self.predecessor.take() {
             let _ = before.await;
         }
-        if self.begin().await {
-            self.deliver().await;
+        let stop = self.cancel.clone();
+        loop {
+            let Some(lease) = self.wait_for_lease(&stop).await else {
+                break;
+            };
+            // Delivering ends when the drain stops or the lease is lost,
+            // whichever comes first; a lost lease stops sends at once.
+            let session = stop.child_token();
+            let lost = lease.lost.clone();
+            let ends = session.clone();
+            let watch = tokio::spawn(async move {
+                tokio::select! {
+                    _ = lost.cancelled() => ends.cancel(),
+                    _ = ends.cancelled() => {}
+                }
+            });
+            self.cancel = session.clone();
+            self.lease_lost = lease.lost.clone();
+            if self.begin().await {
+                self.deliver().await;
+            }
+            let lost = lease.lost.is_cancelled();
+            if !lost {
+                self.feed.finish().await;
+            }
+            session.cancel();
+            let _ = watch.await;
+            drop(lease);
+            if stop.is_cancelled() || !lost {
+                break;
+            }
+            warn!("lost the drain's lease; another node takes it over");
+            self.start = Start::Resume;
         }
-        self.feed.finish().await;
         self.status.set(State::Stopped, None, now_ns());
+    }
+
+    /// Waits until this node may deliver the drain; in a cluster, shows
+    /// STANDBY and follows the owner's committed cursor meanwhile (so
+    /// `behind` is right on every node). `None` when the drain stops.
+    async fn wait_for_lease(&mut self, stop: &CancellationToken) -> Option<Lease> {
+        let ownership = Arc::clone(&self.ownership);
+        let name = self.ctx.name.clone();
+        let acquire = ownership.acquire(&name, stop);
+        tokio::pin!(acquire);
+        if !ownership.shared() {
+            return acquire.await;
+        }
+        self.status.set(State::Standby, None, now_ns());
+        let mut tick = tokio::time::interval(STANDBY_REFRESH);
+        loop {
+            tokio::select! {
+                lease = &mut acquire => {
+                    if lease.is_some() {
+                        self.status.set(State::Starting, None, now_ns());
+                    }
+                    return lease;
+                }
+                _ = tick.tick() => self.feed.follow_committed().await,
+            }
+        }
     }
 
     /// Finds the drain's place in the log, retrying while the log fails;
@@ -105,9 +168,12 @@ impl DrainTask {
                 tokio::pin!(send);
                 tokio::select! {
                     r = &mut send => Some(r),
-                    _ = self.cancel.cancelled() => {
+                    _ = self.cancel.cancelled(), if !self.lease_lost.is_cancelled() => {
                         tokio::time::timeout(STOP_FLUSH, &mut send).await.ok()
                     }
+                    // Another node may hold the lease now: not one more
+                    // byte from this one.
+                    _ = self.lease_lost.cancelled() => None,
                 }
             };
             let Some(sent) = outcome else {

@@ -76,10 +76,10 @@ impl Cached {
 
 /// Entries [`RecentCache::extend`] let go of; dropping it frees them.
 #[derive(Debug)]
-pub(crate) struct Evicted(Vec<Cached>);
+pub struct Evicted(Vec<Cached>);
 
 #[derive(Debug)]
-pub(crate) struct RecentCache {
+pub struct RecentCache {
     /// Consecutive positions `end - entries.len()..end`.
     entries: VecDeque<Cached>,
     /// One past the newest cached (or, when empty, written) position.
@@ -90,16 +90,16 @@ pub(crate) struct RecentCache {
 
 /// Where the log stands, as the reader sees it when a read starts.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct LogBounds {
+pub struct LogBounds {
     /// The oldest readable position, if any.
-    pub(crate) oldest: Option<Position>,
+    pub oldest: Option<Position>,
     /// One past the newest readable position.
-    pub(crate) next: Position,
+    pub next: Position,
 }
 
 impl RecentCache {
     /// An empty cache for a log whose next position is `end`.
-    pub(crate) fn new(end: Position, max_bytes: usize) -> Self {
+    pub fn new(end: Position, max_bytes: usize) -> Self {
         RecentCache {
             entries: VecDeque::new(),
             end,
@@ -109,20 +109,20 @@ impl RecentCache {
     }
 
     /// The oldest cached position (`end` when empty).
-    pub(crate) fn first(&self) -> Position {
+    pub fn first(&self) -> Position {
         self.end - self.entries.len() as Position
     }
 
-    pub(crate) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// The cached entry at `position`, if any.
-    pub(crate) fn get(&self, position: Position) -> Option<&StoredEntry> {
+    pub fn get(&self, position: Position) -> Option<&StoredEntry> {
         let i = position.checked_sub(self.first())?;
         self.entries
             .get(usize::try_from(i).ok()?)
@@ -135,7 +135,7 @@ impl RecentCache {
     /// entries that left are returned for the caller to drop once it holds
     /// no lock: freeing an envelope (its tags, strings and payload) is most
     /// of the cost of filling the cache.
-    pub(crate) fn extend(&mut self, written: impl IntoIterator<Item = StoredEntry>) -> Evicted {
+    pub fn extend(&mut self, written: impl IntoIterator<Item = StoredEntry>) -> Evicted {
         let mut evicted = Evicted(Vec::new());
         if self.max_bytes == 0 {
             // Off: the entries are not even built (the iterator is lazy).
@@ -162,7 +162,7 @@ impl RecentCache {
     }
 
     /// Drops every entry below `floor` (retention removed them).
-    pub(crate) fn remove_below(&mut self, floor: Position) {
+    pub fn remove_below(&mut self, floor: Position) {
         while self
             .entries
             .front()
@@ -179,7 +179,7 @@ impl RecentCache {
     /// can answer it: the cursor (after stepping over removed positions)
     /// is cached, or at or past the end of the log. `None` sends the read
     /// to disk.
-    pub(crate) fn read_from(
+    pub fn read_from(
         &self,
         bounds: LogBounds,
         cursor: Cursor,

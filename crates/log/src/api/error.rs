@@ -38,6 +38,10 @@ pub enum ApiError {
     /// The log was closed.
     #[error("the log is closed")]
     Closed,
+    /// A log kept by another service (the cluster's NATS JetStream) did
+    /// not answer or refused: `op` says what was asked.
+    #[error("{op}: {detail}")]
+    Remote { op: &'static str, detail: String },
     /// A blocking task died (a bug: it panicked).
     #[error("log task failed: {0}")]
     Task(String),

@@ -24,7 +24,7 @@ use std::pin::Pin;
 
 use envelope::{Envelope, Selector};
 
-pub use cache::DEFAULT_CACHE_BYTES;
+pub use cache::{LogBounds, RecentCache, DEFAULT_CACHE_BYTES};
 pub use check::{check_data_dir, check_disk_log, CursorCheck, CursorState, DataDirReport};
 pub use cursor::{Cursor, CursorParseError};
 pub use disk::{DiskLog, DiskLogConfig, DEFAULT_MAX_DISK_BYTES, DEFAULT_MIN_FREE_DISK_BYTES};

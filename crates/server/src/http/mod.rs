@@ -69,6 +69,8 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// What `GET /v1/agent` reports, set by `sluice agent` (404 without).
     pub agent_status: Arc<std::sync::OnceLock<AgentStatus>>,
+    /// This node's part of the cluster (`/v1/cluster`), when it is one.
+    pub node: Option<crate::cluster::Node>,
     tokens: Arc<Vec<String>>,
     /// App tokens and the sources each may see.
     app_tokens: Arc<Vec<(String, Arc<Vec<String>>)>>,
@@ -85,6 +87,7 @@ impl AppState {
         drains: ::drains::DrainManager,
         egress: grpc::EgressService,
         health: Arc<crate::self_metrics::HealthHistory>,
+        node: Option<crate::cluster::Node>,
     ) -> Self {
         AppState {
             bus,
@@ -99,6 +102,7 @@ impl AppState {
             reads: Arc::new(Semaphore::new(read::MAX_CONCURRENT_READS)),
             started: std::time::Instant::now(),
             agent_status: Arc::default(),
+            node,
             tokens: Arc::new(config.auth.tokens.clone()),
             app_tokens: Arc::new(
                 config
@@ -153,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .route("/routes/{id}", get(routes::get).delete(routes::delete))
         .route("/v1/health", get(ops::health_report))
         .route("/v1/agent", get(ops::agent_report))
+        .route("/v1/cluster", get(ops::cluster_report))
         .route("/v1/apps", get(apps::list))
         .layer(middleware::from_fn_with_state(state.clone(), body::bounded))
         .layer(middleware::from_fn(scope::enforce))

@@ -51,6 +51,18 @@ pub async fn agent_report(
     }
 }
 
+/// `/v1/cluster`: the nodes, the stream and how this node sees them
+/// (`sluice cluster status`); 404 on a server that is not a cluster node.
+pub async fn cluster_report(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    match &state.node {
+        Some(node) => Json(node.status().await).into_response(),
+        None => super::error::not_found(uri).await.into_response(),
+    }
+}
+
 fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }

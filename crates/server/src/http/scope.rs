@@ -113,6 +113,7 @@ fn admin_only(method: &Method, path: &str) -> bool {
     path == "/metrics"
         || path == "/v1/health"
         || path == "/v1/agent"
+        || path == "/v1/cluster"
         || path == "/routes"
         || path.starts_with("/routes/")
         || (path.starts_with("/v1/formats/") && method != Method::GET)
