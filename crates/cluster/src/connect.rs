@@ -163,10 +163,13 @@ impl Cluster {
         let peers = 1 + client.server_info().connect_urls.len();
         let replicas = config.replicas.unwrap_or(3).clamp(1, 5).min(peers.max(1));
         let stream = ensure_stream(&js, &config, replicas).await?;
-        let cursors = ensure_bucket(&js, CURSORS, Duration::ZERO, replicas).await?;
-        let drains = ensure_bucket(&js, DRAINS, Duration::ZERO, replicas).await?;
-        let leases = ensure_bucket(&js, LEASES, config.lease, replicas).await?;
-        let nodes = ensure_bucket(&js, NODES, HEARTBEAT * 3, replicas).await?;
+        // Cursors are read from the stream leader: a direct get may be
+        // answered by a replica that is behind, and a drain taken over
+        // would resume from an older cursor (more duplicates).
+        let cursors = ensure_bucket(&js, CURSORS, Duration::ZERO, replicas, false).await?;
+        let drains = ensure_bucket(&js, DRAINS, Duration::ZERO, replicas, true).await?;
+        let leases = ensure_bucket(&js, LEASES, config.lease, replicas, true).await?;
+        let nodes = ensure_bucket(&js, NODES, HEARTBEAT * 3, replicas, true).await?;
         info!(
             servers = %servers,
             node = %config.node_id,
@@ -248,12 +251,13 @@ async fn ensure_stream(
 /// async-nats 0.51 cannot parse nats-server 2.9's answer. The stream is the
 /// one ADR-8 describes (what the client would have made): one subject
 /// space `$KV.<bucket>.>`, history 1, rollups allowed, deletes only by
-/// marker, direct gets.
+/// marker, and direct gets unless the bucket must be read consistently.
 async fn ensure_bucket(
     js: &jetstream::Context,
     bucket: &str,
     max_age: Duration,
     replicas: usize,
+    allow_direct: bool,
 ) -> Result<kv::Store, ConnectError> {
     let config = stream::Config {
         name: format!("KV_{bucket}"),
@@ -266,7 +270,7 @@ async fn ensure_bucket(
         allow_rollup: true,
         deny_delete: true,
         deny_purge: false,
-        allow_direct: true,
+        allow_direct,
         num_replicas: replicas,
         discard: stream::DiscardPolicy::New,
         ..Default::default()

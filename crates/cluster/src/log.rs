@@ -41,8 +41,8 @@ use futures_util::StreamExt;
 use parking_lot::{Mutex, RwLock};
 use prost::Message as _;
 use sluice_log::{
-    nudge, ApiError, Cursor, Log, LogBounds, LogFuture, LogStats, Position, ReadPage,
-    RecentCache, Retained, SourceMeta, StoredEntry,
+    nudge, ApiError, Cursor, Log, LogBounds, LogFuture, LogStats, Position, ReadPage, RecentCache,
+    Retained, SourceMeta, StoredEntry,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -215,9 +215,8 @@ impl JetStreamLog {
 /// stream is at its end).
 async fn next_stored<S>(messages: &mut S) -> Result<Option<(StoredEntry, u64)>, ApiError>
 where
-    S: futures_util::Stream<
-            Item = Result<async_nats::jetstream::Message, pull::OrderedError>,
-        > + Unpin,
+    S: futures_util::Stream<Item = Result<async_nats::jetstream::Message, pull::OrderedError>>
+        + Unpin,
 {
     loop {
         let got = tokio::time::timeout(READ_WAIT, messages.next()).await;
@@ -379,11 +378,7 @@ impl Log for JetStreamLog {
             }
             let filter = subject::source_filter(SUBJECT_PREFIX, source_id);
             let mut stream = self.stream().clone();
-            let info = stream
-                .info()
-                .await
-                .map_err(remote("stream info"))?
-                .clone();
+            let info = stream.info().await.map_err(remote("stream info"))?.clone();
             if info.state.messages == 0 {
                 return Ok(Vec::new());
             }
@@ -396,8 +391,7 @@ impl Log for JetStreamLog {
                     break;
                 };
                 let ts = stored.entry.envelope.timestamp;
-                if stored.entry.envelope.source_id == source_id && ts >= start_ns && ts < end_ns
-                {
+                if stored.entry.envelope.source_id == source_id && ts >= start_ns && ts < end_ns {
                     found.push_back(stored);
                     if descending && found.len() > limit {
                         found.pop_front();

@@ -165,8 +165,7 @@ pub async fn status(cluster: &Cluster, node_id: &str, buffer: PublisherStats) ->
         .await
         .unwrap_or_else(|_| Err("timed out".into()))
         .unwrap_or_default();
-    let (stream, stream_error) = match tokio::time::timeout(timeout, stream_status(cluster)).await
-    {
+    let (stream, stream_error) = match tokio::time::timeout(timeout, stream_status(cluster)).await {
         Ok(Ok(s)) => (Some(s), None),
         Ok(Err(e)) => (None, Some(e)),
         Err(_) => (None, Some("JetStream did not answer within 3 s".into())),

@@ -135,7 +135,8 @@ impl Publisher {
         }
         if dropped > 0 {
             q.dropped_untold += dropped;
-            q.dropped_since_ns.get_or_insert_with(envelope::time::now_ns);
+            q.dropped_since_ns
+                .get_or_insert_with(envelope::time::now_ns);
             self.inner.dropped.fetch_add(dropped, Ordering::Relaxed);
             self.inner
                 .metrics
@@ -171,7 +172,8 @@ impl Publisher {
 
     /// Publishes until `shutdown`, then for at most `flush` more.
     pub async fn run(self, js: Context, shutdown: CancellationToken, flush: Duration) {
-        let mut acks: FuturesOrdered<BoxFuture<'static, (u64, Result<(), String>)>> = FuturesOrdered::new();
+        let mut acks: FuturesOrdered<BoxFuture<'static, (u64, Result<(), String>)>> =
+            FuturesOrdered::new();
         let mut backoff = FIRST_BACKOFF;
         let mut flush_deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -266,7 +268,11 @@ impl Publisher {
 
     /// A publish failed: everything in flight goes back to the front of
     /// the buffer, to be sent again with the same message ids.
-    fn failed(&self, acks: &mut FuturesOrdered<BoxFuture<'static, (u64, Result<(), String>)>>, error: &str) {
+    fn failed(
+        &self,
+        acks: &mut FuturesOrdered<BoxFuture<'static, (u64, Result<(), String>)>>,
+        error: &str,
+    ) {
         *acks = FuturesOrdered::new();
         let mut q = self.inner.queue.lock();
         let in_flight = std::mem::take(&mut q.in_flight);

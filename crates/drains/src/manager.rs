@@ -52,8 +52,8 @@ use crate::format::{Format, FormatError};
 use crate::netpolicy::{NetPolicy, PolicyError, ADD_RESOLVE_TIMEOUT};
 use crate::paths::{PathError, PathPolicy};
 use crate::persist::Persist;
-use crate::shared::{Definitions, Ownership, Solo};
 use crate::retry::{retry_limit, Next, RetryState};
+use crate::shared::{Definitions, Ownership, Solo};
 use crate::spec::{DrainSpec, DrainUrl, Scheme, SpecError, Target};
 use crate::status::{State, Status, StatusView};
 use crate::writers::{self, batch_policy, BatchPolicy, DrainWriter, WriteError, WriterContext};
@@ -297,7 +297,14 @@ impl DrainManager {
                 "removed temporary files an interrupted save left"
             );
         }
-        Self::start_shared(log, metrics, config, shutdown, Arc::new(persist), Arc::new(Solo))
+        Self::start_shared(
+            log,
+            metrics,
+            config,
+            shutdown,
+            Arc::new(persist),
+            Arc::new(Solo),
+        )
     }
 
     /// [`start`](Self::start) with definitions kept in `definitions` and
@@ -521,7 +528,11 @@ impl DrainManager {
             };
             info!(drain = %name, "drain restarted");
         }
-        Ok(DrainInfo::of(r, self.log_end(), self.inner.ownership.owner(name)))
+        Ok(DrainInfo::of(
+            r,
+            self.log_end(),
+            self.inner.ownership.owner(name),
+        ))
     }
 
     /// The drain, once its task has left STARTING (or `within` passed).
@@ -807,7 +818,10 @@ impl DrainManager {
             return;
         }
         running.cancel.cancel();
-        self.inner.retiring.lock().insert(name.to_owned(), running.task);
+        self.inner
+            .retiring
+            .lock()
+            .insert(name.to_owned(), running.task);
         self.inner.metrics.forget_drain(name);
         info!(drain = %name, "drain deleted by another node");
     }

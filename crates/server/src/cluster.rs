@@ -281,7 +281,11 @@ fn apply(drains: &DrainManager, entry: kv::Entry) {
             }
             _ => warn!(drain = %name, "the cluster's definition is not a drain; ignored"),
         }
-    } else if let Some(name) = entry.key.strip_prefix(FORMAT_KEY).and_then(subject::untoken) {
+    } else if let Some(name) = entry
+        .key
+        .strip_prefix(FORMAT_KEY)
+        .and_then(subject::untoken)
+    {
         let template = put
             .then(|| String::from_utf8(entry.value.to_vec()).ok())
             .flatten();

@@ -37,12 +37,13 @@ pub async fn open_log(
     metrics: &Arc<Metrics>,
     log_shutdown: &CancellationToken,
 ) -> Result<OpenedLog, sluice_log::ApiError> {
-    if let Some(cluster_config) = config
-        .cluster_config()
-        .map_err(|e| sluice_log::ApiError::Remote {
-            op: "cluster config",
-            detail: e.to_string(),
-        })?
+    if let Some(cluster_config) =
+        config
+            .cluster_config()
+            .map_err(|e| sluice_log::ApiError::Remote {
+                op: "cluster config",
+                detail: e.to_string(),
+            })?
     {
         let cluster = cluster::Cluster::connect(cluster_config)
             .await

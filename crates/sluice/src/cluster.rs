@@ -131,7 +131,7 @@ fn render(cluster: &Value, drains: &Value, now: i64) -> String {
         )),
     }
     out.push_str("\ndrains:\n");
-    let list = drains.as_array().cloned().unwrap_or_default();
+    let list = drains["drains"].as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         out.push_str("  (none)");
     }
@@ -165,11 +165,25 @@ mod tests {
                         "peers": [{"name": "n2", "current": true, "offline": false},
                                   {"name": "n3", "current": false, "offline": true}]}
         });
-        let drains = serde_json::json!([{"name": "d1", "status": {"owner": "a", "state": "RUNNING", "behind": 0}}]);
+        let drains = serde_json::json!({"drains": [{"name": "d1", "status": {"owner": "a", "state": "RUNNING", "behind": 0}}]});
         let text = render(&cluster, &drains, 5_000_000);
-        assert!(text.starts_with("cluster: ok (as node a sees it)"), "{text}");
-        assert!(text.contains("  a                     5ms       2       1500         0  127.0.0.1:8000"), "{text}");
-        assert!(text.contains("replicas 3, leader n1, followers n2, n3 (offline)"), "{text}");
-        assert!(text.contains("  d1                   owner a            RUNNING   behind 0"), "{text}");
+        assert!(
+            text.starts_with("cluster: ok (as node a sees it)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  a                     5ms       2       1500         0  127.0.0.1:8000"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("replicas 3, leader n1, followers n2, n3 (offline)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  d1                   owner a            RUNNING   behind 0"),
+            "{text}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod docker;
+pub mod nats;
 pub mod reads;
 
 use std::io::{BufRead, BufReader};
