@@ -33,6 +33,34 @@ pub struct NodeInfo {
     /// Where its HTTP API listens, as it was configured.
     #[serde(default)]
     pub http: String,
+    /// Firehose shard ids with streams on this node (shard groups span
+    /// the nodes that have members).
+    #[serde(default)]
+    pub shard_groups: Vec<String>,
+}
+
+impl NodeInfo {
+    /// Whether the heartbeat is recent (three heartbeats at most).
+    pub fn alive(&self, now_ns: i64) -> bool {
+        now_ns.saturating_sub(self.updated_ns) <= (HEARTBEAT * 3).as_nanos() as i64
+    }
+}
+
+/// `(index, of)` of `node_id` among the alive nodes with members of
+/// `shard_id`, by node id; `(0, 1)` when it is alone or not listed yet.
+pub fn shard_share(nodes: &[NodeInfo], node_id: &str, shard_id: &str, now_ns: i64) -> (u64, u64) {
+    let mut with: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.alive(now_ns) && n.shard_groups.iter().any(|s| s == shard_id))
+        .map(|n| n.node_id.as_str())
+        .collect();
+    if !with.contains(&node_id) {
+        with.push(node_id);
+    }
+    with.sort_unstable();
+    with.dedup();
+    let index = with.iter().position(|n| *n == node_id).unwrap_or(0);
+    (index as u64, with.len().max(1) as u64)
 }
 
 /// The stream as JetStream reports it.
@@ -178,5 +206,36 @@ pub async fn status(cluster: &Cluster, node_id: &str, buffer: PublisherStats) ->
         nodes,
         stream,
         stream_error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, groups: &[&str], updated_ns: i64) -> NodeInfo {
+        NodeInfo {
+            node_id: id.into(),
+            updated_ns,
+            shard_groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn shares_split_among_alive_nodes_with_members() {
+        let now = 100_000_000_000;
+        let nodes = [
+            node("c", &["g"], now),
+            node("a", &["g", "h"], now),
+            node("b", &["h"], now),
+            node("d", &["g"], 0),
+        ];
+        assert_eq!(shard_share(&nodes, "a", "g", now), (0, 2));
+        assert_eq!(shard_share(&nodes, "c", "g", now), (1, 2));
+        assert_eq!(shard_share(&nodes, "b", "h", now), (1, 2));
+        // Not listed yet: counted in, so it takes a share at once.
+        assert_eq!(shard_share(&nodes, "b", "g", now), (1, 3));
+        assert_eq!(shard_share(&nodes, "a", "x", now), (0, 1));
     }
 }

@@ -149,15 +149,7 @@ impl Server {
                 node.ownership(),
             ),
         };
-        if let Some(node) = &opened.node {
-            node.spawn_tasks(
-                &mut tasks,
-                drains.clone(),
-                Arc::clone(&metrics),
-                http_addr.to_string(),
-                shutdown.clone(),
-            );
-        }
+
         for problem in problems {
             warn!("{problem}");
         }
@@ -204,12 +196,25 @@ impl Server {
         }
 
         // One firehose for gRPC egress and `/v2/read`: shard groups span both.
-        let egress = grpc::EgressService::new(
-            bus.clone(),
-            grpc::EgressLimits {
-                max_streams: config.grpc.max_egress_streams.max(1),
-            },
-        );
+        let egress_limits = grpc::EgressLimits {
+            max_streams: config.grpc.max_egress_streams.max(1),
+        };
+        let egress = match &opened.node {
+            None => grpc::EgressService::new(bus.clone(), egress_limits),
+            Some(node) => {
+                grpc::EgressService::shared(bus.clone(), egress_limits, node.shard_share())
+            }
+        };
+        if let Some(node) = &opened.node {
+            node.spawn_tasks(
+                &mut tasks,
+                drains.clone(),
+                egress.clone(),
+                Arc::clone(&metrics),
+                http_addr.to_string(),
+                shutdown.clone(),
+            );
+        }
         let mut grpc_addr = None;
         if config.grpc.enabled {
             let tls = config.grpc.load_tls()?;

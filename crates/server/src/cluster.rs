@@ -41,6 +41,22 @@ pub struct Node {
     pub log: JetStreamLog,
     pub leases: Leases,
     started_ns: i64,
+    /// The nodes as last read from their heartbeats.
+    peers: Arc<parking_lot::RwLock<Vec<NodeInfo>>>,
+}
+
+/// This node's share of the firehose's shard groups, from the nodes'
+/// heartbeats ([`cluster::nodes::shard_share`]).
+struct ShardShare {
+    node_id: String,
+    peers: Arc<parking_lot::RwLock<Vec<NodeInfo>>>,
+}
+
+impl grpc::egress::groups::NodeShare for ShardShare {
+    fn share(&self, shard_id: &str) -> (u64, u64) {
+        let peers = self.peers.read();
+        cluster::nodes::shard_share(&peers, &self.node_id, shard_id, envelope::time::now_ns())
+    }
 }
 
 impl Node {
@@ -55,7 +71,16 @@ impl Node {
             log,
             leases,
             started_ns: envelope::time::now_ns(),
+            peers: Arc::default(),
         }
+    }
+
+    /// The firehose's cross-node shard split for `EgressService::shared`.
+    pub fn shard_share(&self) -> Arc<dyn grpc::egress::groups::NodeShare> {
+        Arc::new(ShardShare {
+            node_id: self.node_id().to_owned(),
+            peers: Arc::clone(&self.peers),
+        })
     }
 
     pub fn cluster(&self) -> &Cluster {
@@ -89,16 +114,22 @@ impl Node {
         !self.cluster().connected() || self.log.publisher().degraded()
     }
 
-    /// The lease watch, the definitions watch and the heartbeat, until
-    /// `shutdown`.
+    /// The lease watch, the definitions watch, the heartbeat and the
+    /// reading of the other nodes' heartbeats, until `shutdown`.
     pub fn spawn_tasks(
         &self,
         tasks: &mut JoinSet<()>,
         drains: DrainManager,
+        egress: grpc::EgressService,
         metrics: Arc<Metrics>,
         http: String,
         shutdown: CancellationToken,
     ) {
+        tasks.spawn(read_peers(
+            self.cluster().nodes.clone(),
+            Arc::clone(&self.peers),
+            shutdown.clone(),
+        ));
         tasks.spawn(self.leases.clone().watch(shutdown.clone()));
         tasks.spawn(watch_definitions(
             self.cluster().drains.clone(),
@@ -122,6 +153,7 @@ impl Node {
                 ingest_per_second: appended.saturating_sub(before) as f64 / secs,
                 buffer: node.log.publisher().stats(),
                 http: http.clone(),
+                shard_groups: egress.shard_ids(),
             }
         };
         tasks.spawn(cluster::nodes::heartbeat(
@@ -130,6 +162,27 @@ impl Node {
             info,
             shutdown,
         ));
+    }
+}
+
+/// Reads every node's heartbeat each [`cluster::connect::HEARTBEAT`] into
+/// `peers`, until `shutdown`.
+async fn read_peers(
+    kv: kv::Store,
+    peers: Arc<parking_lot::RwLock<Vec<NodeInfo>>>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(cluster::connect::HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let read = tokio::time::timeout(cluster::connect::HEARTBEAT, cluster::nodes::nodes(&kv));
+        if let Ok(Ok(nodes)) = read.await {
+            *peers.write() = nodes;
+        }
     }
 }
 

@@ -62,7 +62,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -167,8 +170,14 @@ fn two_nodes_never_hold_one_lease_at_once() {
         }
         let count = |node: &str| intervals.iter().filter(|i| i.0 == node).count();
         let lost = intervals.iter().filter(|i| i.0 == "x" && i.3).count();
-        assert!(count("x") >= 2 && count("y") >= 2, "{label}: both held it: {intervals:?}");
-        assert!(lost >= 1, "{label}: x lost the lease to a partition at least once");
+        assert!(
+            count("x") >= 2 && count("y") >= 2,
+            "{label}: both held it: {intervals:?}"
+        );
+        assert!(
+            lost >= 1,
+            "{label}: x lost the lease to a partition at least once"
+        );
         eprintln!(
             "{label}: {} intervals (x {}, y {}), x lost {lost} to partitions, none overlapped",
             intervals.len(),

@@ -95,15 +95,7 @@ fn every_node_reads_tails_and_firehoses_what_any_node_took_in() {
 
         // Firehosed on C.
         let out = nozzle.wait_with_output().expect("nozzle ends");
-        let fired: Vec<u64> = numbered(String::from_utf8_lossy(&out.stdout).lines().filter_map(
-            |l| {
-                let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(v["log"]["payload"].as_str()?)
-                    .ok()?;
-                Some(String::from_utf8_lossy(&bytes).into_owned())
-            },
-        ));
+        let fired = firehosed(&out.stdout);
         assert_exactly_once(&fired, N, &format!("{label}: firehose on C"));
 
         // Log Cache's meta on C, and the stream as `sluice cluster status` shows it.
@@ -122,7 +114,54 @@ fn every_node_reads_tails_and_firehoses_what_any_node_took_in() {
             );
         }
         assert!(out.contains("replicas 3, leader n"), "{label}: {out}");
+
+        // One shard group with a member on A and one on B: they split the
+        // stream, each line to one of them.
+        let nozzles: Vec<_> = [&a, &b]
+            .iter()
+            .map(|node| {
+                let target = node.grpc.expect("grpc").to_string();
+                Command::new(sluice_bin())
+                    .args(["nozzle", "--target", &target, "--source-id", "sharded"])
+                    .args(["--type", "log", "--shard-id", "split", "--idle", "3"])
+                    .args(["--duration", "60"])
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("sluice nozzle")
+            })
+            .collect();
+        // Both nodes learn of the other's member from its heartbeat.
+        std::thread::sleep(Duration::from_secs(6));
+        for chunk in lines("line", 1, N).chunks(250) {
+            c.post_lines("sharded", chunk);
+        }
+        let halves: Vec<Vec<u64>> = nozzles
+            .into_iter()
+            .map(|n| firehosed(&n.wait_with_output().expect("nozzle ends").stdout))
+            .collect();
+        let mut both: Vec<u64> = halves.concat();
+        both.sort_unstable();
+        assert_exactly_once(&both, N, &format!("{label}: a shard group across A and B"));
+        for half in &halves {
+            assert!(
+                half.len() as u64 > N / 4,
+                "{label}: each member gets a fair part: {} and {}",
+                halves[0].len(),
+                halves[1].len()
+            );
+        }
     }
+}
+
+/// The numbers of the `line N` log envelopes `sluice nozzle` printed.
+fn firehosed(stdout: &[u8]) -> Vec<u64> {
+    numbered(String::from_utf8_lossy(stdout).lines().filter_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v["log"]["payload"].as_str()?)
+            .ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }))
 }
 
 /// The node that owns `drain`, as the given nodes say.

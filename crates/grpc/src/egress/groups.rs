@@ -16,6 +16,12 @@
 //!
 //! The last member to leave ends the group: its subscription goes, and a
 //! later stream with the same id starts a new one.
+//!
+//! In a cluster ([`NodeShare`]) a group spans nodes: each node's part of
+//! a group keeps only its share of the stream — the entries whose key
+//! (the stream sequence, the same on every node; or the deterministic
+//! name's hash) falls to it among the nodes with members of that
+//! `shard_id` — and splits that among its own members as above.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
@@ -36,6 +42,13 @@ pub const MEMBER_QUEUE: usize = 10_000;
 /// Entries the dispatcher takes from the bus at a time.
 const DISPATCH_BATCH: usize = 1_000;
 
+/// A node's share of the shard groups that span a cluster.
+pub trait NodeShare: Send + Sync {
+    /// `(index, of)`: this node keeps the entries whose split key is
+    /// `index` modulo `of` (`of` ≤ 1: all of them).
+    fn share(&self, shard_id: &str) -> (u64, u64);
+}
+
 /// What identifies a shard group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct GroupKey {
@@ -49,6 +62,7 @@ struct GroupKey {
 pub struct Groups {
     inner: Arc<Mutex<HashMap<GroupKey, Arc<Group>>>>,
     bus: Bus,
+    share: Option<Arc<dyn NodeShare>>,
 }
 
 struct Group {
@@ -174,7 +188,29 @@ impl Groups {
         Groups {
             inner: Arc::default(),
             bus,
+            share: None,
         }
+    }
+
+    /// Groups that span the nodes of a cluster.
+    pub fn shared(bus: Bus, share: Arc<dyn NodeShare>) -> Self {
+        Groups {
+            share: Some(share),
+            ..Groups::new(bus)
+        }
+    }
+
+    /// The non-empty shard ids with members on this node.
+    pub fn shard_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .inner
+            .lock()
+            .keys()
+            .map(|k| k.shard_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     /// Joins the group of `shard_id` (a new group of one when it is empty).
@@ -204,7 +240,11 @@ impl Groups {
                 // `join` returns reaches the group.
                 let sub = self.bus.subscribe(filter.bus_selector(), "firehose");
                 let metrics = Arc::clone(self.bus.metrics());
-                tokio::spawn(dispatch(sub, metrics, Arc::clone(&group), filter));
+                let share = match (&self.share, shard_id.is_empty()) {
+                    (Some(share), false) => Some((Arc::clone(share), shard_id.to_owned())),
+                    _ => None,
+                };
+                tokio::spawn(dispatch(sub, metrics, Arc::clone(&group), filter, share));
                 group
             }
         };
@@ -233,6 +273,7 @@ async fn dispatch(
     metrics: Arc<metrics::Metrics>,
     group: Arc<Group>,
     filter: Filter,
+    share: Option<(Arc<dyn NodeShare>, String)>,
 ) {
     loop {
         let delivery = tokio::select! {
@@ -257,7 +298,11 @@ async fn dispatch(
             members[i].note_loss(loss.count);
         }
         let mut per_member: Vec<Vec<Arc<Entry>>> = vec![Vec::new(); members.len()];
+        let (index, of) = share.as_ref().map_or((0, 1), |(share, id)| share.share(id));
         for entry in delivery.entries {
+            if of > 1 && group.split_key(&entry) % of != index {
+                continue;
+            }
             if filter.matches(&entry.envelope) {
                 let i = group.pick(&entry.envelope, members.len());
                 per_member[i].push(entry);
@@ -277,29 +322,46 @@ async fn dispatch(
 }
 
 impl Group {
+    /// What splits a group's stream between nodes: the deterministic
+    /// name's hash for metrics of a deterministic group, else the entry's
+    /// position (the stream sequence, the same on every node).
+    fn split_key(&self, entry: &Entry) -> u64 {
+        if self.deterministic {
+            if let Some(h) = metric_hash(&entry.envelope) {
+                return h;
+            }
+        }
+        entry.seq
+    }
+
     /// The member an envelope goes to.
     fn pick(&self, env: &Envelope, members: usize) -> usize {
         if members <= 1 {
             return 0;
         }
         if self.deterministic {
-            let mut h = DefaultHasher::new();
-            match &env.message {
-                Some(Message::Counter(c)) => {
-                    c.name.hash(&mut h);
-                    return (h.finish() % members as u64) as usize;
-                }
-                Some(Message::Gauge(g)) => {
-                    for name in g.metrics.keys() {
-                        name.hash(&mut h);
-                    }
-                    return (h.finish() % members as u64) as usize;
-                }
-                _ => {}
+            if let Some(h) = metric_hash(env) {
+                return (h % members as u64) as usize;
             }
         }
         self.next.fetch_add(1, Ordering::Relaxed) % members
     }
+}
+
+/// A hash of a counter's name or a gauge's metric names (what a
+/// deterministic group sends to one consumer).
+fn metric_hash(env: &Envelope) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    match &env.message {
+        Some(Message::Counter(c)) => c.name.hash(&mut h),
+        Some(Message::Gauge(g)) => {
+            for name in g.metrics.keys() {
+                name.hash(&mut h);
+            }
+        }
+        _ => return None,
+    }
+    Some(h.finish())
 }
 
 #[cfg(test)]

@@ -77,6 +77,21 @@ impl EgressService {
         }
     }
 
+    /// The Egress service of a cluster node: shard groups span the nodes
+    /// ([`groups::NodeShare`]).
+    pub fn shared(bus: Bus, limits: EgressLimits, share: Arc<dyn groups::NodeShare>) -> Self {
+        EgressService {
+            groups: Groups::shared(bus, share),
+            limits,
+            active: Arc::default(),
+        }
+    }
+
+    /// The non-empty shard ids with streams on this node.
+    pub fn shard_ids(&self) -> Vec<String> {
+        self.groups.shard_ids()
+    }
+
     /// Shard groups with a non-empty id now.
     pub fn shard_groups(&self) -> usize {
         self.groups.len()
