@@ -280,9 +280,8 @@ async fn ensure_bucket(
         if let Ok(kv) = js.get_key_value(bucket).await {
             return Ok(kv);
         }
-        match js.create_stream(config.clone()).await {
-            Ok(_) => {}
-            Err(e) => last = e.to_string(),
+        if let Err(e) = js.create_stream(config.clone()).await {
+            last = e.to_string();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

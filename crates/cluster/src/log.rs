@@ -109,7 +109,8 @@ impl JetStreamLog {
             }),
         };
         tokio::spawn(publisher.run(cluster.js.clone(), shutdown.clone(), flush));
-        tokio::spawn(follow(log.clone(), end, shutdown));
+        tokio::spawn(follow(log.clone(), end, shutdown.clone()));
+        tokio::spawn(log.clone().tell_drops(shutdown));
         Ok(log)
     }
 
@@ -336,6 +337,40 @@ async fn follow(log: JetStreamLog, mut next: Position, shutdown: CancellationTok
 }
 
 impl JetStreamLog {
+    /// Tells what the buffer dropped, in sluice's own stream, once the
+    /// cluster takes messages again: `sluice: N messages dropped since T
+    /// (the cluster did not acknowledge them)`, from source `sluice`.
+    async fn tell_drops(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            if self.inner.publisher.degraded() {
+                continue;
+            }
+            if let Some((n, since)) = self.inner.publisher.take_untold_drops() {
+                let text = format!(
+                    "{} (the cluster's stream did not acknowledge them in time: the node's buffer was full)",
+                    codec::notice::dropped(n, since)
+                );
+                let mut env = Envelope::log(
+                    envelope::time::now_ns(),
+                    "sluice",
+                    "",
+                    Bytes::from(text),
+                    envelope::LogType::Err,
+                );
+                env.tags.insert(
+                    envelope::tags::SOURCE_TYPE.to_owned(),
+                    codec::notice::SOURCE_TYPE.to_owned(),
+                );
+                let _ = self.append(vec![env]).await;
+            }
+        }
+    }
+
     /// Adds what the follower read to the cache and moves the end.
     fn publish_followed(&self, batch: Vec<StoredEntry>, next: Position) {
         let evicted = self.inner.cache.write().extend(batch);

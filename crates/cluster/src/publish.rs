@@ -316,3 +316,52 @@ impl AckWait {
         (self.id, r)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(i: u8) -> Outgoing {
+        Outgoing {
+            subject: "sluice.log.apptail.a".into(),
+            payload: Bytes::from(vec![i; 300]),
+        }
+    }
+
+    #[test]
+    fn the_buffer_drops_its_oldest_beyond_the_bound_and_counts_them_exactly() {
+        let metrics = Arc::new(Metrics::default());
+        let publisher = Publisher::new("n", 1000, Arc::clone(&metrics));
+        publisher.push((0..10).map(message).collect());
+        let stats = publisher.stats();
+        assert_eq!(
+            (stats.buffered, stats.buffered_bytes, stats.dropped),
+            (3, 900, 7)
+        );
+        // The newest three are kept, in order.
+        let kept: Vec<u8> = (0..3)
+            .filter_map(|_| publisher.next_to_send(0).map(|(_, m)| m.payload[0]))
+            .collect();
+        assert_eq!(kept, vec![7, 8, 9]);
+        let (told, _) = publisher.take_untold_drops().expect("drops to tell");
+        assert_eq!(told, 7);
+        assert!(publisher.take_untold_drops().is_none(), "told once");
+        let text = metrics.encode();
+        assert!(
+            text.contains("sluice_drops_total{reason=\"cluster_buffer_full\"} 7"),
+            "{text}"
+        );
+        // What is in flight is never dropped (here the three taken above,
+        // which fill the bound: the new ones go); a failure puts it back
+        // at the front, to be sent again.
+        publisher.push((10..13).map(message).collect());
+        assert_eq!(publisher.stats().dropped, 10);
+        let mut acks = FuturesOrdered::new();
+        publisher.failed(&mut acks, "test");
+        assert!(publisher.degraded());
+        let order: Vec<u8> = (0..6)
+            .filter_map(|_| publisher.next_to_send(0).map(|(_, m)| m.payload[0]))
+            .collect();
+        assert_eq!(order, vec![7, 8, 9]);
+    }
+}

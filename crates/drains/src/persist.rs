@@ -236,6 +236,27 @@ fn remove(dir: &Path, name: &str) -> std::io::Result<()> {
     }
 }
 
+impl crate::shared::Definitions for Persist {
+    fn load_drains(&self) -> (Vec<DrainSpec>, Vec<String>) {
+        Persist::load_drains(self)
+    }
+    fn save_drain(&self, spec: &DrainSpec) -> std::io::Result<()> {
+        Persist::save_drain(self, spec)
+    }
+    fn delete_drain(&self, name: &str) -> std::io::Result<()> {
+        Persist::delete_drain(self, name)
+    }
+    fn load_formats(&self) -> (BTreeMap<String, String>, Vec<String>) {
+        Persist::load_formats(self)
+    }
+    fn save_format(&self, name: &str, template: &str) -> std::io::Result<()> {
+        Persist::save_format(self, name, template)
+    }
+    fn delete_format(&self, name: &str) -> std::io::Result<()> {
+        Persist::delete_format(self, name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,26 +353,5 @@ mod tests {
         assert!(formats.is_empty());
         assert!(problems[0].contains("not a valid name"), "{problems:?}");
         let _ = std::fs::remove_dir_all(dir);
-    }
-}
-
-impl crate::shared::Definitions for Persist {
-    fn load_drains(&self) -> (Vec<DrainSpec>, Vec<String>) {
-        Persist::load_drains(self)
-    }
-    fn save_drain(&self, spec: &DrainSpec) -> std::io::Result<()> {
-        Persist::save_drain(self, spec)
-    }
-    fn delete_drain(&self, name: &str) -> std::io::Result<()> {
-        Persist::delete_drain(self, name)
-    }
-    fn load_formats(&self) -> (BTreeMap<String, String>, Vec<String>) {
-        Persist::load_formats(self)
-    }
-    fn save_format(&self, name: &str, template: &str) -> std::io::Result<()> {
-        Persist::save_format(self, name, template)
-    }
-    fn delete_format(&self, name: &str) -> std::io::Result<()> {
-        Persist::delete_format(self, name)
     }
 }

@@ -265,7 +265,7 @@ impl Server {
         tasks.spawn(reopen_files_on_sighup(shutdown.clone()));
 
         let state_ingest = ingest.clone();
-        let state = AppState::new(
+        let mut state = AppState::new(
             &config,
             bus.clone(),
             Arc::clone(&log),
@@ -273,8 +273,8 @@ impl Server {
             drains.clone(),
             egress,
             Arc::clone(&health),
-            opened.node.clone(),
         );
+        state.node = opened.node.clone();
         let agent_status = Arc::clone(&state.agent_status);
         let app = http::router(state);
         let limits = http::listener::ListenerLimits {

@@ -1,4 +1,5 @@
-//! The recent-records cache of [`DiskLog`](super::DiskLog): the entries
+//! The recent-records cache of [`DiskLog`](super::DiskLog) (and of the
+//! cluster's JetStream log, which fills it from its follower): the entries
 //! appended most recently, kept in memory as the `Arc<Entry>`s built at
 //! append (keys computed once, envelopes never re-decoded), so consumers
 //! that keep up — the live fan-out, drains near the end, `--recent` — are
@@ -119,6 +120,10 @@ impl RecentCache {
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// The cached entry at `position`, if any.

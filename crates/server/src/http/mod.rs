@@ -69,7 +69,8 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// What `GET /v1/agent` reports, set by `sluice agent` (404 without).
     pub agent_status: Arc<std::sync::OnceLock<AgentStatus>>,
-    /// This node's part of the cluster (`/v1/cluster`), when it is one.
+    /// This node's part of the cluster (`/v1/cluster`), when it is one
+    /// (set after `new`).
     pub node: Option<crate::cluster::Node>,
     tokens: Arc<Vec<String>>,
     /// App tokens and the sources each may see.
@@ -87,7 +88,6 @@ impl AppState {
         drains: ::drains::DrainManager,
         egress: grpc::EgressService,
         health: Arc<crate::self_metrics::HealthHistory>,
-        node: Option<crate::cluster::Node>,
     ) -> Self {
         AppState {
             bus,
@@ -102,7 +102,7 @@ impl AppState {
             reads: Arc::new(Semaphore::new(read::MAX_CONCURRENT_READS)),
             started: std::time::Instant::now(),
             agent_status: Arc::default(),
-            node,
+            node: None,
             tokens: Arc::new(config.auth.tokens.clone()),
             app_tokens: Arc::new(
                 config
