@@ -23,6 +23,20 @@
 //! - Committed cursors live in the `sluice_cursors` bucket, so a drain
 //!   taken over by another node resumes where the last owner committed.
 //!
+//! Drains are not JetStream durable consumers, as the issue first
+//! sketched. A drain already is a durable cursor into [`Log`]
+//! (`commit`/`committed`), so the drain manager runs unchanged on either
+//! log; and a durable consumer is a replicated state machine of its own on
+//! the servers (with replicas 3, one more Raft group per drain: a thousand
+//! drains would be a thousand groups), while the cursors of every drain
+//! share one bucket. A drain that keeps up reads the node's cache like a
+//! live tail, so the stream is read once per node however many drains it
+//! has; only a drain that fell behind reads the stream itself, through an
+//! ordered consumer at its cursor. What a per-drain filter subject would
+//! have saved (reading other apps' messages) a drain still saves by its
+//! selector, in memory. The one loss is server-side acknowledgement
+//! tracking, which the lease and the committed cursor replace.
+//!
 //! Retention is the stream's own (`max_age`, `max_bytes`, per-subject
 //! cap): `retain` only reports the oldest position. A reader whose cursor
 //! the stream's retention passed is told how many positions it lost

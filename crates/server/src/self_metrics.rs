@@ -97,6 +97,11 @@ pub struct HealthReport {
     /// emit_interval_secs`), oldest first: what came in, went out and was
     /// dropped in each step.
     pub series: Vec<Step>,
+    /// On a cluster node: whether it sees the cluster degraded (not
+    /// connected to NATS, or buffering what the stream does not take);
+    /// a degraded cluster makes the level at least `warn`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_degraded: Option<bool>,
 }
 
 /// One step of [`HealthReport::series`].
@@ -203,6 +208,7 @@ impl HealthHistory {
             warn_loss_percent: WARN_LOSS_PERCENT,
             critical_loss_percent: CRITICAL_LOSS_PERCENT,
             series,
+            cluster_degraded: None,
         }
     }
 

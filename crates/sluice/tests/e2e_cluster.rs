@@ -298,6 +298,12 @@ fn ingest_and_drains_go_on_without_a_nats_server_and_catch_up_after_all_return()
             code == 1 && out.starts_with("cluster: DEGRADED"),
             "{label}: {out}"
         );
+        let health: serde_json::Value = serde_json::from_str(&b.get("/v1/health")).expect("health");
+        assert!(
+            health["cluster_degraded"] == true && health["level"] != "ok",
+            "{label}: /v1/health says so too: {}",
+            health["level"]
+        );
         std::thread::sleep(Duration::from_secs(9));
         for i in 0..3 {
             nats.restart(i);

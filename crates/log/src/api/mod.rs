@@ -1,8 +1,12 @@
 //! The seam the rest of sluice uses: the async, fallible [`Log`] trait, and
 //! its implementations [`MemoryLog`] (bounded, in memory: tests and diskless
-//! hosts) and [`DiskLog`] (over this crate's segment files). A NATS
-//! JetStream implementation can come later behind the same trait: positions
-//! become stream sequences and [`Cursor`]s carry them in a new version.
+//! hosts) and [`DiskLog`] (over this crate's segment files). The cluster's
+//! NATS JetStream implementation lives in the `sluice-cluster` crate (this
+//! one does no network I/O): there a position is the stream sequence, so
+//! [`Cursor`]s keep their `v1.<position>` form and a cursor taken on one
+//! node resumes on any other. Its `append` returns once the node buffered
+//! the batch, with no positions (they are known only when the stream
+//! acknowledges).
 //!
 //! Every method returns a boxed `Send` future so the trait stays usable as
 //! `Arc<dyn Log>`; implementations never block the async workers (the disk
@@ -40,7 +44,8 @@ pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + S
 /// An append-only, ordered log of envelopes with growing positions.
 pub trait Log: Send + Sync {
     /// Appends a batch in order; returns each entry's position (consecutive,
-    /// growing). Keys are computed with [`envelope::key::key_for`], and
+    /// growing), or none from a log that buffers before it stores (the
+    /// cluster's: positions are known only once the stream acknowledged). Keys are computed with [`envelope::key::key_for`], and
     /// timestamps made strictly increasing per source where they tie or
     /// step back by less than [`NUDGE_WINDOW_NS`](crate::NUDGE_WINDOW_NS)
     /// (`stamp.rs`; every implementation stamps against its own per-source

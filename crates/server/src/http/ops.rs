@@ -36,7 +36,15 @@ pub async fn refresh_log_gauges(m: &metrics::Metrics, log: &dyn sluice_log::Log)
 /// `/v1/health`: ingress, egress and loss over the last minute and hour
 /// with Loggregator's alert levels (`self_metrics`).
 pub async fn health_report(State(state): State<AppState>) -> impl IntoResponse {
-    Json(state.health.report(state.bus.metrics()))
+    let mut report = state.health.report(state.bus.metrics());
+    if let Some(node) = &state.node {
+        let degraded = node.degraded();
+        report.cluster_degraded = Some(degraded);
+        if degraded && report.level == "ok" {
+            report.level = "warn";
+        }
+    }
+    Json(report)
 }
 
 /// `/v1/agent`: what `sluice agent` follows (containers with positions,
