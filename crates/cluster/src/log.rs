@@ -71,6 +71,8 @@ const READ_WAIT: Duration = Duration::from_secs(5);
 /// Per-source newest timestamps kept for stamping at most; beyond, the
 /// table starts afresh (a source then may keep a tie once).
 const MAX_STAMPED_SOURCES: usize = 100_000;
+/// Sources whose first and last messages `meta` looks up at once.
+const META_LOOKUPS: usize = 32;
 /// Bytes of an envelope at most (the stream refuses larger messages).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
@@ -425,6 +427,11 @@ impl Log for JetStreamLog {
             if limit == 0 || start_ns >= end_ns {
                 return Ok(Vec::new());
             }
+            if let Some(found) =
+                self.read_source_cached(source_id, start_ns, end_ns, limit, descending)
+            {
+                return Ok(found);
+            }
             let filter = subject::source_filter(SUBJECT_PREFIX, source_id);
             let mut stream = self.stream().clone();
             let info = stream.info().await.map_err(remote("stream info"))?.clone();
@@ -471,6 +478,8 @@ impl Log for JetStreamLog {
     ) -> LogFuture<'a, ReadPage> {
         Box::pin(async move {
             let bounds = self.bounds();
+            // Stream sequences start at 1: the start of the log is 1.
+            let cursor = Cursor::at(cursor.next().max(1));
             if let Some(page) = self
                 .inner
                 .cache
@@ -571,27 +580,32 @@ impl Log for JetStreamLog {
                     }
                 }
             }
-            let mut out = Vec::new();
-            for (source, subjects) in counts.into_iter().take(limit) {
-                let mut meta = SourceMeta {
-                    source_id: source,
-                    count: 0,
-                    oldest_timestamp: i64::MAX,
-                    newest_timestamp: i64::MIN,
-                };
-                for (subj, n) in subjects {
-                    meta.count += n;
-                    for ts in self.subject_ends(&subj).await.into_iter().flatten() {
-                        meta.oldest_timestamp = meta.oldest_timestamp.min(ts);
-                        meta.newest_timestamp = meta.newest_timestamp.max(ts);
+            // Two lookups per subject (its first and last message), up to
+            // META_LOOKUPS at once.
+            let out = futures_util::stream::iter(counts.into_iter().take(limit))
+                .map(|(source, subjects)| async move {
+                    let mut meta = SourceMeta {
+                        source_id: source,
+                        count: 0,
+                        oldest_timestamp: i64::MAX,
+                        newest_timestamp: i64::MIN,
+                    };
+                    for (subj, n) in subjects {
+                        meta.count += n;
+                        for ts in self.subject_ends(&subj).await.into_iter().flatten() {
+                            meta.oldest_timestamp = meta.oldest_timestamp.min(ts);
+                            meta.newest_timestamp = meta.newest_timestamp.max(ts);
+                        }
                     }
-                }
-                if meta.oldest_timestamp > meta.newest_timestamp {
-                    meta.oldest_timestamp = 0;
-                    meta.newest_timestamp = 0;
-                }
-                out.push(meta);
-            }
+                    if meta.oldest_timestamp > meta.newest_timestamp {
+                        meta.oldest_timestamp = 0;
+                        meta.newest_timestamp = 0;
+                    }
+                    meta
+                })
+                .buffered(META_LOOKUPS)
+                .collect::<Vec<_>>()
+                .await;
             Ok(out)
         })
     }
@@ -616,6 +630,44 @@ impl Log for JetStreamLog {
 }
 
 impl JetStreamLog {
+    /// [`Log::read_source`] from the cache, when it can answer: it holds
+    /// the whole stream, or (newest first) `limit` matches already — the
+    /// newest of a source are in the cache while it keeps up.
+    fn read_source_cached(
+        &self,
+        source_id: &str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+        descending: bool,
+    ) -> Option<Vec<StoredEntry>> {
+        let cache = self.inner.cache.read();
+        let whole = cache.first() <= *self.inner.oldest.lock()
+            && cache.len() as u64 >= self.bounds().next.saturating_sub(cache.first());
+        if !whole && !descending {
+            return None;
+        }
+        let mut found: Vec<StoredEntry> = Vec::new();
+        for e in cache.newest_first() {
+            let env = &e.entry.envelope;
+            if env.source_id == source_id && (start_ns..end_ns).contains(&env.timestamp) {
+                found.push(e.clone());
+                if descending && found.len() >= limit {
+                    break;
+                }
+            }
+        }
+        if found.len() < limit && !whole {
+            return None;
+        }
+        found.sort_by_key(|e| (e.entry.envelope.timestamp, e.position));
+        if descending {
+            found.reverse();
+        }
+        found.truncate(limit);
+        Some(found)
+    }
+
     /// The timestamps of a subject's first and last messages.
     async fn subject_ends(&self, subj: &str) -> [Option<i64>; 2] {
         let ts = |payload: Bytes| Envelope::decode(payload).ok().map(|e| e.timestamp);

@@ -126,6 +126,11 @@ impl RecentCache {
         self.entries.is_empty()
     }
 
+    /// The cached entries, newest first.
+    pub fn newest_first(&self) -> impl Iterator<Item = &StoredEntry> {
+        self.entries.iter().rev().map(|c| &c.stored)
+    }
+
     /// The cached entry at `position`, if any.
     pub fn get(&self, position: Position) -> Option<&StoredEntry> {
         let i = position.checked_sub(self.first())?;
