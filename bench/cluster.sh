@@ -192,6 +192,11 @@ done
 # --- drain takeover after kill -9 ----------------------------------------------
 TAKEOVER_MS=()
 if ((TAKEOVERS > 0)); then
+  # Three nodes, whatever the last run had.
+  for ((j = ${#ids[@]} + 1; j <= 3; j++)); do
+    id="k$k-$j"; ids+=("$id")
+    start_node "$id" --nats "$NATS_URLS" --node-id "$id"
+  done
   sink_port=$(free_port)
   python3 "$BENCH/null_sink.py" 127.0.0.1 "$sink_port" "$WORK/sink.status" &
   PIDS+=($!)

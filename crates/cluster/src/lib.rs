@@ -5,6 +5,7 @@
 //!   buckets every node uses;
 //! - [`subject`]: envelopes' subjects (escaped keys);
 //! - [`log`]: [`JetStreamLog`], the [`sluice_log::Log`] of a cluster node;
+//! - [`message`]: several envelopes to a message, and positions;
 //! - [`publish`]: the node's bounded buffer in front of the stream;
 //! - [`lease`]: which node delivers a drain, by lease;
 //! - [`nodes`]: heartbeats and `sluice cluster status`.
@@ -13,8 +14,10 @@
 //! in; it depends only on the data model, metrics and the log seam.
 
 pub mod connect;
+mod follow;
 pub mod lease;
 pub mod log;
+pub mod message;
 pub mod nodes;
 pub mod publish;
 pub mod subject;

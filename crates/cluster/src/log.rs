@@ -1,15 +1,17 @@
 //! [`JetStreamLog`]: the [`Log`] of a cluster node, kept in the shared
 //! JetStream stream (DESIGN.md §3).
 //!
-//! - A position is the stream sequence: it grows for the whole cluster,
+//! - A position is the stream sequence of the message and the envelope's
+//!   place in it ([`crate::message`]): it grows for the whole cluster,
 //!   whichever node appended, so a cursor taken on one node resumes on any
-//!   other. One envelope per message: positions stay consecutive, the
-//!   per-subject cap counts envelopes, and a reader needs no second index.
-//! - `append` stamps timestamps per source ([`sluice_log::nudge`]),
-//!   encodes each envelope, and hands the messages to the node's
-//!   [`Publisher`] buffer; it returns once they are buffered, with no
-//!   positions (they are known only when the stream acknowledges), so a
-//!   NATS outage never holds ingest up.
+//!   other. Runs of envelopes with one subject share a message (up to
+//!   1,024), which is what makes the cluster fast; the per-subject cap
+//!   therefore counts messages.
+//! - `append` stamps timestamps per source ([`sluice_log::nudge`]), packs
+//!   the batch into messages and hands them to the node's [`Publisher`]
+//!   buffer; it returns once they are buffered, with no positions (they
+//!   are known only when the stream acknowledges), so a NATS outage never
+//!   holds ingest up.
 //! - One follower per node ([`follow`]) reads the whole stream from where
 //!   it was when the node started, through an ordered consumer (no durable
 //!   state on the servers), into a byte-bounded [`RecentCache`]; live
@@ -39,42 +41,41 @@
 //!
 //! Retention is the stream's own (`max_age`, `max_bytes`, per-subject
 //! cap): `retain` only reports the oldest position. A reader whose cursor
-//! the stream's retention passed is told how many positions it lost
-//! (`skipped`); holes the per-subject cap leaves inside the stream belong
-//! to other sources and are not counted against a reader.
+//! the stream's retention passed is told how many entries it lost
+//! (`skipped`: the messages removed times the envelopes per message this
+//! node has seen on average, an estimate, since the removed messages
+//! cannot be counted any more); holes the per-subject cap leaves inside
+//! the stream belong to other sources and are not counted against a
+//! reader. A drain's `behind` is estimated the same way ([`Log::distance`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::stream::Stream as JsStream;
 use bytes::Bytes;
-use envelope::{Entry, Envelope, Selector};
+use envelope::{Envelope, Selector};
 use futures_util::StreamExt;
 use parking_lot::{Mutex, RwLock};
-use prost::Message as _;
 use sluice_log::{
-    nudge, ApiError, Cursor, Log, LogBounds, LogFuture, LogStats, Position, ReadPage, RecentCache,
-    Retained, SourceMeta, StoredEntry,
+    nudge, recent_by_windows, ApiError, Cursor, Log, LogBounds, LogFuture, LogStats, Position,
+    ReadPage, RecentCache, Retained, SourceMeta, StoredEntry,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
 use crate::connect::{Cluster, SUBJECT_PREFIX};
-use crate::publish::{Outgoing, Publisher};
+use crate::follow::{follow, next_message, ordered, remote};
+use crate::message::{index_of, pack, position, seq_of, unpack};
+use crate::publish::Publisher;
 use crate::subject;
 
-/// How long a page read waits for the next message before it gives up.
-const READ_WAIT: Duration = Duration::from_secs(5);
 /// Per-source newest timestamps kept for stamping at most; beyond, the
 /// table starts afresh (a source then may keep a tie once).
 const MAX_STAMPED_SOURCES: usize = 100_000;
 /// Sources whose first and last messages `meta` looks up at once.
 const META_LOOKUPS: usize = 32;
-/// Bytes of an envelope at most (the stream refuses larger messages).
-pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// The cluster's log. Cheap to clone.
 #[derive(Clone)]
@@ -88,9 +89,13 @@ struct Inner {
     cache: RwLock<RecentCache>,
     /// The position after the newest entry the follower has seen.
     end: watch::Sender<Position>,
-    /// The stream's oldest sequence, as last seen.
+    /// The stream's oldest position, as last seen.
     oldest: Mutex<Position>,
     newest_ts: Mutex<HashMap<String, i64>>,
+    /// Messages and envelopes the follower read (the envelopes per message
+    /// for estimates).
+    messages_seen: AtomicU64,
+    envelopes_seen: AtomicU64,
     metrics: Arc<metrics::Metrics>,
 }
 
@@ -105,8 +110,9 @@ impl JetStreamLog {
     ) -> Result<Self, ApiError> {
         let mut stream = cluster.stream.clone();
         let info = stream.info().await.map_err(remote("stream info"))?;
-        let end = info.state.last_sequence + 1;
-        let oldest = info.state.first_sequence.max(1);
+        let next_seq = info.state.last_sequence + 1;
+        let end = position(next_seq, 0);
+        let oldest = position(info.state.first_sequence.max(1), 0);
         let publisher = Publisher::new(
             &cluster.config.node_id,
             cluster.config.buffer_bytes,
@@ -115,17 +121,19 @@ impl JetStreamLog {
         let (end_tx, _) = watch::channel(end);
         let log = JetStreamLog {
             inner: Arc::new(Inner {
-                cache: RwLock::new(RecentCache::new(end, cluster.config.cache_bytes)),
+                cache: RwLock::new(RecentCache::sparse(end, cluster.config.cache_bytes)),
                 end: end_tx,
                 oldest: Mutex::new(oldest),
                 newest_ts: Mutex::new(HashMap::new()),
+                messages_seen: AtomicU64::new(0),
+                envelopes_seen: AtomicU64::new(0),
                 publisher: publisher.clone(),
                 cluster: cluster.clone(),
                 metrics,
             }),
         };
         tokio::spawn(publisher.run(cluster.js.clone(), shutdown.clone(), flush));
-        tokio::spawn(follow(log.clone(), end, shutdown.clone()));
+        tokio::spawn(follow(log.clone(), next_seq, shutdown.clone()));
         tokio::spawn(log.clone().tell_drops(shutdown));
         Ok(log)
     }
@@ -138,7 +146,7 @@ impl JetStreamLog {
         &self.inner.cluster
     }
 
-    fn stream(&self) -> &JsStream {
+    pub(crate) fn stream(&self) -> &JsStream {
         &self.inner.cluster.stream
     }
 
@@ -149,35 +157,56 @@ impl JetStreamLog {
         }
     }
 
-    /// Stamps and encodes a batch into messages.
-    fn encode(&self, batch: Vec<Envelope>) -> Vec<Outgoing> {
+    /// Envelopes per message, as this node has seen them (at least 1).
+    fn per_message(&self) -> u64 {
+        let messages = self.inner.messages_seen.load(Ordering::Relaxed).max(1);
+        (self.inner.envelopes_seen.load(Ordering::Relaxed) / messages).max(1)
+    }
+
+    /// Stamps a batch's timestamps per source.
+    fn stamp(&self, batch: &mut [Envelope]) {
         let mut newest = self.inner.newest_ts.lock();
         if newest.len() > MAX_STAMPED_SOURCES {
             newest.clear();
         }
-        let mut out = Vec::with_capacity(batch.len());
-        let mut too_large = 0u64;
-        for mut env in batch {
+        for env in batch {
             let slot = match newest.get_mut(&env.source_id) {
                 Some(slot) => slot,
                 None => newest.entry(env.source_id.clone()).or_insert(i64::MIN),
             };
             env.timestamp = nudge(slot, env.timestamp);
-            let mut buf = Vec::with_capacity(env.approx_size() + 16);
-            env.encode_into(&mut buf);
-            if buf.len() > MAX_MESSAGE_BYTES {
-                too_large += 1;
-                continue;
-            }
-            out.push(Outgoing {
-                subject: subject::subject_for(SUBJECT_PREFIX, &env),
-                payload: Bytes::from(buf),
-            });
         }
-        if too_large > 0 {
-            self.inner.metrics.count_drop("too_large", too_large);
-        }
-        out
+    }
+
+    /// What the follower read: into the cache, and the end moves.
+    pub(crate) fn followed(&self, batch: Vec<StoredEntry>, messages: u64, next: Position) {
+        self.inner
+            .messages_seen
+            .fetch_add(messages, Ordering::Relaxed);
+        self.inner
+            .envelopes_seen
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let evicted = self.inner.cache.write().extend(batch);
+        drop(evicted);
+        self.inner.end.send_if_modified(|end| {
+            let moved = next > *end;
+            *end = (*end).max(next);
+            moved
+        });
+    }
+
+    /// Reads the stream's oldest sequence (retention moves it); returns
+    /// its last sequence, when the stream answered.
+    pub(crate) async fn refresh_oldest(&self) -> Option<u64> {
+        let mut stream = self.stream().clone();
+        let info = tokio::time::timeout(Duration::from_secs(5), stream.info())
+            .await
+            .ok()?
+            .ok()?;
+        let first = position(info.state.first_sequence.max(1), 0);
+        *self.inner.oldest.lock() = first;
+        self.inner.cache.write().remove_below(first);
+        Some(info.state.last_sequence)
     }
 
     /// A page read from the stream itself, from `next` on.
@@ -195,167 +224,45 @@ impl JetStreamLog {
             skipped,
             caught_up: false,
         };
-        let messages = ordered(
-            self.stream(),
-            format!("{SUBJECT_PREFIX}.>"),
-            DeliverPolicy::ByStartSequence {
-                start_sequence: next.max(1),
-            },
-        )
-        .await?;
-        tokio::pin!(messages);
+        let mut messages =
+            ordered(self.stream(), format!("{SUBJECT_PREFIX}.>"), seq_of(next)).await?;
         let budget = limit.saturating_mul(16).clamp(1024, 65_536);
-        let mut bytes = 0usize;
-        for _ in 0..budget {
-            if page.entries.len() >= limit || bytes >= sluice_log::PAGE_BYTES {
-                break;
+        let (mut bytes, mut examined) = (0usize, 0usize);
+        'messages: while let Some(read) = next_message(&mut messages).await? {
+            let entries = unpack(read.seq, read.payload);
+            if entries.is_empty() {
+                // Not an envelope batch: passed over like a damaged record.
+                page.skipped += 1;
             }
-            let Some((stored, pending)) = next_stored(&mut messages).await? else {
-                break;
-            };
-            page.next_cursor = Cursor::after(stored.position);
-            if selector.matches(&stored.entry) {
-                bytes += stored.entry.envelope.approx_size();
-                page.entries.push(stored);
+            for stored in entries {
+                if stored.position < next {
+                    continue;
+                }
+                if page.entries.len() >= limit
+                    || bytes >= sluice_log::PAGE_BYTES
+                    || examined >= budget
+                {
+                    break 'messages;
+                }
+                examined += 1;
+                page.next_cursor = Cursor::after(stored.position);
+                if selector.matches(&stored.entry) {
+                    bytes += stored.entry.envelope.approx_size();
+                    page.entries.push(stored);
+                }
             }
-            if pending == 0 {
+            page.next_cursor = page.next_cursor.max(Cursor::at(position(read.seq + 1, 0)));
+            if read.pending == 0 {
                 break;
             }
         }
         page.caught_up = page.next_cursor.next() >= end.max(*self.inner.end.borrow());
         Ok(page)
     }
-}
 
-/// The next message of an ordered consumer as a stored entry, and how many
-/// are pending after it; `None` when none came within [`READ_WAIT`] (the
-/// stream is at its end).
-async fn next_stored<S>(messages: &mut S) -> Result<Option<(StoredEntry, u64)>, ApiError>
-where
-    S: futures_util::Stream<Item = Result<async_nats::jetstream::Message, pull::OrderedError>>
-        + Unpin,
-{
-    loop {
-        let got = tokio::time::timeout(READ_WAIT, messages.next()).await;
-        let msg = match got {
-            Err(_) | Ok(None) => return Ok(None),
-            Ok(Some(Err(e))) => return Err(remote("reading the stream")(e)),
-            Ok(Some(Ok(m))) => m,
-        };
-        let (position, pending) = match msg.info() {
-            Ok(info) => (info.stream_sequence, info.pending),
-            Err(_) => continue,
-        };
-        let Some(entry) = decode(position, msg.payload.clone()) else {
-            // Not an envelope: skipped like a damaged record.
-            continue;
-        };
-        return Ok(Some((entry, pending)));
-    }
-}
-
-/// A stored entry from a message's payload.
-pub fn decode(position: Position, payload: Bytes) -> Option<StoredEntry> {
-    let envelope = Envelope::decode(payload).ok()?;
-    let mut entry = Entry::new(envelope);
-    entry.seq = position;
-    Some(StoredEntry {
-        position,
-        entry: Arc::new(entry),
-    })
-}
-
-/// An ordered (ephemeral, in-memory, single-replica) consumer's messages.
-async fn ordered(
-    stream: &JsStream,
-    filter_subject: String,
-    deliver_policy: DeliverPolicy,
-) -> Result<pull::Ordered, ApiError> {
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subject,
-            deliver_policy,
-            ..Default::default()
-        })
-        .await
-        .map_err(remote("creating a reader"))?;
-    consumer
-        .messages()
-        .await
-        .map_err(remote("reading the stream"))
-}
-
-fn remote<E: std::fmt::Display>(op: &'static str) -> impl Fn(E) -> ApiError {
-    move |e| ApiError::Remote {
-        op,
-        detail: e.to_string(),
-    }
-}
-
-/// The node's follower: reads every new message into the cache and moves
-/// the end, until shutdown; an ordered consumer recreates itself across
-/// server restarts, and a failed one is opened again where it stopped.
-async fn follow(log: JetStreamLog, mut next: Position, shutdown: CancellationToken) {
-    let mut refresh = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        let opened = tokio::select! {
-            o = ordered(
-                log.stream(),
-                format!("{SUBJECT_PREFIX}.>"),
-                DeliverPolicy::ByStartSequence { start_sequence: next.max(1) },
-            ) => o,
-            _ = shutdown.cancelled() => return,
-        };
-        let mut messages = match opened {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "cannot follow the cluster's stream; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = shutdown.cancelled() => return,
-                }
-            }
-        };
-        let mut batch = Vec::new();
-        loop {
-            tokio::select! {
-                m = messages.next() => match m {
-                    Some(Ok(msg)) => {
-                        let Ok(info) = msg.info() else { continue };
-                        let position = info.stream_sequence;
-                        let pending = info.pending;
-                        if position < next {
-                            continue;
-                        }
-                        if let Some(stored) = decode(position, msg.payload.clone()) {
-                            batch.push(stored);
-                        }
-                        next = position + 1;
-                        if pending == 0 || batch.len() >= 512 {
-                            log.publish_followed(std::mem::take(&mut batch), next);
-                        }
-                    }
-                    Some(Err(e)) => {
-                        log.publish_followed(std::mem::take(&mut batch), next);
-                        warn!(error = %e, "following the cluster's stream failed; reopening");
-                        break;
-                    }
-                    None => {
-                        log.publish_followed(std::mem::take(&mut batch), next);
-                        break;
-                    }
-                },
-                _ = refresh.tick() => log.refresh_oldest().await,
-                _ = shutdown.cancelled() => return,
-            }
-        }
-    }
-}
-
-impl JetStreamLog {
     /// Tells what the buffer dropped, in sluice's own stream, once the
     /// cluster takes messages again: `sluice: N messages dropped since T
-    /// (the cluster did not acknowledge them)`, from source `sluice`.
+    /// (…)`, from source `sluice`.
     async fn tell_drops(self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -387,30 +294,60 @@ impl JetStreamLog {
         }
     }
 
-    /// Adds what the follower read to the cache and moves the end.
-    fn publish_followed(&self, batch: Vec<StoredEntry>, next: Position) {
-        let evicted = self.inner.cache.write().extend(batch);
-        drop(evicted);
-        self.inner.end.send_if_modified(|end| {
-            let moved = next > *end;
-            *end = (*end).max(next);
-            moved
-        });
+    /// The newest entries in the cache that `keep`, newest first, up to
+    /// `limit`; and whether the cache holds the whole stream (then what it
+    /// lacks does not exist).
+    fn scan_cache(
+        &self,
+        limit: usize,
+        keep: impl Fn(&StoredEntry) -> bool,
+    ) -> (Vec<StoredEntry>, bool) {
+        let cache = self.inner.cache.read();
+        let whole = cache.first() <= *self.inner.oldest.lock();
+        let found: Vec<StoredEntry> = cache
+            .newest_first()
+            .filter(|e| keep(e))
+            .take(limit)
+            .cloned()
+            .collect();
+        (found, whole)
     }
 
-    async fn refresh_oldest(&self) {
-        let mut stream = self.stream().clone();
-        if let Ok(info) = stream.info().await {
-            let first = info.state.first_sequence.max(1);
-            *self.inner.oldest.lock() = first;
-            self.inner.cache.write().remove_below(first);
-        }
+    /// The timestamps of a subject's first and last messages.
+    async fn subject_ends(&self, subj: &str) -> [Option<i64>; 2] {
+        let first_ts = |payload: Bytes| {
+            unpack(0, payload)
+                .first()
+                .map(|e| e.entry.envelope.timestamp)
+        };
+        let last_ts = |payload: Bytes| {
+            unpack(0, payload)
+                .last()
+                .map(|e| e.entry.envelope.timestamp)
+        };
+        let first = self
+            .stream()
+            .get_first_raw_message_by_subject(subj, 1)
+            .await
+            .ok()
+            .and_then(|m| first_ts(m.payload));
+        let last = self
+            .stream()
+            .get_last_raw_message_by_subject(subj)
+            .await
+            .ok()
+            .and_then(|m| last_ts(m.payload));
+        [first, last]
     }
 }
 
 impl Log for JetStreamLog {
-    fn append(&self, batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>> {
-        let messages = self.encode(batch);
+    fn append(&self, mut batch: Vec<Envelope>) -> LogFuture<'_, Vec<Position>> {
+        self.stamp(&mut batch);
+        let (messages, too_large) = pack(SUBJECT_PREFIX, batch);
+        if too_large > 0 {
+            self.inner.metrics.count_drop("too_large", too_large);
+        }
         self.inner.publisher.push(messages);
         Box::pin(async { Ok(Vec::new()) })
     }
@@ -427,40 +364,42 @@ impl Log for JetStreamLog {
             if limit == 0 || start_ns >= end_ns {
                 return Ok(Vec::new());
             }
-            if let Some(found) =
-                self.read_source_cached(source_id, start_ns, end_ns, limit, descending)
-            {
-                return Ok(found);
-            }
-            let filter = subject::source_filter(SUBJECT_PREFIX, source_id);
-            let mut stream = self.stream().clone();
-            let info = stream.info().await.map_err(remote("stream info"))?.clone();
-            if info.state.messages == 0 {
-                return Ok(Vec::new());
-            }
-            let messages = ordered(self.stream(), filter, DeliverPolicy::All).await?;
-            tokio::pin!(messages);
-            let mut found: std::collections::VecDeque<StoredEntry> = Default::default();
-            let cap = self.inner.cluster.config.max_per_subject.max(1) as usize * 2;
-            for _ in 0..cap {
-                let Some((stored, pending)) = next_stored(&mut messages).await? else {
-                    break;
-                };
-                let ts = stored.entry.envelope.timestamp;
-                if stored.entry.envelope.source_id == source_id && ts >= start_ns && ts < end_ns {
-                    found.push_back(stored);
-                    if descending && found.len() > limit {
-                        found.pop_front();
+            let of_source = |e: &StoredEntry| {
+                e.entry.envelope.source_id == source_id
+                    && (start_ns..end_ns).contains(&e.entry.envelope.timestamp)
+            };
+            // From the cache when it can answer: the newest `limit` are
+            // there, or the cache holds the whole stream.
+            let (mut found, whole) =
+                self.scan_cache(if descending { limit } else { usize::MAX }, of_source);
+            if !(whole || (descending && found.len() >= limit)) {
+                // The stream itself: the source's subjects from their start.
+                found.clear();
+                let mut kept: VecDeque<StoredEntry> = VecDeque::new();
+                let filter = subject::source_filter(SUBJECT_PREFIX, source_id);
+                let mut messages = ordered(self.stream(), filter, 1).await?;
+                let cap = self.inner.cluster.config.max_per_subject.max(1) as usize * 2;
+                'read: for _ in 0..cap {
+                    let Some(read) = next_message(&mut messages).await? else {
+                        break;
+                    };
+                    for stored in unpack(read.seq, read.payload) {
+                        if of_source(&stored) {
+                            kept.push_back(stored);
+                            if descending && kept.len() > limit {
+                                kept.pop_front();
+                            }
+                            if !descending && kept.len() >= limit {
+                                break 'read;
+                            }
+                        }
                     }
-                    if !descending && found.len() >= limit {
+                    if read.pending == 0 {
                         break;
                     }
                 }
-                if pending == 0 {
-                    break;
-                }
+                found = kept.into();
             }
-            let mut found: Vec<StoredEntry> = found.into();
             found.sort_by_key(|e| (e.entry.envelope.timestamp, e.position));
             if descending {
                 found.reverse();
@@ -478,24 +417,28 @@ impl Log for JetStreamLog {
     ) -> LogFuture<'a, ReadPage> {
         Box::pin(async move {
             let bounds = self.bounds();
-            // Stream sequences start at 1: the start of the log is 1.
-            let cursor = Cursor::at(cursor.next().max(1));
-            if let Some(page) = self
-                .inner
-                .cache
-                .read()
-                .read_from(bounds, cursor, selector, limit)
-            {
-                return Ok(page);
+            let floor = bounds.oldest.unwrap_or(position(1, 0));
+            // Below the oldest message: what retention removed (an
+            // estimate in envelopes, see the module docs).
+            let mut next = cursor.next().max(position(1, 0)).min(bounds.next);
+            let mut skipped = 0;
+            if next < floor {
+                skipped = (seq_of(floor) - seq_of(next)) * self.per_message();
+                skipped = skipped.saturating_sub(index_of(next));
+                next = floor;
             }
-            let floor = bounds.oldest.unwrap_or(1);
-            let next = cursor.next().max(1);
-            let (next, skipped) = if next < floor {
-                (floor, floor - next)
-            } else {
-                (next, 0)
-            };
-            self.read_remote(next, skipped, selector, limit).await
+            let cached =
+                self.inner
+                    .cache
+                    .read()
+                    .read_from(bounds, Cursor::at(next), selector, limit);
+            match cached {
+                Some(mut page) => {
+                    page.skipped += skipped;
+                    Ok(page)
+                }
+                None => self.read_remote(next, skipped, selector, limit).await,
+            }
         })
     }
 
@@ -580,8 +523,10 @@ impl Log for JetStreamLog {
                     }
                 }
             }
+            let per_message = self.per_message();
             // Two lookups per subject (its first and last message), up to
-            // META_LOOKUPS at once.
+            // META_LOOKUPS at once. Counts are messages times the
+            // envelopes per message seen (an estimate).
             let out = futures_util::stream::iter(counts.into_iter().take(limit))
                 .map(|(source, subjects)| async move {
                     let mut meta = SourceMeta {
@@ -591,7 +536,7 @@ impl Log for JetStreamLog {
                         newest_timestamp: i64::MIN,
                     };
                     for (subj, n) in subjects {
-                        meta.count += n;
+                        meta.count += n * per_message;
                         for ts in self.subject_ends(&subj).await.into_iter().flatten() {
                             meta.oldest_timestamp = meta.oldest_timestamp.min(ts);
                             meta.newest_timestamp = meta.newest_timestamp.max(ts);
@@ -614,11 +559,13 @@ impl Log for JetStreamLog {
         Box::pin(async move {
             let mut stream = self.stream().clone();
             let info = stream.info().await.map_err(remote("stream info"))?;
+            let per_message = self.per_message();
             let cache = self.inner.cache.read();
             Ok(LogStats {
-                next_position: info.state.last_sequence + 1,
-                oldest_position: (info.state.messages > 0).then_some(info.state.first_sequence),
-                entries: info.state.messages,
+                next_position: position(info.state.last_sequence + 1, 0),
+                oldest_position: (info.state.messages > 0)
+                    .then(|| position(info.state.first_sequence, 0)),
+                entries: info.state.messages * per_message,
                 sources: info.state.subjects_count,
                 bytes: info.state.bytes,
                 sync_errors: 0,
@@ -627,63 +574,30 @@ impl Log for JetStreamLog {
             })
         })
     }
-}
 
-impl JetStreamLog {
-    /// [`Log::read_source`] from the cache, when it can answer: it holds
-    /// the whole stream, or (newest first) `limit` matches already — the
-    /// newest of a source are in the cache while it keeps up.
-    fn read_source_cached(
-        &self,
-        source_id: &str,
-        start_ns: i64,
-        end_ns: i64,
+    fn recent<'a>(
+        &'a self,
+        selector: &'a Selector,
+        after_ns: i64,
         limit: usize,
-        descending: bool,
-    ) -> Option<Vec<StoredEntry>> {
-        let cache = self.inner.cache.read();
-        let whole = cache.first() <= *self.inner.oldest.lock()
-            && cache.len() as u64 >= self.bounds().next.saturating_sub(cache.first());
-        if !whole && !descending {
-            return None;
-        }
-        let mut found: Vec<StoredEntry> = Vec::new();
-        for e in cache.newest_first() {
-            let env = &e.entry.envelope;
-            if env.source_id == source_id && (start_ns..end_ns).contains(&env.timestamp) {
-                found.push(e.clone());
-                if descending && found.len() >= limit {
-                    break;
-                }
+    ) -> LogFuture<'a, Vec<StoredEntry>> {
+        Box::pin(async move {
+            let (mut found, whole) = self.scan_cache(limit, |e| {
+                e.entry.envelope.timestamp > after_ns && selector.matches(&e.entry)
+            });
+            if found.len() >= limit || whole {
+                found.reverse();
+                return Ok(found);
             }
-        }
-        if found.len() < limit && !whole {
-            return None;
-        }
-        found.sort_by_key(|e| (e.entry.envelope.timestamp, e.position));
-        if descending {
-            found.reverse();
-        }
-        found.truncate(limit);
-        Some(found)
+            recent_by_windows(self, selector, after_ns, limit).await
+        })
     }
 
-    /// The timestamps of a subject's first and last messages.
-    async fn subject_ends(&self, subj: &str) -> [Option<i64>; 2] {
-        let ts = |payload: Bytes| Envelope::decode(payload).ok().map(|e| e.timestamp);
-        let first = self
-            .stream()
-            .get_first_raw_message_by_subject(subj, 1)
-            .await
-            .ok()
-            .and_then(|m| ts(m.payload));
-        let last = self
-            .stream()
-            .get_last_raw_message_by_subject(subj)
-            .await
-            .ok()
-            .and_then(|m| ts(m.payload));
-        [first, last]
+    fn distance(&self, from: Position, to: Position) -> u64 {
+        match seq_of(to).saturating_sub(seq_of(from)) {
+            0 => index_of(to).saturating_sub(index_of(from)),
+            messages => messages * self.per_message(),
+        }
     }
 }
 

@@ -217,10 +217,16 @@ impl DrainInfo {
         }
     }
 
-    /// `end`: the log's next position, for the status's `behind`;
-    /// `owner`: the node delivering it, in a cluster.
-    fn of(r: &Running, end: Option<Position>, owner: Option<String>) -> Self {
+    /// `end`: the log's next position, for the status's `behind` (as the
+    /// log counts the distance); `owner`: the node delivering it, in a
+    /// cluster.
+    fn of(r: &Running, end: Option<Position>, owner: Option<String>, log: &dyn Log) -> Self {
         let mut view = r.status.view(end);
+        view.behind = r
+            .status
+            .position()
+            .zip(end)
+            .map(|(p, e)| log.distance(p, e));
         view.owner = owner;
         let mut info = DrainInfo::new(r.spec.clone(), view);
         info.standing = r.standing;
@@ -404,12 +410,19 @@ impl DrainManager {
             .end_cursor()
             .now_or_never()
             .and_then(Result::ok);
-        if let (true, Some(end)) = (self.inner.ownership.shared(), end) {
-            // Whichever node takes the drain starts here.
-            self.commit_blocking(&name, end)?;
-        }
+        // Shared drains start where the cursor committed here says:
+        // whichever node takes the drain, whenever (a task that started as
+        // New would commit this end again when it took the drain over
+        // later, and send everything since a second time).
+        let start = match (self.inner.ownership.shared(), end) {
+            (true, Some(end)) => {
+                self.commit_blocking(&name, end)?;
+                Start::Resume
+            }
+            _ => Start::New(end),
+        };
         self.inner.definitions.save_drain(&spec)?;
-        self.launch(spec, false, Start::New(end))?;
+        self.launch(spec, false, start)?;
         info!(drain = %name, "drain added");
         self.get(&name).ok_or(DrainError::NotFound(name))
     }
@@ -532,6 +545,7 @@ impl DrainManager {
             r,
             self.log_end(),
             self.inner.ownership.owner(name),
+            self.inner.log.as_ref(),
         ))
     }
 
@@ -609,18 +623,24 @@ impl DrainManager {
             .drains
             .lock()
             .values()
-            .map(|r| DrainInfo::of(r, end, self.inner.ownership.owner(&r.spec.name)))
+            .map(|r| {
+                let owner = self.inner.ownership.owner(&r.spec.name);
+                DrainInfo::of(r, end, owner, self.inner.log.as_ref())
+            })
             .collect()
     }
 
     /// One drain, URL redacted.
     pub fn get(&self, name: &str) -> Option<DrainInfo> {
         let end = self.log_end();
-        self.inner
-            .drains
-            .lock()
-            .get(name)
-            .map(|r| DrainInfo::of(r, end, self.inner.ownership.owner(name)))
+        self.inner.drains.lock().get(name).map(|r| {
+            DrainInfo::of(
+                r,
+                end,
+                self.inner.ownership.owner(name),
+                self.inner.log.as_ref(),
+            )
+        })
     }
 
     /// The log's next position, when the log can say without waiting

@@ -113,6 +113,12 @@ impl Status {
             .store(ns.unwrap_or(NOTHING_WAITING), Ordering::Relaxed);
     }
 
+    /// The drain's cursor (the next position to deliver), once known.
+    pub fn position(&self) -> Option<u64> {
+        let position = self.position.load(Ordering::Relaxed);
+        (position != UNKNOWN_POSITION).then_some(position)
+    }
+
     /// How many positions lie between the drain's cursor and `end` (the
     /// log's next position), when both are known.
     pub fn behind(&self, end: Option<u64>) -> Option<u64> {

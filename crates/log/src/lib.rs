@@ -66,11 +66,11 @@ mod sync;
 mod writer;
 
 pub use api::{
-    check_data_dir, check_disk_log, ApiError, Cursor, CursorCheck, CursorParseError, CursorState,
-    DataDirReport, DiskLog, DiskLogConfig, Log, LogBounds, LogFuture, LogStats, MemoryLog,
-    MemoryLogConfig, Position, ReadPage, RecentCache, Retained, SourceMeta, StoredEntry,
-    DEFAULT_CACHE_BYTES, DEFAULT_MAX_AGE_NS, DEFAULT_MAX_DISK_BYTES, DEFAULT_MIN_FREE_DISK_BYTES,
-    PAGE_BYTES,
+    check_data_dir, check_disk_log, recent_by_windows, ApiError, Cursor, CursorCheck,
+    CursorParseError, CursorState, DataDirReport, DiskLog, DiskLogConfig, Log, LogBounds,
+    LogFuture, LogStats, MemoryLog, MemoryLogConfig, Position, ReadPage, RecentCache, Retained,
+    SourceMeta, StoredEntry, DEFAULT_CACHE_BYTES, DEFAULT_MAX_AGE_NS, DEFAULT_MAX_DISK_BYTES,
+    DEFAULT_MIN_FREE_DISK_BYTES, PAGE_BYTES,
 };
 pub use config::{
     LogConfig, DEFAULT_FLUSH_THRESHOLD, DEFAULT_MAX_PER_SOURCE, DEFAULT_SEGMENT_BYTES,

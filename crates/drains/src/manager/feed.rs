@@ -45,6 +45,9 @@ use crate::writers::BatchPolicy;
 /// keeps delivering: not at all (see the module docs).
 pub const COMMIT_EVERY: Duration = Duration::ZERO;
 
+/// How long a failed commit waits before it is tried again.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
+
 /// How long a feed waits before reading again when a page made no
 /// progress.
 const NO_PROGRESS_WAIT: Duration = Duration::from_millis(100);
@@ -127,6 +130,8 @@ pub(super) struct Feed {
     last_read_ns: Option<i64>,
     /// The log's end as last seen, for the `behind` gauge.
     seen_end: Cursor,
+    /// Whether the last commit failed (its warning was given).
+    commit_failing: bool,
 }
 
 impl Feed {
@@ -152,6 +157,7 @@ impl Feed {
             skipped_since: None,
             last_read_ns: None,
             seen_end: Cursor::START,
+            commit_failing: false,
         }
     }
 
@@ -344,8 +350,18 @@ impl Feed {
     async fn commit(&mut self) {
         self.last_commit = Instant::now();
         match self.log.commit(&self.consumer, self.acked).await {
-            Ok(()) => self.committed = Some(self.acked),
-            Err(e) => warn!(error = %e, "cannot commit the drain's cursor; will retry"),
+            Ok(()) => {
+                self.committed = Some(self.acked);
+                self.commit_failing = false;
+            }
+            Err(e) => {
+                // Again after COMMIT_RETRY, not at once (a cluster's KV
+                // may be away for a while); told once per failing streak.
+                self.last_commit = Instant::now() + COMMIT_RETRY;
+                if !std::mem::replace(&mut self.commit_failing, true) {
+                    warn!(error = %e, "cannot commit the drain's cursor; will retry");
+                }
+            }
         }
     }
 
@@ -367,7 +383,7 @@ impl Feed {
 
     fn show_behind(&mut self, end: Cursor) {
         self.seen_end = self.seen_end.max(end);
-        let behind = end.next().saturating_sub(self.acked.next());
+        let behind = self.log.distance(self.acked.next(), end.next());
         self.counters
             .behind
             .set(i64::try_from(behind).unwrap_or(i64::MAX));

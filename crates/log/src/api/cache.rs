@@ -81,12 +81,15 @@ pub struct Evicted(Vec<Cached>);
 
 #[derive(Debug)]
 pub struct RecentCache {
-    /// Consecutive positions `end - entries.len()..end`.
+    /// Consecutive positions `end - entries.len()..end` (sparse: growing
+    /// positions up to `end`).
     entries: VecDeque<Cached>,
     /// One past the newest cached (or, when empty, written) position.
     end: Position,
     bytes: usize,
     max_bytes: usize,
+    /// Positions may be void ([`RecentCache::sparse`]).
+    sparse: bool,
 }
 
 /// Where the log stands, as the reader sees it when a read starts.
@@ -106,12 +109,38 @@ impl RecentCache {
             end,
             bytes: 0,
             max_bytes,
+            sparse: false,
+        }
+    }
+
+    /// A cache for a log whose positions grow but leave some unused (the
+    /// cluster's: a stream message's sequence and the envelope's place in
+    /// it). It holds every entry from its first on: a position it lacks
+    /// between its first and the log's end is void, not lost, so a read
+    /// there continues with the next entry it holds.
+    pub fn sparse(end: Position, max_bytes: usize) -> Self {
+        RecentCache {
+            sparse: true,
+            ..RecentCache::new(end, max_bytes)
         }
     }
 
     /// The oldest cached position (`end` when empty).
     pub fn first(&self) -> Position {
-        self.end - self.entries.len() as Position
+        match self.entries.front() {
+            Some(c) if self.sparse => c.stored.position,
+            _ => self.end - self.entries.len() as Position,
+        }
+    }
+
+    /// The index of the first entry at or after `position`.
+    fn index_of(&self, position: Position) -> usize {
+        if self.sparse {
+            self.entries
+                .partition_point(|c| c.stored.position < position)
+        } else {
+            usize::try_from(position.saturating_sub(self.first())).unwrap_or(usize::MAX)
+        }
     }
 
     pub fn bytes(&self) -> usize {
@@ -133,10 +162,13 @@ impl RecentCache {
 
     /// The cached entry at `position`, if any.
     pub fn get(&self, position: Position) -> Option<&StoredEntry> {
-        let i = position.checked_sub(self.first())?;
+        if position < self.first() {
+            return None;
+        }
         self.entries
-            .get(usize::try_from(i).ok()?)
+            .get(self.index_of(position))
             .map(|c| &c.stored)
+            .filter(|s| s.position == position)
     }
 
     /// Adds entries just written, in position order, then evicts the oldest
@@ -152,7 +184,12 @@ impl RecentCache {
             return evicted;
         }
         for e in written {
-            if e.position != self.end {
+            let follows = if self.sparse {
+                e.position >= self.end
+            } else {
+                e.position == self.end
+            };
+            if !follows {
                 evicted.0.extend(self.entries.drain(..));
                 self.bytes = 0;
             }
@@ -214,20 +251,38 @@ impl RecentCache {
         if next >= bounds.next {
             return Some(page);
         }
-        if next < self.first() || next >= self.end {
+        let holds = if self.sparse {
+            // Every entry below the log's end is here from `first` on (so
+            // a position past the newest one is void), unless it is off.
+            self.max_bytes > 0 && next >= self.first()
+        } else {
+            next >= self.first() && next < self.end
+        };
+        if !holds {
             return None;
         }
-        let offset = (next - self.first()) as usize;
+        let offset = self.index_of(next);
         let mut bytes = 0usize;
-        for c in self.entries.range(offset..).take(scan_budget(limit)) {
+        let mut scanned = 0;
+        let budget = scan_budget(limit);
+        for c in self
+            .entries
+            .range(offset.min(self.entries.len())..)
+            .take(budget)
+        {
             if page.entries.len() >= limit || bytes >= PAGE_BYTES {
                 break;
             }
+            scanned += 1;
             next = c.stored.position + 1;
             if selector.matches(&c.stored.entry) {
                 bytes += c.envelope_bytes;
                 page.entries.push(c.stored.clone());
             }
+        }
+        if self.sparse && offset + scanned >= self.entries.len() {
+            // Past the newest entry: nothing lies before the log's end.
+            next = next.max(bounds.next);
         }
         page.next_cursor = Cursor::at(next);
         page.caught_up = next >= bounds.next.max(self.end);
@@ -318,5 +373,57 @@ mod tests {
         assert!(cache.get(9).is_none() && cache.get(20).is_none());
         let end = cache.read_from(bounds, Cursor::at(99), &all, 5).unwrap();
         assert_eq!((end.next_cursor, end.caught_up), (Cursor::at(20), true));
+    }
+
+    #[test]
+    fn a_sparse_cache_steps_over_void_positions() {
+        // Messages 1 and 2 of a stream, with 3 and 2 envelopes: positions
+        // seq << 16 | index.
+        let at = |seq: u64, i: u64| seq << 16 | i;
+        let mut cache = RecentCache::sparse(at(1, 0), usize::MAX);
+        cache.extend([at(1, 0), at(1, 1), at(1, 2), at(2, 0), at(2, 1)].map(|p| stored(p, 10)));
+        let all = Selector::all();
+        let bounds = LogBounds {
+            oldest: Some(at(1, 0)),
+            next: at(3, 0),
+        };
+        assert_eq!(cache.first(), at(1, 0));
+        assert_eq!(cache.get(at(1, 2)).map(|e| e.position), Some(at(1, 2)));
+        assert!(cache.get(at(1, 3)).is_none());
+        // From a void position: the next entry there is.
+        let page = cache
+            .read_from(bounds, Cursor::at(at(1, 3)), &all, 10)
+            .unwrap();
+        let got: Vec<u64> = page.entries.iter().map(|e| e.position).collect();
+        assert_eq!(got, vec![at(2, 0), at(2, 1)]);
+        assert_eq!(
+            (page.next_cursor, page.caught_up, page.skipped),
+            (Cursor::at(at(3, 0)), true, 0)
+        );
+        // A page that stops early resumes right after its last entry.
+        let page = cache
+            .read_from(bounds, Cursor::at(at(1, 0)), &all, 2)
+            .unwrap();
+        assert_eq!(page.next_cursor, Cursor::at(at(1, 2)));
+        assert!(!page.caught_up);
+        // Past the newest entry but before the log's end: nothing there.
+        let page = cache
+            .read_from(bounds, Cursor::at(at(2, 2)), &all, 10)
+            .unwrap();
+        assert!(page.entries.is_empty() && page.caught_up);
+        // Below the first entry (the log holds older ones): not this
+        // cache's to answer.
+        let older = LogBounds {
+            oldest: Some(at(0, 0)),
+            ..bounds
+        };
+        assert!(cache
+            .read_from(older, Cursor::at(at(0, 5)), &all, 10)
+            .is_none());
+        // Off: it answers nothing but the end.
+        let off = RecentCache::sparse(at(1, 0), 0);
+        assert!(off
+            .read_from(bounds, Cursor::at(at(2, 0)), &all, 10)
+            .is_none());
     }
 }

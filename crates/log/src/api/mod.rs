@@ -122,12 +122,19 @@ pub trait Log: Send + Sync {
     ) -> LogFuture<'a, Vec<StoredEntry>> {
         Box::pin(recent_by_windows(self, selector, after_ns, limit))
     }
+
+    /// How many entries lie from position `from` up to `to` (a drain's
+    /// `behind`): exact where positions are consecutive (the default), an
+    /// estimate where a log leaves some unused (the cluster's).
+    fn distance(&self, from: Position, to: Position) -> u64 {
+        to.saturating_sub(from)
+    }
 }
 
 /// [`Log::recent`] for any backend: reads `[start, upto)` windows from the
 /// end backwards, doubling the window, until `limit` entries matched or the
 /// oldest entry was read.
-async fn recent_by_windows<L: Log + ?Sized>(
+pub async fn recent_by_windows<L: Log + ?Sized>(
     log: &L,
     selector: &Selector,
     after_ns: i64,
