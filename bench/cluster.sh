@@ -13,7 +13,9 @@
 #
 # loggen sends RFC 5424 octet-counted syslog over TCP, SIZE-byte messages,
 # DURATION s, unthrottled. For each run it prints the messages stored
-# (embedded: appended to its log; cluster: the stream's new sequences), the
+# (embedded: appended to its log; cluster: envelopes the stream
+# acknowledged, `sluice_cluster_published_total` summed over the nodes,
+# and how many envelopes a stream message held on average), the
 # rate over loggen's start -> the last stored message, the ratio to the
 # embedded log, CPU-seconds per million stored for the sluice processes and
 # for the nats-servers, and what the nodes' buffers dropped. One machine
@@ -96,6 +98,11 @@ EOF
 }
 node_api() { curl -sf --max-time 5 "http://127.0.0.1:${NODE_HTTP[$1]}$2" 2>/dev/null || true; }
 stream_last() { json_field "$(node_api "$1" /v1/cluster)" 'd["stream"]["last_sequence"]'; }
+published() { # node... -> envelopes the stream acknowledged, summed over the nodes
+  local id s=0 v
+  for id in "$@"; do v=$(metric_sum "$(node_api "$id" /metrics)" sluice_cluster_published_total); s=$((s + ${v:-0})); done
+  echo "$s"
+}
 appended() { metric_sum "$(node_api "$1" /metrics)" sluice_log_appended_total; }
 
 # loggen against every given node at once; sets SENT, T0 (µs) and LG_PIDS.
@@ -135,8 +142,33 @@ settle() { # probe...
   done
 }
 
+# Until the stream has a leader and current followers, and a line posted
+# to each node was acknowledged (a fresh JetStream cluster elects its
+# leaders for a few seconds; measuring then measures the elections).
+wait_ready() { # node...
+  local id i ok
+  for i in $(seq 1 120); do
+    ok=$(json_field "$(node_api "$1" /v1/cluster)" '1 if d["stream"]["leader"] and all(p["current"] for p in d["stream"]["peers"]) else 0')
+    [[ $ok == 1 ]] && break
+    sleep 0.5
+  done
+  [[ $ok == 1 ]] || die "the stream has no leader with current followers after 60 s"
+  for id in "$@"; do
+    local before after
+    before=$(published "$id")
+    curl -sf -X POST -H 'Content-Type: text/plain' --data-binary 'warm up' \
+      "http://127.0.0.1:${NODE_HTTP[$id]}/logs?source_id=warmup" >/dev/null || die "cannot post to $id"
+    for i in $(seq 1 100); do
+      after=$(published "$id")
+      ((after > before)) && break
+      sleep 0.1
+    done
+    ((after > before)) || die "node $id: the stream did not acknowledge a line within 10 s"
+  done
+}
+
 declare -a ROWS
-row() { ROWS+=("$(printf '%-10s %10s %10s %11s %8s %12s %12s %8s' "$@")"); }
+row() { ROWS+=("$(printf '%-10s %10s %10s %11s %8s %12s %12s %8s %8s' "$@")"); }
 EMBEDDED_RATE=
 
 # --- embedded -----------------------------------------------------------------
@@ -151,7 +183,7 @@ stored=$((LAST - base)); sent=$(loggen_sent solo)
 secs=$(awk -v a="$T0" -v b="$T_LAST" 'BEGIN {printf "%.2f", (b - a) / 1e6}')
 EMBEDDED_RATE=$(awk -v n="$stored" -v s="$secs" 'BEGIN {printf "%.0f", n / s}')
 row embedded "$sent" "$stored" "$EMBEDDED_RATE" "1.00x" \
-  "$(awk -v c="$cpu" -v n="$stored" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", c / t / n * 1e6}')" "-" "0"
+  "$(awk -v c="$cpu" -v n="$stored" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", c / t / n * 1e6}')" "-" "0" "-"
 stop_pid "${NODE_PID[solo]}" 5
 
 # --- the cluster with K nodes -------------------------------------------------
@@ -164,12 +196,14 @@ for k in "${COUNTS[@]}"; do
     id="k$k-$j"; ids+=("$id")
     start_node "$id" --nats "$NATS_URLS" --node-id "$id"
   done
+  wait_ready "${ids[@]}"
   log "cluster-$k: $k node(s), loggen ${DURATION}s x $CONNECTIONS_PER_NODE conn x ${SIZE}B each"
   s0=0; for id in "${ids[@]}"; do s0=$((s0 + $(cpu_ticks "${NODE_PID[$id]}"))); done
   n0=$(nats_cpu)
-  base=$(stream_last "${ids[0]}"); base=${base:-0}
+  base=$(published "${ids[@]}"); m0=$(stream_last "${ids[0]}")
   run_loggen "$CONNECTIONS_PER_NODE" "${ids[@]}"
-  settle stream_last "${ids[0]}"
+  settle published "${ids[@]}"
+  messages=$(($(stream_last "${ids[0]}") - ${m0:-0}))
   s1=0; dropped=0
   for id in "${ids[@]}"; do
     s1=$((s1 + $(cpu_ticks "${NODE_PID[$id]}")))
@@ -182,7 +216,8 @@ for k in "${COUNTS[@]}"; do
   row "cluster-$k" "$sent" "$stored" "$rate" \
     "$(awk -v r="$rate" -v e="$EMBEDDED_RATE" 'BEGIN {printf "%.2fx", r / e}')" \
     "$(awk -v c="$((s1 - s0))" -v n="$stored" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", c / t / n * 1e6}')" \
-    "$(awk -v c="$ncpu" -v n="$stored" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", c / t / n * 1e6}')" "$dropped"
+    "$(awk -v c="$ncpu" -v n="$stored" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", c / t / n * 1e6}')" "$dropped" \
+    "$(awk -v n="$stored" -v m="$messages" 'BEGIN {printf "%.0f", (m > 0 ? n / m : 0)}')"
   if [[ $k != "${COUNTS[-1]}" ]]; then
     for id in "${ids[@]}"; do stop_pid "${NODE_PID[$id]}" 5; done
     stop_nats
@@ -240,7 +275,7 @@ fi
 echo
 echo "sluice $(git_rev) on $(nproc) CPUs; $("$NATS_BIN" --version 2>&1 | head -n1), 3 servers, replicas 3; loggen ${SIZE} B RFC 5424 over TCP, ${DURATION} s"
 echo "msgs/s = stored / (loggen start -> last stored); cpu-s/M = CPU seconds per million stored"
-printf '%-10s %10s %10s %11s %8s %12s %12s %8s\n' run sent stored "msgs/s" "vs emb" "sluice cpu/M" "nats cpu/M" dropped
+printf '%-10s %10s %10s %11s %8s %12s %12s %8s %8s\n' run sent stored "msgs/s" "vs emb" "sluice cpu/M" "nats cpu/M" dropped "env/msg"
 printf '%s\n' "${ROWS[@]}"
 if ((${#TAKEOVER_MS[@]})); then
   sorted=$(printf '%s\n' "${TAKEOVER_MS[@]}" | sort -n)

@@ -68,10 +68,11 @@ pub fn pack(prefix: &str, batch: Vec<Envelope>) -> (Vec<Outgoing>, u64) {
             *s == subject && *n < MAX_PER_MESSAGE && buf.len() + len + 8 <= MAX_MESSAGE_BYTES
         });
         if !fits {
-            if let Some((subject, buf, _)) = current.take() {
+            if let Some((subject, buf, n)) = current.take() {
                 out.push(Outgoing {
                     subject,
                     payload: Bytes::from(buf),
+                    envelopes: n as u32,
                 });
             }
             current = Some((subject, Vec::with_capacity(len.max(256) * 4), 0));
@@ -84,10 +85,11 @@ pub fn pack(prefix: &str, batch: Vec<Envelope>) -> (Vec<Outgoing>, u64) {
             *n += 1;
         }
     }
-    if let Some((subject, buf, _)) = current {
+    if let Some((subject, buf, n)) = current {
         out.push(Outgoing {
             subject,
             payload: Bytes::from(buf),
+            envelopes: n as u32,
         });
     }
     (out, too_large)

@@ -3,7 +3,7 @@
 //! A source never waits on the cluster (DESIGN.md §1): `append` puts the
 //! batch's messages at the back of this buffer and returns; one task
 //! publishes them in order with up to [`MAX_IN_FLIGHT`] acknowledgements
-//! outstanding, so a round trip to the stream leader is paid per window,
+//! ([`MAX_IN_FLIGHT_BYTES`]) outstanding, so a round trip to the stream leader is paid per window,
 //! not per message. Each message carries a `Nats-Msg-Id` made of the node
 //! id, the process's start time and a counter, and keeps it across
 //! retries: when an acknowledgement is lost or times out, everything not
@@ -34,8 +34,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::message::{MAX_MESSAGE_BYTES, MAX_PER_MESSAGE};
+
 /// Acknowledgements outstanding at most.
 pub const MAX_IN_FLIGHT: usize = 4096;
+/// Payload bytes outstanding at most: with messages of up to 256 KiB, a
+/// window of thousands would queue gigabytes at the stream leader and
+/// time every acknowledgement out (then all of it goes again: a spiral
+/// `bench/cluster.sh` showed with three nodes on two cores).
+pub const MAX_IN_FLIGHT_BYTES: usize = 8 << 20;
 /// The first wait after a failed publish; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -45,11 +52,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub struct Outgoing {
     pub subject: String,
     pub payload: Bytes,
+    /// Envelopes in the payload.
+    pub envelopes: u32,
 }
 
 struct Queued {
     out: Outgoing,
     id: u64,
+    /// Published at least once: it goes again exactly as it was (its
+    /// message id must keep meaning the same content).
+    sent: bool,
 }
 
 #[derive(Default)]
@@ -60,6 +72,8 @@ struct Queue {
     waiting: VecDeque<Queued>,
     /// Bytes of `waiting` and `in_flight` payloads.
     bytes: usize,
+    /// Bytes of `in_flight` payloads.
+    in_flight_bytes: usize,
     /// Dropped since the last notice.
     dropped_untold: u64,
     dropped_since_ns: Option<i64>,
@@ -123,7 +137,11 @@ impl Publisher {
         for out in messages {
             let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
             q.bytes += out.payload.len();
-            q.waiting.push_back(Queued { out, id });
+            q.waiting.push_back(Queued {
+                out,
+                id,
+                sent: false,
+            });
         }
         let mut dropped = 0u64;
         while q.bytes > self.inner.max_bytes {
@@ -210,7 +228,7 @@ impl Publisher {
             }
             // Sends wait while the window is full; acknowledgements are
             // taken as they come, and new messages are sent meanwhile.
-            let window_full = acks.len() >= MAX_IN_FLIGHT;
+            let window_full = self.window_full(acks.len());
             tokio::select! {
                 done = acks.next() => {
                     match done {
@@ -238,29 +256,42 @@ impl Publisher {
     /// Moves the oldest waiting message to in flight, if the window has
     /// room.
     fn next_to_send(&self, in_flight: usize) -> Option<(u64, Outgoing)> {
-        if in_flight >= MAX_IN_FLIGHT {
+        if self.window_full(in_flight) {
             return None;
         }
         let mut q = self.inner.queue.lock();
-        let queued = q.waiting.pop_front()?;
+        let mut queued = q.waiting.pop_front()?;
+        if !queued.sent {
+            merge_followers(&mut queued, &mut q.waiting);
+            queued.sent = true;
+        }
         let next = (queued.id, queued.out.clone());
+        q.in_flight_bytes += queued.out.payload.len();
         q.in_flight.push_back(queued);
         Some(next)
+    }
+
+    /// Whether no more may be sent before acknowledgements come back.
+    fn window_full(&self, in_flight: usize) -> bool {
+        in_flight >= MAX_IN_FLIGHT || self.inner.queue.lock().in_flight_bytes >= MAX_IN_FLIGHT_BYTES
     }
 
     /// The stream stored message `id` (acknowledgements come in order).
     fn acknowledged(&self, id: u64) {
         let mut q = self.inner.queue.lock();
-        let mut n = 0;
+        let (mut n, mut envelopes) = (0, 0);
         while q.in_flight.front().is_some_and(|f| f.id <= id) {
             if let Some(done) = q.in_flight.pop_front() {
                 q.bytes -= done.out.payload.len();
+                q.in_flight_bytes -= done.out.payload.len();
                 n += 1;
+                envelopes += u64::from(done.out.envelopes);
             }
         }
         let drained = q.in_flight.is_empty() && q.waiting.is_empty();
         drop(q);
         self.inner.published.fetch_add(n, Ordering::Relaxed);
+        self.inner.metrics.cluster_published.inc_by(envelopes);
         if drained && self.inner.degraded.swap(false, Ordering::Relaxed) {
             info!("the cluster's stream takes messages again; the node's buffer has drained");
         }
@@ -276,6 +307,7 @@ impl Publisher {
         *acks = FuturesOrdered::new();
         let mut q = self.inner.queue.lock();
         let in_flight = std::mem::take(&mut q.in_flight);
+        q.in_flight_bytes = 0;
         for queued in in_flight.into_iter().rev() {
             q.waiting.push_front(queued);
         }
@@ -304,6 +336,34 @@ impl Publisher {
     }
 }
 
+/// Folds the unsent messages right behind `head` with its subject into it,
+/// within [`MAX_PER_MESSAGE`] envelopes and [`MAX_MESSAGE_BYTES`]: while
+/// the stream keeps up, messages go as appends made them; when the buffer
+/// fills (a burst, a slow leader) they grow, which is what lets the
+/// cluster catch up. Two `EnvelopeBatch` encodings back to back are one.
+fn merge_followers(head: &mut Queued, waiting: &mut VecDeque<Queued>) {
+    let mut merged: Option<Vec<u8>> = None;
+    while let Some(next) = waiting.front() {
+        let fits = !next.sent
+            && next.out.subject == head.out.subject
+            && (head.out.envelopes + next.out.envelopes) as usize <= MAX_PER_MESSAGE
+            && head.out.payload.len() + next.out.payload.len() <= MAX_MESSAGE_BYTES;
+        if !fits {
+            break;
+        }
+        let Some(next) = waiting.pop_front() else {
+            break;
+        };
+        merged
+            .get_or_insert_with(|| head.out.payload.to_vec())
+            .extend_from_slice(&next.out.payload);
+        head.out.envelopes += next.out.envelopes;
+    }
+    if let Some(buf) = merged {
+        head.out.payload = Bytes::from(buf);
+    }
+}
+
 /// An acknowledgement being waited for, with its message's id.
 struct AckWait {
     id: u64,
@@ -323,8 +383,10 @@ mod tests {
 
     fn message(i: u8) -> Outgoing {
         Outgoing {
-            subject: "sluice.log.apptail.a".into(),
+            // A subject each, so none merge.
+            subject: format!("sluice.log.apptail.a{i}"),
             payload: Bytes::from(vec![i; 300]),
+            envelopes: 1,
         }
     }
 
@@ -363,5 +425,36 @@ mod tests {
             .filter_map(|_| publisher.next_to_send(0).map(|(_, m)| m.payload[0]))
             .collect();
         assert_eq!(order, vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn unsent_messages_of_one_subject_merge_and_a_sent_one_never_changes() {
+        let publisher = Publisher::new("n", 1 << 20, Arc::new(Metrics::default()));
+        let same = |i: u8| Outgoing {
+            subject: "sluice.log.apptail.a".into(),
+            payload: Bytes::from(vec![i; 10]),
+            envelopes: 2,
+        };
+        publisher.push(vec![same(1), same(2), message(3), same(4)]);
+        let (_, first) = publisher.next_to_send(0).expect("a message");
+        assert_eq!((first.envelopes, first.payload.len()), (4, 20));
+        assert_eq!(first.payload[10], 2, "in order");
+        // It fails; more of its subject arrive; it goes again as it was.
+        publisher.push(vec![same(5)]);
+        publisher.failed(&mut FuturesOrdered::new(), "test");
+        let (_, again) = publisher.next_to_send(0).expect("a message");
+        assert_eq!(again.payload, first.payload);
+        let rest: Vec<(u32, usize)> = (0..2)
+            .filter_map(|_| {
+                publisher
+                    .next_to_send(0)
+                    .map(|(_, m)| (m.envelopes, m.payload.len()))
+            })
+            .collect();
+        assert_eq!(
+            rest,
+            vec![(1, 300), (4, 20)],
+            "4 and 5 merge; 3 is another subject"
+        );
     }
 }

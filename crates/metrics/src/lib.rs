@@ -78,6 +78,8 @@ pub struct Metrics {
     pub log_bytes: Gauge,
     pub log_sources: Gauge,
     pub log_repairs: Counter,
+    /// Cluster nodes: envelopes the stream acknowledged.
+    pub cluster_published: Counter,
 }
 
 impl Default for Metrics {
@@ -98,6 +100,7 @@ impl Default for Metrics {
             log_entries: Gauge::default(),
             log_bytes: Gauge::default(),
             log_sources: Gauge::default(),
+            cluster_published: Counter::default(),
             log_repairs: Counter::default(),
             registry: Registry::default(),
         };
@@ -150,6 +153,11 @@ impl Default for Metrics {
             "connections",
             "Open ingest connections, by protocol",
             m.connections.clone(),
+        );
+        registry.register(
+            "cluster_published",
+            "Envelopes the cluster's stream acknowledged (cluster nodes)",
+            m.cluster_published.clone(),
         );
         registry.register(
             "log_appended",
