@@ -30,9 +30,12 @@
 # Usage: bench/cluster.sh [--no-build] [--keep]
 # Env:   DURATION=10 SIZE=256 CONNECTIONS=2 (embedded) CONNECTIONS_PER_NODE=1
 #        NODES=1,2,3 TAKEOVERS=10 NATS_BIN=/usr/sbin/nats-server
-#        LEASE_SECS=5 BUFFER_MB=256 SLUICE_BIN=target/release/sluice
+#        LEASE_SECS=5 BUFFER_MB=256 SETTLE=4 SLUICE_BIN=target/release/sluice
 set -euo pipefail
 LOG_TAG=cluster
+# A publisher waiting on acknowledgements may pause for seconds: a run ends
+# after 4 s without progress, not 1.5.
+SETTLE=${SETTLE:-4}
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
