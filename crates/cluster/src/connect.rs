@@ -88,6 +88,9 @@ pub const CURSORS: &str = "sluice_cursors";
 pub const DRAINS: &str = "sluice_drains";
 pub const LEASES: &str = "sluice_leases";
 pub const NODES: &str = "sluice_nodes";
+/// How long a starting node keeps trying to create or find the stream
+/// and each bucket while JetStream settles.
+const SETUP_PATIENCE: Duration = Duration::from_secs(60);
 /// How often a node writes its heartbeat; it counts as gone after three
 /// missed ones (the bucket's `max_age`).
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -231,10 +234,12 @@ async fn ensure_stream(
         discard: stream::DiscardPolicy::Old,
         ..Default::default()
     };
-    // Retried: right after a cluster forms, JetStream may not have a
-    // meta leader for a few seconds.
+    // Retried: right after a cluster forms, JetStream may have no meta
+    // leader, or not know every peer yet ("no suitable peers for
+    // placement"), for a while.
     let mut last = String::new();
-    for _ in 0..60 {
+    let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
+    while tokio::time::Instant::now() < deadline {
         match js.get_or_create_stream(wanted.clone()).await {
             Ok(s) => return Ok(s),
             Err(e) => last = e.to_string(),
@@ -276,7 +281,8 @@ async fn ensure_bucket(
         ..Default::default()
     };
     let mut last = String::new();
-    for _ in 0..60 {
+    let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
+    while tokio::time::Instant::now() < deadline {
         if let Ok(kv) = js.get_key_value(bucket).await {
             return Ok(kv);
         }

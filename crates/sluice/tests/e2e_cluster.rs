@@ -22,6 +22,17 @@ use support::nats::{nats_servers, start_node, NatsCluster};
 use support::reads::{assert_exactly_once, numbers, settled_entries};
 use support::*;
 
+/// One cluster test at a time: each starts three nats-servers and up to
+/// three nodes, and a 2-core machine running three of them at once spent
+/// its time electing JetStream leaders.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn lines(app_prefix: &str, from: u64, to: u64) -> Vec<String> {
     (from..=to).map(|i| format!("{app_prefix} {i}")).collect()
 }
@@ -36,6 +47,7 @@ fn numbered(texts: impl IntoIterator<Item = String>) -> Vec<u64> {
 
 #[test]
 fn every_node_reads_tails_and_firehoses_what_any_node_took_in() {
+    let _serial = one_at_a_time();
     const N: u64 = 2000;
     for (label, bin) in nats_servers() {
         let nats = NatsCluster::start(&bin, 3);
@@ -99,11 +111,16 @@ fn every_node_reads_tails_and_firehoses_what_any_node_took_in() {
         assert_exactly_once(&fired, N, &format!("{label}: firehose on C"));
 
         // Log Cache's meta on C, and the stream as `sluice cluster status` shows it.
+        // In a cluster the count is an estimate (a subject's messages times
+        // the envelopes its first and last messages hold; README, Cluster).
         let meta: serde_json::Value = serde_json::from_str(&c.get("/api/v1/meta")).expect("meta");
-        assert_eq!(
-            meta["meta"]["numbered"]["count"],
-            N.to_string(),
-            "{label}: {meta}"
+        let count: u64 = meta["meta"]["numbered"]["count"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .expect("a count for the source");
+        assert!(
+            (N * 8 / 10..=N * 12 / 10).contains(&count),
+            "{label}: about {N}: {meta}"
         );
         let (code, out, err) = c.cli(&["cluster", "status"]);
         assert_eq!(code, 0, "{label}: {out}{err}");
@@ -176,6 +193,7 @@ fn owner(nodes: &[&ServerProcess], drain: &str) -> Option<String> {
 
 #[test]
 fn a_drain_moves_to_another_node_when_its_owner_is_killed() {
+    let _serial = one_at_a_time();
     const N: u64 = 6000;
     for (label, bin) in nats_servers() {
         let nats = NatsCluster::start(&bin, 3);
@@ -259,6 +277,7 @@ fn a_drain_moves_to_another_node_when_its_owner_is_killed() {
 
 #[test]
 fn ingest_and_drains_go_on_without_a_nats_server_and_catch_up_after_all_return() {
+    let _serial = one_at_a_time();
     for (label, bin) in nats_servers() {
         let mut nats = NatsCluster::start(&bin, 3);
         let extra = ["--allow-drain-ranges", "127.0.0.0/8"];
